@@ -1,0 +1,68 @@
+# Group Admin — the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+MANAGE := $(PY) manage.py
+CHROMIUM ?= /usr/bin/chromium
+
+# The development server runs with DEBUG on unless .env or the environment says otherwise.
+RUN_ENV := DEBUG=$${DEBUG:-true}
+
+.PHONY: help setup setup-dev browser run test test-fast lint format migrate clean
+
+help:
+	@echo "make run    set up, migrate, seed the sandbox and serve http://127.0.0.1:8000"
+	@echo "make test   set up, lint and run the whole test suite (browser tests included)"
+	@echo "make lint   ruff check and ruff format --check"
+	@echo "make format apply ruff's fixes and formatting"
+
+$(PY):
+	@python=$$(scripts/find-python) && echo "Creating $(VENV) with $$python" && "$$python" -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $(VENV)/.runtime-installed $@
+
+setup: $(VENV)/.runtime-installed
+
+setup-dev: $(VENV)/.dev-installed
+
+# Browser tests drive Debian's Chromium; Playwright's own browser download cannot work offline.
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		echo "Installing Chromium for the browser tests (apt-get)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+		|| { echo "Could not install chromium; install it or set CHROMIUM=/path/to/chromium" >&2; exit 1; }; \
+	fi
+
+migrate: setup
+	$(RUN_ENV) $(MANAGE) migrate --no-input
+
+run: migrate
+	$(RUN_ENV) $(MANAGE) runserver 127.0.0.1:8000
+
+lint: setup-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: setup-dev browser lint
+	CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Everything but the browser tests, for a quick loop while editing.
+test-fast: setup-dev
+	$(VENV)/bin/pytest -m "not browser" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles artifacts

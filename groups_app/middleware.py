@@ -1,0 +1,120 @@
+"""Request ids for the logs, and the one place upstream failures become pages."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import uuid
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django_htmx.http import retarget
+
+from groups_app.segment import (
+    AuthenticationFailed,
+    NotFound,
+    RateLimited,
+    SegmentError,
+    Unavailable,
+)
+
+logger = logging.getLogger("groups_app.errors")
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdLogFilter(logging.Filter):
+    """Adds the current request id to every log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+class RequestIdMiddleware:
+    """Gives each request an id (or keeps a sane incoming X-Request-ID) for logs and audit."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        request.id = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request.id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request.id
+        return response
+
+
+def describe_segment_error(exc: SegmentError) -> tuple[int, str, str]:
+    """Status, title and a message a person can act on, for an upstream failure."""
+    if isinstance(exc, NotFound):
+        return 404, "Not found", "That group does not exist in Segment. It may have been deleted."
+    if isinstance(exc, AuthenticationFailed):
+        return (
+            502,
+            "Segment rejected the API token",
+            "Segment rejected the API token — check SEGMENT_API_TOKEN and its scopes.",
+        )
+    if isinstance(exc, RateLimited):
+        seconds = max(1, round(exc.retry_after))
+        return 429, "Rate limited", f"Segment is rate-limiting requests; try again in {seconds} s."
+    if isinstance(exc, Unavailable):
+        return (
+            503,
+            "Segment is not responding",
+            f"Segment is not responding. {_after_first_sentence(exc.message)}".strip(),
+        )
+    return 502, "Unexpected answer from Segment", exc.message
+
+
+def _after_first_sentence(message: str) -> str:
+    """Keep a mutation's "may or may not have been applied" warning, drop the generic part."""
+    marker = "The change may or may not have been applied."
+    return marker if marker in message else "Try again in a moment."
+
+
+class SegmentErrorMiddleware:
+    """Renders any SegmentError that a view let through as a banner, never a 500 page.
+
+    Full requests get an error page; htmx requests get the message inside the
+    region they were going to swap (or the page banner when they had no target).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, SegmentError):
+            return None
+        status, title, message = describe_segment_error(exception)
+        logger.warning("Upstream failure on %s %s: %s", request.method, request.path, exception)
+        context = {
+            "error_title": title,
+            "error_message": message,
+            "error_status": status,
+            "retry_url": request.get_full_path() if request.method == "GET" else "",
+            "groups_url": reverse("groups:list"),
+        }
+        htmx = getattr(request, "htmx", None)
+        if htmx and htmx.target:
+            context["target_id"] = htmx.target
+            response = render(request, "groups_app/error.html#error-region", context, status=status)
+        elif htmx:
+            context["banner_message"] = message
+            response = render(request, "base.html#banner", context, status=status)
+            retarget(response, "#banner")
+        else:
+            response = render(request, "groups_app/error.html", context, status=status)
+        if isinstance(exception, RateLimited):
+            response["Retry-After"] = str(max(1, round(exception.retry_after)))
+        return response

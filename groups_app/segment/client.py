@@ -1,0 +1,509 @@
+"""A typed client of Segment's Public API (IAM Groups and Roles).
+
+Plain Python: no Django imports. One method per API operation; envelopes are
+unwrapped and statuses mapped to typed errors in `_request()` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import requests
+
+from .errors import (
+    AuthenticationFailed,
+    NotFound,
+    RateLimited,
+    SegmentError,
+    Unavailable,
+    ValidationFailed,
+)
+from .models import Page, Permission, Role, User, UserGroup
+
+__version__ = "1.0"
+
+logger = logging.getLogger("groups_app.segment")
+
+T = TypeVar("T")
+
+ACCEPT = "application/vnd.segment.v1+json"
+USER_AGENT = f"GroupAdmin/{__version__} (+internal dashboard) python-requests/{requests.__version__}"
+ID_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
+ADD_BATCH_SIZE = 100
+MAX_URL_LENGTH = 6 * 1024
+RETRYABLE_READ_STATUSES = frozenset({502, 503, 504})
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Adds the bearer token to each request while keeping it out of every repr."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "<bearer token redacted>"
+
+
+def normalize_emails(emails: Iterable[str]) -> list[str]:
+    """Trim, lower-case and de-duplicate emails, keeping their first-seen order."""
+    seen: dict[str, None] = {}
+    for raw in emails:
+        cleaned = str(raw).strip().lower()
+        if cleaned:
+            seen.setdefault(cleaned, None)
+    return list(seen)
+
+
+def check_id(value: str, what: str = "user_group_id") -> str:
+    """Return `value` if it is a Segment identifier (letters and digits), else raise ValueError."""
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        raise ValueError(f"{what} must be letters and digits only, got {value!r}")
+    return value
+
+
+class SegmentClient:
+    """Client of the Public API's IAM Groups endpoints.
+
+    Reads are retried on 429, 502/503/504 and connection failures; mutations are
+    retried only on 429 (the API guarantees a 429 was not performed).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float | tuple[float, float] = (3.05, 15),
+        max_retries: int = 3,
+        session: requests.Session | None = None,
+        max_retry_wait: float = 30.0,
+        page_size: int = 200,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.max_retry_wait = max_retry_wait
+        self.page_size = page_size
+        self._sleep = sleep
+        self._now = now
+        self._auth = _BearerAuth(token)
+        self.session = session or requests.Session()
+        self.session.headers.update({"Accept": ACCEPT, "User-Agent": USER_AGENT})
+
+    def __repr__(self) -> str:
+        return f"SegmentClient(base_url={self.base_url!r})"
+
+    # -- user groups ---------------------------------------------------------------
+
+    def list_user_groups(self, *, count: int = 50, cursor: str | None = None) -> Page[UserGroup]:
+        """One page of the workspace's user groups.
+
+        Raises:
+            SegmentError: any failure of the call (see errors.py for the subclasses).
+        """
+        data = self._request("GET", "/groups", params=self._pagination(count, cursor))
+        return self._page(data, "userGroups", UserGroup.from_payload)
+
+    def iter_user_groups(self) -> Iterator[UserGroup]:
+        """Every user group, following cursors to the last page."""
+        return self._iterate(lambda cursor: self.list_user_groups(count=self.page_size, cursor=cursor))
+
+    def get_user_group(self, user_group_id: str) -> UserGroup:
+        """One user group with its permissions.
+
+        Raises:
+            NotFound: no such group.
+        """
+        data = self._request("GET", f"/groups/{check_id(user_group_id)}")
+        return self._parse(data, "userGroup", UserGroup.from_payload)
+
+    def create_user_group(self, name: str) -> UserGroup:
+        """Create a user group.
+
+        Raises:
+            ValidationFailed: the name was refused (field `name`).
+        """
+        data = self._request("POST", "/groups", json={"name": name})
+        return self._parse(data, "userGroup", UserGroup.from_payload)
+
+    def update_user_group(self, user_group_id: str, name: str) -> UserGroup:
+        """Rename a user group.
+
+        Raises:
+            NotFound, ValidationFailed.
+        """
+        data = self._request("PATCH", f"/groups/{check_id(user_group_id)}", json={"name": name})
+        return self._parse(data, "userGroup", UserGroup.from_payload)
+
+    def delete_user_group(self, user_group_id: str) -> None:
+        """Delete a user group; its members lose the access it granted.
+
+        Raises:
+            NotFound.
+        """
+        self._request("DELETE", f"/groups/{check_id(user_group_id)}")
+
+    # -- members and invites -------------------------------------------------------
+
+    def list_users_from_user_group(
+        self, user_group_id: str, *, count: int = 50, cursor: str | None = None
+    ) -> Page[User]:
+        """One page of the workspace users in a group.
+
+        Raises:
+            NotFound: no such group.
+        """
+        data = self._request(
+            "GET",
+            f"/groups/{check_id(user_group_id)}/users",
+            params=self._pagination(count, cursor),
+        )
+        return self._page(data, "users", User.from_payload)
+
+    def iter_users_from_user_group(self, user_group_id: str) -> Iterator[User]:
+        """Every workspace user in a group."""
+        check_id(user_group_id)
+        return self._iterate(
+            lambda cursor: self.list_users_from_user_group(user_group_id, count=self.page_size, cursor=cursor)
+        )
+
+    def list_invites_from_user_group(
+        self, user_group_id: str, *, count: int = 50, cursor: str | None = None
+    ) -> Page[str]:
+        """One page of the emails invited to a group who are not yet workspace users.
+
+        Raises:
+            NotFound: no such group.
+        """
+        data = self._request(
+            "GET",
+            f"/groups/{check_id(user_group_id)}/invites",
+            params=self._pagination(count, cursor),
+        )
+        return self._page(data, "emails", _email_from_payload)
+
+    def iter_invites_from_user_group(self, user_group_id: str) -> Iterator[str]:
+        """Every pending invite of a group."""
+        check_id(user_group_id)
+        return self._iterate(
+            lambda cursor: self.list_invites_from_user_group(
+                user_group_id, count=self.page_size, cursor=cursor
+            )
+        )
+
+    def add_users_to_user_group(self, user_group_id: str, emails: Iterable[str]) -> UserGroup:
+        """Add emails to a group, at most 100 per request; unknown emails become invites.
+
+        Raises:
+            ValidationFailed, NotFound, ...: with `completed_emails` / `remaining_emails`
+            set when an earlier batch was already applied.
+        """
+        path = f"/groups/{check_id(user_group_id)}/users"
+        batches = _chunks(self._require_emails(emails), ADD_BATCH_SIZE)
+        group: UserGroup | None = None
+        for data in self._send_batches(
+            batches, lambda batch: self._request("POST", path, json={"emails": batch})
+        ):
+            group = self._parse(data, "userGroup", UserGroup.from_payload)
+        assert group is not None
+        return group
+
+    def remove_users_from_user_group(self, user_group_id: str, emails: Iterable[str]) -> None:
+        """Remove emails (members or invites) from a group, in batches that keep URLs short.
+
+        Raises:
+            NotFound, ValidationFailed, ...: with `completed_emails` / `remaining_emails`
+            set when an earlier batch was already applied.
+        """
+        path = f"/group/{check_id(user_group_id)}/users"
+        batches = self._removal_batches(path, self._require_emails(emails))
+        for _ in self._send_batches(
+            batches,
+            lambda batch: self._request(
+                "DELETE", path, params={f"emails.{i}": email for i, email in enumerate(batch)}
+            ),
+        ):
+            pass
+
+    def replace_users_in_user_group(self, user_group_id: str, emails: Iterable[str]) -> UserGroup:
+        """Set a group's members and invites to exactly `emails` (one request).
+
+        Raises:
+            NotFound, ValidationFailed.
+        """
+        path = f"/group/{check_id(user_group_id)}/users"
+        data = self._request("PUT", path, json={"emails": normalize_emails(emails)})
+        return self._parse(data, "userGroup", UserGroup.from_payload)
+
+    # -- permissions and roles -----------------------------------------------------
+
+    def add_permissions_to_user_group(
+        self, user_group_id: str, permissions: Iterable[Permission]
+    ) -> list[Permission]:
+        """Grant more roles on resources to a group.
+
+        Raises:
+            NotFound, ValidationFailed.
+        """
+        return self._send_permissions("POST", user_group_id, permissions)
+
+    def replace_permissions_for_user_group(
+        self, user_group_id: str, permissions: Iterable[Permission]
+    ) -> list[Permission]:
+        """Set a group's permissions to exactly `permissions`.
+
+        Raises:
+            NotFound, ValidationFailed.
+        """
+        return self._send_permissions("PUT", user_group_id, permissions)
+
+    def list_roles(self, *, count: int = 200, cursor: str | None = None) -> Page[Role]:
+        """One page of the workspace's IAM roles."""
+        data = self._request("GET", "/roles", params=self._pagination(count, cursor))
+        return self._page(data, "roles", Role.from_payload)
+
+    def iter_roles(self) -> Iterator[Role]:
+        """Every IAM role."""
+        return self._iterate(lambda cursor: self.list_roles(count=self.page_size, cursor=cursor))
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _send_permissions(
+        self, method: str, user_group_id: str, permissions: Iterable[Permission]
+    ) -> list[Permission]:
+        body = {"permissions": [permission.to_payload() for permission in permissions]}
+        data = self._request(method, f"/groups/{check_id(user_group_id)}/permissions", json=body)
+        return self._parse(data, "permissions", lambda items: [Permission.from_payload(p) for p in items])
+
+    @staticmethod
+    def _require_emails(emails: Iterable[str]) -> list[str]:
+        cleaned = normalize_emails(emails)
+        if not cleaned:
+            raise ValueError("at least one email is required")
+        return cleaned
+
+    def _removal_batches(self, path: str, emails: list[str]) -> list[list[str]]:
+        """Split emails so that each DELETE URL stays under MAX_URL_LENGTH."""
+        budget = MAX_URL_LENGTH - len(self.base_url + path) - 1
+        batches: list[list[str]] = []
+        batch: list[str] = []
+        used = 0
+        for email in emails:
+            cost = len(f"emails.{len(batch)}={quote(email, safe='')}&")
+            if batch and used + cost > budget:
+                batches.append(batch)
+                batch, used = [], 0
+                cost = len(f"emails.0={quote(email, safe='')}&")
+            batch.append(email)
+            used += cost
+        if batch:
+            batches.append(batch)
+        return batches
+
+    @staticmethod
+    def _send_batches(
+        batches: list[list[str]], send: Callable[[list[str]], dict[str, Any]]
+    ) -> Iterator[dict[str, Any]]:
+        """Send each batch in turn; on failure, record what was and was not applied."""
+        completed: list[str] = []
+        for index, batch in enumerate(batches):
+            try:
+                data = send(batch)
+            except SegmentError as exc:
+                exc.completed_emails = tuple(completed)
+                exc.remaining_emails = tuple(email for rest in batches[index:] for email in rest)
+                raise
+            completed.extend(batch)
+            yield data
+
+    @staticmethod
+    def _pagination(count: int, cursor: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"pagination.count": count}
+        if cursor:
+            params["pagination.cursor"] = cursor
+        return params
+
+    @staticmethod
+    def _iterate(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = fetch(cursor)
+            yield from page.items
+            if not page.next:
+                return
+            if page.next in seen:
+                raise SegmentError("The API returned a pagination cursor it had already given.")
+            seen.add(page.next)
+            cursor = page.next
+
+    @staticmethod
+    def _parse(data: dict[str, Any], key: str, build: Callable[[Any], T]) -> T:
+        try:
+            return build(data[key])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SegmentError(f"Unexpected response from Segment: bad or missing {key!r}.") from exc
+
+    def _page(self, data: dict[str, Any], key: str, build: Callable[[Any], T]) -> Page[T]:
+        items = self._parse(data, key, lambda items: tuple(build(item) for item in items))
+        pagination = data.get("pagination") or {}
+        if not isinstance(pagination, dict):
+            raise SegmentError("Unexpected response from Segment: bad 'pagination'.")
+        total = pagination.get("totalEntries")
+        try:
+            total_entries = int(total) if total is not None else None
+        except (TypeError, ValueError) as exc:
+            raise SegmentError("Unexpected response from Segment: bad 'totalEntries'.") from exc
+        return Page(
+            items=items,
+            current=pagination.get("current") or None,
+            next=pagination.get("next") or None,
+            previous=pagination.get("previous") or None,
+            total_entries=total_entries,
+        )
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Send one API call with the retry rules, and return its `data` object."""
+        url = self.base_url + path
+        is_read = method in READ_METHODS
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                response = self.session.request(
+                    method, url, params=params, json=json, auth=self._auth, timeout=self.timeout
+                )
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                logger.warning("%s %s %s after %.0fms (attempt %d)", method, path, kind, elapsed_ms, attempt)
+                if is_read and attempt <= self.max_retries:
+                    waited += self._back_off(attempt, waited)
+                    continue
+                message = f"Segment did not answer: the request {kind}."
+                if not is_read:
+                    message += " The change may or may not have been applied."
+                raise Unavailable(message) from None
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            status = response.status_code
+            logger.info("%s %s %s in %.0fms (attempt %d)", method, path, status, elapsed_ms, attempt)
+
+            if status == 429:
+                wait = self._rate_limit_wait(response)
+                if attempt <= self.max_retries and waited + wait <= self.max_retry_wait:
+                    self._sleep(wait)
+                    waited += wait
+                    continue
+                raise RateLimited(
+                    f"Segment is rate-limiting requests; try again in {max(1, round(wait))} s.",
+                    retry_after=wait,
+                    status=429,
+                    errors=self._errors(response),
+                )
+            if is_read and status in RETRYABLE_READ_STATUSES and attempt <= self.max_retries:
+                waited += self._back_off(attempt, waited)
+                continue
+            return self._unwrap(response)
+
+    def _back_off(self, attempt: int, waited: float) -> float:
+        """Sleep an exponential, jittered delay within the total wait budget; return it."""
+        delay = min(8.0, 0.25 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+        delay = max(0.0, min(delay, self.max_retry_wait - waited))
+        if delay:
+            self._sleep(delay)
+        return delay
+
+    def _rate_limit_wait(self, response: requests.Response) -> float:
+        """Seconds to wait before a 429'd request may be sent again."""
+        for error in self._errors(response):
+            ms = (error.get("data") or {}).get("msBeforeNext") if isinstance(error, dict) else None
+            if isinstance(ms, int | float) and ms >= 0:
+                return ms / 1000
+        retry_after = response.headers.get("Retry-After")
+        if retry_after:
+            try:
+                return max(0.0, float(retry_after))
+            except ValueError:
+                pass
+        reset = response.headers.get("X-RateLimit-Reset")
+        if reset:
+            try:
+                return max(0.0, (parsedate_to_datetime(reset) - self._now()).total_seconds())
+            except (TypeError, ValueError):
+                pass
+        return 1.0
+
+    @staticmethod
+    def _errors(response: requests.Response) -> list[dict[str, Any]]:
+        try:
+            body = response.json()
+        except ValueError:
+            return []
+        errors = body.get("errors") if isinstance(body, dict) else None
+        return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+
+    def _unwrap(self, response: requests.Response) -> dict[str, Any]:
+        status = response.status_code
+        if 200 <= status < 300:
+            if status == 204 or not response.content:
+                return {}
+            try:
+                body = response.json()
+            except ValueError:
+                raise SegmentError("Unexpected response from Segment: not JSON.", status=status) from None
+            if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+                raise SegmentError("Unexpected response from Segment: no 'data' object.", status=status)
+            return body["data"]
+
+        errors = self._errors(response)
+        detail = "; ".join(str(e.get("message")) for e in errors if e.get("message"))
+        if status in (401, 403):
+            error_class: type[SegmentError] = AuthenticationFailed
+            message = "Segment rejected the API token; check SEGMENT_API_TOKEN and its scopes."
+        elif status == 404:
+            error_class, message = NotFound, "Segment could not find that resource."
+        elif status in (400, 422):
+            error_class, message = ValidationFailed, "Segment refused the input."
+        elif status >= 500:
+            error_class, message = Unavailable, "Segment is not responding."
+            if response.request.method not in READ_METHODS:
+                message += " The change may or may not have been applied."
+        else:
+            error_class, message = SegmentError, "Segment answered with an unexpected status."
+        if detail:
+            message = f"{message} {detail}"
+        raise error_class(message, status=status, errors=errors)
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _email_from_payload(payload: Any) -> str:
+    if not isinstance(payload, str):
+        raise TypeError("invite emails must be strings")
+    return payload
