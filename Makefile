@@ -10,7 +10,7 @@ CHROMIUM ?= /usr/bin/chromium
 # The development server runs with DEBUG on unless .env or the environment says otherwise.
 RUN_ENV := DEBUG=$${DEBUG:-true}
 
-.PHONY: help setup setup-dev browser run test test-fast lint format migrate clean
+.PHONY: help setup setup-dev browser run test test-fast lint format migrate seed clean
 
 help:
 	@echo "make run    set up, migrate, seed the sandbox and serve http://127.0.0.1:8000"
@@ -46,7 +46,12 @@ browser:
 migrate: setup
 	$(RUN_ENV) $(MANAGE) migrate --no-input
 
-run: migrate
+# Demo data for the sandbox workspace (skipped when it already has data) and the demo accounts.
+seed: migrate
+	$(RUN_ENV) $(MANAGE) seed_sandbox
+	$(RUN_ENV) $(MANAGE) ensure_demo_users
+
+run: seed
 	$(RUN_ENV) $(MANAGE) runserver 127.0.0.1:8000
 
 lint: setup-dev

@@ -170,6 +170,9 @@ SANDBOX_READ_LIMIT_PER_MINUTE = env.int("SANDBOX_READ_LIMIT_PER_MINUTE", default
 SANDBOX_FAULTS = env.str("SANDBOX_FAULTS", default="")
 SANDBOX_HANG_SECONDS = env.float("SANDBOX_HANG_SECONDS", default=60.0)
 
+# Password of the demo accounts that `make run` creates; empty = generate one and print it once.
+DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="")
+
 # How long the searchable index of all groups is served from the cache.
 GROUP_INDEX_TTL = env.int("GROUP_INDEX_TTL", default=60)
 ROLES_CACHE_TTL = env.int("ROLES_CACHE_TTL", default=600)

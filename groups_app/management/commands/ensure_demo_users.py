@@ -1,0 +1,56 @@
+"""Make sure the demo accounts of `make run` exist: admin, helpdesk and viewer."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+
+from groups_app import roles
+
+DEMO_ACCOUNTS = (
+    ("admin", roles.ADMINISTRATOR, True),
+    ("helpdesk", roles.HELP_DESK, False),
+    ("viewer", roles.VIEWER, False),
+)
+
+
+class Command(BaseCommand):
+    help = "Create the demo accounts (admin, helpdesk, viewer) if missing; DEMO_PASSWORD sets their password."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        User = get_user_model()
+        configured = settings.DEMO_PASSWORD
+        missing = [entry for entry in DEMO_ACCOUNTS if not User.objects.filter(username=entry[0]).exists()]
+        password = configured or (secrets.token_urlsafe(12) if missing else "")
+        for username, role, is_superuser in DEMO_ACCOUNTS:
+            user, created = User.objects.get_or_create(
+                username=username,
+                defaults={
+                    "email": f"{username}@group-admin.example",
+                    "is_staff": is_superuser,
+                    "is_superuser": is_superuser,
+                },
+            )
+            if created or configured:
+                user.set_password(password)
+                user.save()
+            user.groups.add(Group.objects.get(name=role))
+        names = ", ".join(name for name, _, _ in DEMO_ACCOUNTS)
+        if missing and not configured:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Demo accounts {names} created. Sign in at http://127.0.0.1:8000 as admin "
+                    f"with the password (shown once): {password}"
+                )
+            )
+        elif configured:
+            self.stdout.write(f"Demo accounts {names} use the password from DEMO_PASSWORD.")
+        else:
+            self.stdout.write(
+                f"Demo accounts {names} already exist; their password is unchanged (set DEMO_PASSWORD to reset it)."
+            )

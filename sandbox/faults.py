@@ -1,0 +1,62 @@
+"""Injected failures, for tests and benchmarks: make an operation answer 429, 500 or 503,
+or hang past the client's timeout, for its next N calls.
+
+Planned faults live in the cache, so every worker sees them. They come from
+`inject_fault()` or from the SANDBOX_FAULTS setting ("operation=kind*count,…").
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.cache import cache
+
+KINDS = ("429", "500", "503", "hang")
+_PREFIX = "sandbox:fault:"
+_SEEDED = "sandbox:faults-seeded"
+
+
+def parse_faults(spec: str) -> dict[str, tuple[str, int]]:
+    """Parse "op=kind*count,op2=kind" into {op: (kind, count)}; a missing count means 1."""
+    faults: dict[str, tuple[str, int]] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        operation, _, rule = item.partition("=")
+        kind, _, count = rule.partition("*")
+        kind = kind.strip()
+        if not operation or kind not in KINDS:
+            raise ValueError(
+                f"SANDBOX_FAULTS: cannot read {item!r}; expected operation=429|500|503|hang*count"
+            )
+        faults[operation.strip()] = (kind, int(count or 1))
+    return faults
+
+
+def inject_fault(operation: str, kind: str, times: int = 1) -> None:
+    """Make the next `times` calls of `operation` fail with `kind`."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    cache.set(_PREFIX + operation, (kind, times), timeout=None)
+
+
+def clear_faults() -> None:
+    """Forget every planned fault (the settings' faults are not planned again)."""
+    for operation in parse_faults(settings.SANDBOX_FAULTS):
+        cache.delete(_PREFIX + operation)
+    cache.set(_SEEDED, True, timeout=None)
+
+
+def take_fault(operation: str, known_operations: tuple[str, ...]) -> str | None:
+    """The fault planned for this call of `operation`, if any, counting it as used."""
+    if settings.SANDBOX_FAULTS and cache.add(_SEEDED, True, timeout=None):
+        for name, (kind, times) in parse_faults(settings.SANDBOX_FAULTS).items():
+            if name not in known_operations:
+                raise ValueError(f"SANDBOX_FAULTS names an unknown operation: {name!r}")
+            cache.set(_PREFIX + name, (kind, times), timeout=None)
+    planned = cache.get(_PREFIX + operation)
+    if not planned:
+        return None
+    kind, remaining = planned
+    if remaining <= 1:
+        cache.delete(_PREFIX + operation)
+    else:
+        cache.set(_PREFIX + operation, (kind, remaining - 1), timeout=None)
+    return kind

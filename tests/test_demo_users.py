@@ -1,0 +1,41 @@
+"""ensure_demo_users: the accounts `make run` signs people in with."""
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+
+from groups_app import roles
+
+pytestmark = pytest.mark.django_db
+
+
+def run():
+    out = StringIO()
+    call_command("ensure_demo_users", stdout=out)
+    return out.getvalue()
+
+
+def test_generated_password_is_printed_once_and_works():
+    first = run()
+    password = first.rsplit(": ", 1)[1].strip()
+
+    second = run()
+
+    assert password not in second and "unchanged" in second
+    admin = authenticate(username="admin", password=password)
+    assert admin is not None and admin.is_superuser
+    helpdesk = authenticate(username="helpdesk", password=password)
+    assert roles.role_label(helpdesk) == roles.HELP_DESK
+    assert roles.role_label(authenticate(username="viewer", password=password)) == roles.VIEWER
+
+
+def test_demo_password_setting_sets_every_account(settings):
+    run()
+    settings.DEMO_PASSWORD = "a-chosen-demo-password"
+
+    output = run()
+
+    assert "a-chosen-demo-password" not in output
+    assert authenticate(username="viewer", password="a-chosen-demo-password") is not None
