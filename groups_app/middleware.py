@@ -55,7 +55,7 @@ class RequestIdMiddleware:
 def describe_segment_error(exc: SegmentError) -> tuple[int, str, str]:
     """Status, title and a message a person can act on, for an upstream failure."""
     if isinstance(exc, NotFound):
-        return 404, "Not found", "That group does not exist in Segment. It may have been deleted."
+        return 404, "Group not found", "That group does not exist in Segment. It may have been deleted."
     if isinstance(exc, AuthenticationFailed):
         return (
             502,
@@ -102,7 +102,7 @@ class SegmentErrorMiddleware:
             "error_title": title,
             "error_message": message,
             "error_status": status,
-            "retry_url": request.get_full_path() if request.method == "GET" else "",
+            "retry_url": request.get_full_path() if request.method == "GET" and status != 404 else "",
             "groups_url": reverse("groups:list"),
         }
         htmx = getattr(request, "htmx", None)

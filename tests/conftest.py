@@ -50,3 +50,16 @@ def admin_user_client(client, db):
 
     client.force_login(administrator(username="ada"))
     return client
+
+
+@pytest.fixture
+def demo_workspace(db):
+    """A seeded sandbox: three groups incl. All Employees (≥450 users, 30 invites), 450 users."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from sandbox.models import UserGroup
+
+    call_command("seed_sandbox", "--groups", "4", "--users", "450", stdout=StringIO())
+    return {group.name: group for group in UserGroup.objects.all()}

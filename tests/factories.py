@@ -1,4 +1,7 @@
+from importlib import import_module
+
 import factory
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
@@ -19,7 +22,14 @@ class UserFactory(factory.django.DjangoModelFactory):
     def role(user, create, extracted, **kwargs):
         """UserFactory(role="Viewer") puts the user in that role's Django group."""
         if create and extracted:
-            user.groups.add(Group.objects.get(name=extracted))
+            user.groups.add(role_group(extracted))
+
+
+def role_group(name: str) -> Group:
+    """The role's Django group; re-created by the roles migration if a transactional test flushed it."""
+    if not Group.objects.filter(name=name).exists():
+        import_module("groups_app.migrations.0002_roles").create_roles(apps, None)
+    return Group.objects.get(name=name)
 
 
 def viewer(**kwargs):

@@ -78,4 +78,7 @@ def _build_client(
 
     client = SegmentClient(SANDBOX_BASE_URL, sandbox_token, **options)
     client.session.mount("http://sandbox.internal/", SandboxAdapter())
+    # The in-process sandbox runs on the caller's database connection: other threads
+    # would open connections of their own, outside the request's transaction.
+    client.concurrent_requests = False
     return client

@@ -79,7 +79,12 @@ class SegmentClient:
 
     Reads are retried on 429, 502/503/504 and connection failures; mutations are
     retried only on 429 (the API guarantees a 429 was not performed).
+
+    `concurrent_requests` tells callers whether several calls may run at once from
+    different threads (false for transports bound to the calling thread).
     """
+
+    concurrent_requests = True
 
     def __init__(
         self,

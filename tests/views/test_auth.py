@@ -1,6 +1,9 @@
 """Sign-in, sign-out, the login requirement, health checks and security headers."""
 
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 
 from tests.factories import UserFactory
@@ -9,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_pages_require_sign_in(client):
-    response = client.get(reverse("groups:home"))
+    response = client.get(reverse("groups:list"))
 
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login") + "?next=")
@@ -24,13 +27,14 @@ def test_login_page_is_public_and_shows_the_sandbox_banner(client):
 
 
 def test_sign_in_then_home_shows_user_and_role(client):
+    call_command("seed_sandbox", "--groups", "3", "--users", "450", stdout=StringIO())
     UserFactory(username="ada", role="Administrator")
 
     response = client.post(
         reverse("login"), {"username": "ada", "password": "correct horse battery staple"}, follow=True
     )
 
-    assert response.redirect_chain[-1][0] == reverse("groups:home")
+    assert response.redirect_chain[-1][0] == reverse("groups:list")
     assert b"ada" in response.content
     assert b"Administrator" in response.content
 
@@ -69,7 +73,7 @@ def test_login_requires_csrf_token(db):
 def test_user_without_role_is_told_to_ask_for_one(client):
     client.force_login(UserFactory(username="norole"))
 
-    response = client.get(reverse("groups:home"))
+    response = client.get(reverse("groups:list"))
 
     assert b"No role" in response.content
     assert b"has no role yet" in response.content

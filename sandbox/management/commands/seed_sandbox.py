@@ -191,6 +191,7 @@ TEAMS = [
     "People Analytics",
     "Executive Dashboards",
 ]
+INVITE_DOMAINS = ["northwind-agency.example", "contoso-consulting.example", "fabrikam.example"]
 LARGE_GROUP = "All Employees"
 EMPTY_GROUP = "New Hires (no members yet)"
 TRICKY_GROUP = 'R&D <Zürich> "Ångström" Team'
@@ -282,16 +283,20 @@ class Seeder:
                 members = self.rng.sample(people, self.rng.randint(3, 40))
                 invite_count = self.rng.choice((0, 0, 1, 2, 4))
             memberships += [Membership(group=group, user=user) for user in members]
-            invites += [
-                Invite(
-                    group=group, email=f"new.hire{self.rng.randrange(10_000):04d}.{n}@contractor-mail.example"
-                )
-                for n in range(invite_count)
-            ]
+            invites += [Invite(group=group, email=email) for email in self.invite_emails(invite_count)]
             permissions += self.permissions(group, roles, resources, workspace)
         Membership.objects.bulk_create(memberships)
         Invite.objects.bulk_create(invites)
         GroupPermission.objects.bulk_create(permissions)
+
+    def invite_emails(self, count: int) -> list[str]:
+        """Emails of people who are not workspace users yet (contractors, new hires)."""
+        emails: dict[str, None] = {}
+        while len(emails) < count:
+            first, last = self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
+            domain = self.rng.choice(INVITE_DOMAINS)
+            emails.setdefault(f"{first}.{last}@{domain}".lower(), None)
+        return list(emails)
 
     def users(self, count: int) -> list[WorkspaceUser]:
         users, seen = [], set()

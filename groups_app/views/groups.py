@@ -1,0 +1,211 @@
+"""The group list (home page) and the group detail page, each serving its htmx fragments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.contrib.auth.decorators import permission_required
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import push_url
+
+from groups_app.forms import GroupDetailQuery, GroupListQuery
+from groups_app.roles import VIEW
+from groups_app.segment import Page, ValidationFailed
+from groups_app.services.groups import (
+    MEMBER_PAGE_SIZES,
+    PAGE_SIZES,
+    group_detail,
+    group_invites_page,
+    group_list,
+    group_members_page,
+)
+
+STALE_CURSOR_NOTE = "That page link is no longer valid (the list changed); showing the first page."
+
+
+@dataclass(frozen=True)
+class TablePager:
+    """What the pager partial needs for one cursor-paginated table."""
+
+    prefix: str
+    page: Page
+    start: int
+    size: int
+    sizes: tuple[int, ...]
+
+    @property
+    def first_index(self) -> int:
+        return self.start if self.page.items else 0
+
+    @property
+    def last_index(self) -> int:
+        return self.start + len(self.page.items) - 1 if self.page.items else 0
+
+    @property
+    def next_params(self) -> dict:
+        return {
+            f"{self.prefix}_cursor": self.page.next,
+            f"{self.prefix}_start": self.start + len(self.page.items),
+        }
+
+    @property
+    def previous_params(self) -> dict:
+        start = max(1, self.start - self.size)
+        return {
+            f"{self.prefix}_cursor": self.page.previous,
+            f"{self.prefix}_start": None if start == 1 else start,
+        }
+
+    def size_params(self, size: int) -> dict:
+        # A new page size starts over from the first page: a cursor belongs to its page size.
+        return {f"{self.prefix}_size": size, f"{self.prefix}_cursor": None, f"{self.prefix}_start": None}
+
+    @property
+    def size_links(self) -> list[tuple[int, dict]]:
+        return [(size, self.size_params(size)) for size in self.sizes]
+
+    @property
+    def target(self) -> str:
+        return f"{self.prefix}-panel"
+
+
+@require_http_methods(["GET", "POST"])
+@vary_on_headers("HX-Request", "HX-Target")
+def group_list_view(request: HttpRequest) -> HttpResponse:
+    """All groups: search, sort, page. POST rebuilds the cached index (Refresh)."""
+    if not request.user.has_perm(VIEW):
+        return render(request, "groups_app/no_role.html", status=403)
+    refresh = request.method == "POST"
+    # Refresh re-shows what the browser shows now, which htmx swaps may have moved on from.
+    query = _browser_query(request) if refresh and request.htmx else request.GET
+    params, notes = GroupListQuery(query).values()
+    listing = group_list(
+        query=params["q"],
+        sort=params["sort"],
+        descending=params["dir"] == "desc",
+        page=params["page"],
+        page_size=params["size"],
+        refresh=refresh,
+    )
+    if refresh and not request.htmx:
+        return redirect(request.get_full_path())
+    template = "groups_app/group_list.html"
+    if request.htmx and request.htmx.target == "groups-table":
+        template += "#groups-table"
+    context = {
+        "listing": listing,
+        "params": params,
+        "notes": notes,
+        "query": query,
+        "page_sizes": PAGE_SIZES,
+        "nav_section": "groups",
+        "sort_links": _sort_links(params),
+    }
+    return render(request, template, context)
+
+
+def _sort_links(params: dict) -> dict[str, dict]:
+    """For each sortable column: the query that sorts by it, and how it is sorted now."""
+    links = {}
+    for column in ("name", "members"):
+        is_current = params["sort"] == column
+        next_dir = "desc" if is_current and params["dir"] == "asc" else "asc"
+        state = ("ascending" if params["dir"] == "asc" else "descending") if is_current else "none"
+        links[column] = {"query": {"sort": column, "dir": next_dir, "page": None}, "aria_sort": state}
+    return links
+
+
+@require_GET
+@permission_required(VIEW, raise_exception=True)
+@vary_on_headers("HX-Request", "HX-Target")
+def group_detail_view(request: HttpRequest, group_id: str) -> HttpResponse:
+    """A group's permissions, users and invites; each table pages on its own (htmx or links)."""
+    target = request.htmx.target if request.htmx else None
+    if target in ("users-panel", "invites-panel"):
+        return _table_fragment(request, group_id, prefix=target.removesuffix("-panel"))
+
+    query = request.GET.copy()
+    params, notes = GroupDetailQuery(query).values()
+    context: dict = {"notes": notes, "nav_section": "groups", "query": query}
+    try:
+        detail = _detail(group_id, params)
+    except ValidationFailed:
+        # A stale cursor in either table: show both from their first page.
+        notes.append(STALE_CURSOR_NOTE)
+        for prefix in ("users", "invites"):
+            _forget_position(prefix, params, query)
+        detail = _detail(group_id, params)
+    context.update(
+        detail=detail,
+        group=detail.group,
+        users=_pager("users", detail.users, params),
+        invites=_pager("invites", detail.invites, params),
+    )
+    return render(request, "groups_app/group_detail.html", context)
+
+
+def _table_fragment(request: HttpRequest, group_id: str, *, prefix: str) -> HttpResponse:
+    """One table of the detail page, paged by htmx.
+
+    The link carries this table's state; the other table's state is taken from the
+    browser's URL, which earlier swaps may have changed since this table was rendered.
+    """
+    query = _browser_query(request)
+    for key in [key for key in query if key.startswith(f"{prefix}_")]:
+        del query[key]
+    for key in request.GET:
+        if key.startswith(f"{prefix}_"):
+            query.setlist(key, request.GET.getlist(key))
+    params, notes = GroupDetailQuery(query).values()
+    fetch = group_members_page if prefix == "users" else group_invites_page
+    cursor = params[f"{prefix}_cursor"] or None
+    try:
+        page = fetch(group_id=group_id, cursor=cursor, count=params[f"{prefix}_size"])
+    except ValidationFailed:
+        if not cursor:
+            raise
+        notes.append(STALE_CURSOR_NOTE)
+        _forget_position(prefix, params, query)
+        page = fetch(group_id=group_id, cursor=None, count=params[f"{prefix}_size"])
+    context = {prefix: _pager(prefix, page, params), "panel_notes": notes, "query": query}
+    response = render(request, f"groups_app/group_detail.html#{prefix}-panel", context)
+    return push_url(response, f"{request.path}?{query.urlencode()}" if query else request.path)
+
+
+def _browser_query(request: HttpRequest) -> QueryDict:
+    """The query string of the page the browser shows (htmx sends its URL), else this request's."""
+    current = urlsplit(request.htmx.current_url or "") if request.htmx else None
+    if current is not None and current.path == request.path:
+        return QueryDict(current.query, mutable=True)
+    return request.GET.copy()
+
+
+def _detail(group_id: str, params: dict):
+    return group_detail(
+        group_id=group_id,
+        users_cursor=params["users_cursor"] or None,
+        users_count=params["users_size"],
+        invites_cursor=params["invites_cursor"] or None,
+        invites_count=params["invites_size"],
+    )
+
+
+def _forget_position(prefix: str, params: dict, query: QueryDict) -> None:
+    """Send a table back to its first page (its cursor is no longer valid)."""
+    params[f"{prefix}_cursor"], params[f"{prefix}_start"] = "", 1
+    query.pop(f"{prefix}_cursor", None)
+    query.pop(f"{prefix}_start", None)
+
+
+def _pager(prefix: str, page: Page, params: dict) -> TablePager:
+    return TablePager(
+        prefix=prefix,
+        page=page,
+        start=params[f"{prefix}_start"] if params[f"{prefix}_cursor"] else 1,
+        size=params[f"{prefix}_size"],
+        sizes=MEMBER_PAGE_SIZES,
+    )
