@@ -170,6 +170,11 @@ SANDBOX_READ_LIMIT_PER_MINUTE = env.int("SANDBOX_READ_LIMIT_PER_MINUTE", default
 SANDBOX_FAULTS = env.str("SANDBOX_FAULTS", default="")
 SANDBOX_HANG_SECONDS = env.float("SANDBOX_HANG_SECONDS", default=60.0)
 
+# Only emails of these domains may be added to groups (comma-separated); empty allows any.
+ALLOWED_EMAIL_DOMAINS = env.list("ALLOWED_EMAIL_DOMAINS", default=[])
+# Most emails one change may add, remove or set.
+MAX_EMAILS_PER_CHANGE = env.int("MAX_EMAILS_PER_CHANGE", default=1000)
+
 # Password of the demo accounts that `make run` creates; empty = generate one and print it once.
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="")
 

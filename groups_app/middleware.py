@@ -6,6 +6,7 @@ import contextvars
 import logging
 import re
 import uuid
+from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -23,6 +24,18 @@ from groups_app.segment import (
 logger = logging.getLogger("groups_app.errors")
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+@dataclass(frozen=True)
+class RequestOrigin:
+    """Where the current action comes from, for the audit log (empty outside requests)."""
+
+    request_id: str = ""
+    client_ip: str | None = None
+    user_agent: str = ""
+
+
+origin_var: contextvars.ContextVar[RequestOrigin | None] = contextvars.ContextVar("origin", default=None)
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -44,10 +57,18 @@ class RequestIdMiddleware:
         incoming = request.headers.get("X-Request-ID", "")
         request.id = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request.id)
+        origin_token = origin_var.set(
+            RequestOrigin(
+                request_id=request.id,
+                client_ip=request.META.get("REMOTE_ADDR") or None,
+                user_agent=request.headers.get("User-Agent", "")[:300],
+            )
+        )
         try:
             response = self.get_response(request)
         finally:
             request_id_var.reset(token)
+            origin_var.reset(origin_token)
         response["X-Request-ID"] = request.id
         return response
 
@@ -83,8 +104,9 @@ def _after_first_sentence(message: str) -> str:
 class SegmentErrorMiddleware:
     """Renders any SegmentError that a view let through as a banner, never a 500 page.
 
-    Full requests get an error page; htmx requests get the message inside the
-    region they were going to swap (or the page banner when they had no target).
+    Full requests get an error page. An htmx read gets the message inside the region
+    it was going to swap; an htmx form submission (or a request without a target) gets
+    the page banner, so that the form and what was typed in it stay on the page.
     """
 
     def __init__(self, get_response):
@@ -106,7 +128,7 @@ class SegmentErrorMiddleware:
             "groups_url": reverse("groups:list"),
         }
         htmx = getattr(request, "htmx", None)
-        if htmx and htmx.target:
+        if htmx and htmx.target and request.method == "GET":
             context["target_id"] = htmx.target
             response = render(request, "groups_app/error.html#error-region", context, status=status)
         elif htmx:

@@ -1,5 +1,16 @@
 from django.urls import path, register_converter
 
+from groups_app.views.audit import audit_entry_view, audit_export_view, audit_list_view
+from groups_app.views.changes import (
+    group_create_view,
+    group_delete_view,
+    group_rename_view,
+    members_add_view,
+    members_remove_view,
+    members_replace_view,
+    permissions_add_view,
+    permissions_edit_view,
+)
 from groups_app.views.groups import group_detail_view, group_list_view
 
 
@@ -21,5 +32,16 @@ app_name = "groups"
 
 urlpatterns = [
     path("", group_list_view, name="list"),
+    path("groups/new/", group_create_view, name="create"),
     path("groups/<segment_id:group_id>/", group_detail_view, name="detail"),
+    path("groups/<segment_id:group_id>/rename/", group_rename_view, name="rename"),
+    path("groups/<segment_id:group_id>/delete/", group_delete_view, name="delete"),
+    path("groups/<segment_id:group_id>/members/add/", members_add_view, name="members-add"),
+    path("groups/<segment_id:group_id>/members/remove/", members_remove_view, name="members-remove"),
+    path("groups/<segment_id:group_id>/members/replace/", members_replace_view, name="members-replace"),
+    path("groups/<segment_id:group_id>/permissions/add/", permissions_add_view, name="permissions-add"),
+    path("groups/<segment_id:group_id>/permissions/edit/", permissions_edit_view, name="permissions-edit"),
+    path("audit/", audit_list_view, name="audit"),
+    path("audit/export.csv", audit_export_view, name="audit-export"),
+    path("audit/<int:entry_id>/", audit_entry_view, name="audit-entry"),
 ]

@@ -233,3 +233,12 @@ def group_invites_page(
         NotFound, ValidationFailed (a stale cursor), SegmentError.
     """
     return (client or get_client()).list_invites_from_user_group(group_id, count=count, cursor=cursor)
+
+
+def group_get(*, group_id: str, client: SegmentClient | None = None) -> UserGroup:
+    """One group with its permissions, read fresh.
+
+    Raises:
+        NotFound, SegmentError.
+    """
+    return (client or get_client()).get_user_group(group_id)

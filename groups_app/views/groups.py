@@ -12,13 +12,15 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from groups_app.forms import GroupDetailQuery, GroupListQuery
-from groups_app.roles import VIEW
+from groups_app.forms import AddMembersForm, GroupDetailQuery, GroupListQuery
+from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUPS, VIEW
 from groups_app.segment import Page, ValidationFailed
+from groups_app.services.audit import audit_entries_for_group
 from groups_app.services.groups import (
     MEMBER_PAGE_SIZES,
     PAGE_SIZES,
     group_detail,
+    group_get,
     group_invites_page,
     group_list,
     group_members_page,
@@ -104,6 +106,7 @@ def group_list_view(request: HttpRequest) -> HttpResponse:
         "page_sizes": PAGE_SIZES,
         "nav_section": "groups",
         "sort_links": _sort_links(params),
+        "can_manage_groups": request.user.has_perm(MANAGE_GROUPS),
     }
     return render(request, template, context)
 
@@ -127,10 +130,25 @@ def group_detail_view(request: HttpRequest, group_id: str) -> HttpResponse:
     target = request.htmx.target if request.htmx else None
     if target in ("users-panel", "invites-panel"):
         return _table_fragment(request, group_id, prefix=target.removesuffix("-panel"))
+    if target == "group-header":
+        group = group_get(group_id=group_id)
+        context = {"group": group, **_abilities(request.user)}
+        return render(request, "groups_app/group_detail.html#group-header", context)
+    if target == "history-panel":
+        context = {"group_id": group_id, "history": audit_entries_for_group(group_id)}
+        return render(request, "groups_app/group_detail.html#history-panel", context)
 
     query = request.GET.copy()
     params, notes = GroupDetailQuery(query).values()
-    context: dict = {"notes": notes, "nav_section": "groups", "query": query}
+    context: dict = {
+        "notes": notes,
+        "nav_section": "groups",
+        "query": query,
+        "group_id": group_id,
+        "add_members_form": AddMembersForm(),
+        "history": audit_entries_for_group(group_id),
+        **_abilities(request.user),
+    }
     try:
         detail = _detail(group_id, params)
     except ValidationFailed:
@@ -153,13 +171,17 @@ def _table_fragment(request: HttpRequest, group_id: str, *, prefix: str) -> Http
 
     The link carries this table's state; the other table's state is taken from the
     browser's URL, which earlier swaps may have changed since this table was rendered.
+    A table refreshing itself after a change (it triggered the request) keeps the
+    browser's URL as it is.
     """
     query = _browser_query(request)
-    for key in [key for key in query if key.startswith(f"{prefix}_")]:
-        del query[key]
-    for key in request.GET:
-        if key.startswith(f"{prefix}_"):
-            query.setlist(key, request.GET.getlist(key))
+    is_refresh = request.htmx.trigger == f"{prefix}-panel"
+    if not is_refresh:
+        for key in [key for key in query if key.startswith(f"{prefix}_")]:
+            del query[key]
+        for key in request.GET:
+            if key.startswith(f"{prefix}_"):
+                query.setlist(key, request.GET.getlist(key))
     params, notes = GroupDetailQuery(query).values()
     fetch = group_members_page if prefix == "users" else group_invites_page
     cursor = params[f"{prefix}_cursor"] or None
@@ -171,9 +193,26 @@ def _table_fragment(request: HttpRequest, group_id: str, *, prefix: str) -> Http
         notes.append(STALE_CURSOR_NOTE)
         _forget_position(prefix, params, query)
         page = fetch(group_id=group_id, cursor=None, count=params[f"{prefix}_size"])
-    context = {prefix: _pager(prefix, page, params), "panel_notes": notes, "query": query}
+    context = {
+        prefix: _pager(prefix, page, params),
+        "panel_notes": notes,
+        "query": query,
+        "group_id": group_id,
+        **_abilities(request.user),
+    }
     response = render(request, f"groups_app/group_detail.html#{prefix}-panel", context)
+    if is_refresh:
+        return response
     return push_url(response, f"{request.path}?{query.urlencode()}" if query else request.path)
+
+
+def _abilities(user) -> dict[str, bool]:
+    """What the signed-in person may change; templates only show what is allowed."""
+    return {
+        "can_change_membership": user.has_perm(CHANGE_MEMBERSHIP),
+        "can_change_permissions": user.has_perm(CHANGE_PERMISSIONS),
+        "can_manage_groups": user.has_perm(MANAGE_GROUPS),
+    }
 
 
 def _browser_query(request: HttpRequest) -> QueryDict:

@@ -74,3 +74,17 @@ def sign_in(page, live_server, username="vera", password=PASSWORD):
 def screenshot(page, name):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+@pytest.fixture
+def admin_account(transactional_db):
+    from tests.factories import administrator
+
+    return administrator(username="ada")
+
+
+@pytest.fixture
+def help_desk_account(transactional_db):
+    from tests.factories import help_desk
+
+    return help_desk(username="hana")

@@ -1,0 +1,105 @@
+"""The audit log: list with filters, one entry, CSV export."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import permission_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
+
+from groups_app.forms import AuditFilterForm
+from groups_app.models import AuditEntry
+from groups_app.roles import VIEW
+from groups_app.services.audit_log import audit_csv_rows, audit_entries
+
+PAGE_SIZE = 50
+
+
+def _filtered(request: HttpRequest):
+    form = AuditFilterForm(request.GET or None)
+    filters = {}
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        filters = {
+            "text": data["q"],
+            "actor": data["actor"],
+            "action": data["action"],
+            "group": data["group"],
+            "status": data["status"],
+            "date_from": data["date_from"],
+            "date_to": data["date_to"],
+        }
+    return form, audit_entries(**filters)
+
+
+@require_GET
+@permission_required(VIEW, raise_exception=True)
+@vary_on_headers("HX-Request", "HX-Target")
+def audit_list_view(request: HttpRequest) -> HttpResponse:
+    """Every change made through the dashboard, newest first, filtered and paged."""
+    form, entries = _filtered(request)
+    page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
+    template = "groups_app/audit_list.html"
+    if request.htmx and request.htmx.target == "audit-table":
+        template += "#audit-table"
+    return render(request, template, {"form": form, "page": page, "nav_section": "audit"})
+
+
+@require_GET
+@permission_required(VIEW, raise_exception=True)
+def audit_entry_view(request: HttpRequest, entry_id: int) -> HttpResponse:
+    """One entry with its details laid out."""
+    entry = get_object_or_404(AuditEntry, pk=entry_id)
+    details = entry.details or {}
+    email_lists = [
+        (label, details[key])
+        for key, label in (
+            ("added_users", "Added (workspace users)"),
+            ("invited", "Invited (not yet workspace users)"),
+            ("already_members", "Already members"),
+            ("to_add", "Added"),
+            ("to_remove", "Removed"),
+            ("applied_emails", "Applied before the failure"),
+            ("not_applied_emails", "Not applied (or unknown)"),
+        )
+        if details.get(key)
+    ]
+    if entry.action == AuditEntry.Action.MEMBERS_REMOVE and details.get("emails"):
+        email_lists.insert(0, ("Removed", details["emails"]))
+    is_split_unknown = details.get("split_unknown") or entry.status != AuditEntry.Status.SUCCEEDED
+    if entry.action == AuditEntry.Action.MEMBERS_ADD and details.get("emails") and is_split_unknown:
+        email_lists.insert(0, ("Requested", details["emails"]))
+    permission_lists = [
+        (label, details[key])
+        for key, label in (
+            ("added", "Granted"),
+            ("removed", "Revoked"),
+            ("before", "Before"),
+            ("after", "After"),
+            ("permissions", "Permissions the group had"),
+        )
+        if isinstance(details.get(key), list)
+    ]
+    context = {
+        "entry": entry,
+        "email_lists": email_lists,
+        "permission_lists": permission_lists,
+        "nav_section": "audit",
+    }
+    return render(request, "groups_app/audit_entry.html", context)
+
+
+@require_GET
+@permission_required(VIEW, raise_exception=True)
+def audit_export_view(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered entries as a CSV download, streamed."""
+    _, entries = _filtered(request)
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
+    return StreamingHttpResponse(
+        audit_csv_rows(entries),
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="group-admin-audit-{stamp}.csv"'},
+    )

@@ -1,0 +1,423 @@
+"""Mutating services: authorization, validation, one audit entry each, cache invalidation."""
+
+import pytest
+import requests
+import responses
+from django.core.cache import cache
+
+from groups_app.models import AuditEntry
+from groups_app.segment import (
+    NotFound,
+    Permission,
+    RateLimited,
+    Resource,
+    SegmentClient,
+    Unavailable,
+    ValidationFailed,
+)
+from groups_app.services import groups as reads
+from groups_app.services.errors import DuplicateSubmission, InvalidInput, NotAllowed, StaleChange
+from groups_app.services.manage import group_create, group_delete, group_rename
+from groups_app.services.membership import (
+    group_members_add,
+    group_members_remove,
+    group_members_replace,
+    group_members_replace_preview,
+)
+from groups_app.services.permissions import (
+    group_permissions_add,
+    group_permissions_preview,
+    group_permissions_replace,
+)
+from sandbox.faults import inject_fault
+from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
+from tests.conftest import API, TOKEN
+from tests.factories import administrator, help_desk, viewer
+from tests.payloads import envelope, error_envelope, pagination_payload, user_group_payload
+
+pytestmark = pytest.mark.django_db
+
+GROUP = "groupData000000000000000000001"
+
+
+@pytest.fixture
+def team(db):
+    """A sandbox group with two users and one invite; a third workspace user outside it."""
+    alice = WorkspaceUser.objects.create(name="Alice", email="alice@example.com")
+    bob = WorkspaceUser.objects.create(name="Bob", email="bob@example.com")
+    WorkspaceUser.objects.create(name="Carol", email="carol@example.com")
+    Role.objects.create(id="roleOwner00000000000000000001", name="Workspace Owner")
+    Role.objects.create(id="roleReader0000000000000000002", name="Source Read-only")
+    group = UserGroup.objects.create(id=GROUP, name="Data Engineering")
+    Membership.objects.create(group=group, user=alice)
+    Membership.objects.create(group=group, user=bob)
+    Invite.objects.create(group=group, email="newbie@example.com")
+    return group
+
+
+@pytest.fixture
+def ada(db):
+    return administrator(username="ada")
+
+
+@pytest.fixture
+def hana(db):
+    return help_desk(username="hana")
+
+
+def only_entry():
+    (entry,) = AuditEntry.objects.all()
+    return entry
+
+
+def sandbox_emails():
+    users = set(Membership.objects.filter(group_id=GROUP).values_list("user__email", flat=True))
+    return users | set(Invite.objects.filter(group_id=GROUP).values_list("email", flat=True))
+
+
+# -- add members -------------------------------------------------------------------------------------
+
+
+def test_add_members_reports_users_invites_and_existing_and_audits(team, hana):
+    cache.set(reads.INDEX_KEY, "stale index")
+
+    result = group_members_add(
+        actor=hana, group_id=GROUP, emails=["Carol@example.com", "stranger@example.org", "alice@example.com"]
+    )
+
+    assert result.added_users == ("carol@example.com",)
+    assert result.invited == ("stranger@example.org",)
+    assert result.already_members == ("alice@example.com",)
+    assert result.message == (
+        "Added 1 user, invited 1 person who is not yet a workspace user, 1 was already a member."
+    )
+    entry = only_entry()
+    assert entry.status == AuditEntry.Status.SUCCEEDED and entry.completed_at
+    assert entry.action == AuditEntry.Action.MEMBERS_ADD
+    assert (
+        entry.actor_username == "hana" and entry.group_name == "Data Engineering" and entry.group_id == GROUP
+    )
+    assert entry.summary == "hana added 2 members to Data Engineering"
+    assert entry.details["added_users"] == ["carol@example.com"]
+    assert entry.details["invited"] == ["stranger@example.org"]
+    assert entry.details["already_members"] == ["alice@example.com"]
+    assert cache.get(reads.INDEX_KEY) is None
+
+
+def test_add_members_plural_message(team, hana):
+    result = group_members_add(actor=hana, group_id=GROUP, emails=["x1@example.org", "x2@example.org"])
+
+    assert result.message == "Invited 2 people who are not yet workspace users."
+
+
+@pytest.mark.parametrize(
+    ("emails", "message"),
+    [([], "at least one"), (["ok@example.com", "not-an-email"], "not-an-email is not a valid")],
+)
+def test_add_members_refuses_bad_input_before_sending(team, hana, emails, message):
+    with pytest.raises(InvalidInput, match=message) as caught:
+        group_members_add(actor=hana, group_id=GROUP, emails=emails)
+
+    assert "emails" in caught.value.field_errors
+    assert not AuditEntry.objects.exists()
+    assert sandbox_emails() == {"alice@example.com", "bob@example.com", "newbie@example.com"}
+
+
+def test_add_members_respects_the_domain_allowlist(team, hana, settings):
+    settings.ALLOWED_EMAIL_DOMAINS = ["example.com"]
+
+    with pytest.raises(InvalidInput, match="outside the allowed domains"):
+        group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com", "typo@exmaple.com"])
+
+    assert "carol@example.com" not in sandbox_emails()
+
+
+def test_add_members_refuses_more_than_the_limit(team, hana, settings):
+    settings.MAX_EMAILS_PER_CHANGE = 2
+
+    with pytest.raises(InvalidInput, match="At most 2"):
+        group_members_add(actor=hana, group_id=GROUP, emails=["a@x.org", "b@x.org", "c@x.org"])
+
+
+def test_viewer_may_not_add_members(team):
+    with pytest.raises(NotAllowed):
+        group_members_add(actor=viewer(), group_id=GROUP, emails=["carol@example.com"])
+
+    assert not AuditEntry.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "status"),
+    [("429", RateLimited, 429), ("503", Unavailable, 503), ("500", Unavailable, 500)],
+)
+def test_add_members_failure_is_audited_with_status(team, hana, settings, fault, error, status):
+    settings.SEGMENT_MAX_RETRIES = 0
+    inject_fault("add_users_to_user_group", fault)
+    cache.set(reads.INDEX_KEY, "stale index")
+
+    with pytest.raises(error):
+        group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"])
+
+    entry = only_entry()
+    assert entry.status == AuditEntry.Status.FAILED
+    assert entry.upstream_status == status
+    assert entry.error.startswith(error.__name__)
+    assert cache.get(reads.INDEX_KEY) is None  # a failed mutation may still have been applied
+
+
+def test_add_members_timeout_is_audited_as_failed(team, hana, settings):
+    settings.SEGMENT_READ_TIMEOUT = 0.05
+    settings.SANDBOX_HANG_SECONDS = 1
+    inject_fault("add_users_to_user_group", "hang")
+
+    with pytest.raises(Unavailable, match="timed out"):
+        group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"])
+
+    entry = only_entry()
+    assert entry.status == AuditEntry.Status.FAILED
+    assert "may or may not have been applied" in entry.error
+
+
+@responses.activate
+def test_add_members_connection_refused_is_audited(hana, db):
+    client = SegmentClient(API, TOKEN, max_retries=0)
+    responses.get(f"{API}/groups/{GROUP}", json=envelope(userGroup=user_group_payload(id=GROUP)))
+    responses.get(f"{API}/groups/{GROUP}/users", json=envelope(users=[], pagination=pagination_payload()))
+    responses.get(f"{API}/groups/{GROUP}/invites", json=envelope(emails=[], pagination=pagination_payload()))
+    responses.post(f"{API}/groups/{GROUP}/users", body=requests.ConnectionError("refused"))
+
+    with pytest.raises(Unavailable):
+        group_members_add(actor=hana, group_id=GROUP, emails=["a@example.com"], client=client)
+
+    entry = only_entry()
+    assert entry.status == AuditEntry.Status.FAILED and entry.upstream_status is None
+    assert "connection failed" in entry.error
+
+
+@responses.activate
+def test_add_members_upstream_422_is_audited_with_the_field(hana, db):
+    client = SegmentClient(API, TOKEN)
+    responses.get(f"{API}/groups/{GROUP}", json=envelope(userGroup=user_group_payload(id=GROUP)))
+    responses.get(f"{API}/groups/{GROUP}/users", json=envelope(users=[], pagination=pagination_payload()))
+    responses.get(f"{API}/groups/{GROUP}/invites", json=envelope(emails=[], pagination=pagination_payload()))
+    responses.post(
+        f"{API}/groups/{GROUP}/users", status=422, json=error_envelope("Email bounced", field="emails.0")
+    )
+
+    with pytest.raises(ValidationFailed) as caught:
+        group_members_add(actor=hana, group_id=GROUP, emails=["a@example.com"], client=client)
+
+    assert caught.value.field_errors == {"emails.0": "Email bounced"}
+    assert only_entry().upstream_status == 422
+
+
+@responses.activate
+def test_bulk_add_partial_failure_is_reported_per_email(hana, db):
+    client = SegmentClient(API, TOKEN, max_retries=0)
+    emails = [f"person{i:03d}@example.com" for i in range(150)]
+    responses.get(f"{API}/groups/{GROUP}", json=envelope(userGroup=user_group_payload(id=GROUP)))
+    responses.get(f"{API}/groups/{GROUP}/users", json=envelope(users=[], pagination=pagination_payload()))
+    responses.get(f"{API}/groups/{GROUP}/invites", json=envelope(emails=[], pagination=pagination_payload()))
+    with responses.RequestsMock(
+        registry=responses.registries.OrderedRegistry, assert_all_requests_are_fired=False
+    ) as mock:
+        mock.get(f"{API}/groups/{GROUP}", json=envelope(userGroup=user_group_payload(id=GROUP)))
+        mock.get(f"{API}/groups/{GROUP}/users", json=envelope(users=[], pagination=pagination_payload()))
+        mock.get(f"{API}/groups/{GROUP}/invites", json=envelope(emails=[], pagination=pagination_payload()))
+        mock.post(f"{API}/groups/{GROUP}/users", json=envelope(userGroup=user_group_payload(id=GROUP)))
+        mock.post(f"{API}/groups/{GROUP}/users", status=503)
+
+        with pytest.raises(Unavailable) as caught:
+            group_members_add(actor=hana, group_id=GROUP, emails=emails, client=client)
+
+    assert caught.value.completed_emails == tuple(emails[:100])
+    entry = only_entry()
+    assert entry.details["applied_emails"] == emails[:100]
+    assert entry.details["not_applied_emails"] == emails[100:]
+
+
+def test_same_submission_is_not_applied_twice(team, hana):
+    group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"], submission_key="k1")
+
+    with pytest.raises(DuplicateSubmission) as caught:
+        group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"], submission_key="k1")
+
+    assert caught.value.entry.status == AuditEntry.Status.SUCCEEDED
+    assert AuditEntry.objects.count() == 1
+
+
+def test_a_failed_submission_may_be_retried(team, hana, settings):
+    settings.SEGMENT_MAX_RETRIES = 0
+    inject_fault("add_users_to_user_group", "503")
+    with pytest.raises(Unavailable):
+        group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"], submission_key="k2")
+
+    group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"], submission_key="k2")
+
+    assert list(AuditEntry.objects.order_by("id").values_list("status", flat=True)) == ["failed", "succeeded"]
+
+
+# -- remove and replace ----------------------------------------------------------------------------------
+
+
+def test_remove_members_audits_and_removes_users_and_invites(team, hana):
+    group = group_members_remove(
+        actor=hana, group_id=GROUP, emails=["ALICE@example.com", "newbie@example.com"]
+    )
+
+    assert group.member_count == 1
+    assert sandbox_emails() == {"bob@example.com"}
+    entry = only_entry()
+    assert entry.details["emails"] == ["alice@example.com", "newbie@example.com"]
+    assert entry.summary == "hana removed 2 members from Data Engineering"
+
+
+def test_remove_of_unknown_group_is_not_found_and_not_audited(team, hana):
+    with pytest.raises(NotFound):
+        group_members_remove(actor=hana, group_id="groupMissing", emails=["a@example.com"])
+
+    assert not AuditEntry.objects.exists()
+
+
+def test_replace_preview_and_apply(team, hana):
+    preview = group_members_replace_preview(group_id=GROUP, emails=["bob@example.com", "carol@example.com"])
+
+    group_members_replace(
+        actor=hana, group_id=GROUP, emails=list(preview.emails), fingerprint=preview.fingerprint
+    )
+
+    assert preview.to_add == ("carol@example.com",)
+    assert preview.to_remove == ("alice@example.com", "newbie@example.com")
+    assert preview.unchanged == ("bob@example.com",)
+    assert sandbox_emails() == {"bob@example.com", "carol@example.com"}
+    entry = only_entry()
+    assert entry.details["to_remove"] == ["alice@example.com", "newbie@example.com"]
+    assert entry.details["unchanged_count"] == 1
+
+
+def test_replace_refuses_a_stale_preview_and_returns_the_new_one(team, hana):
+    preview = group_members_replace_preview(group_id=GROUP, emails=["bob@example.com"])
+    Invite.objects.create(group=team, email="late@example.com")
+
+    with pytest.raises(StaleChange) as caught:
+        group_members_replace(
+            actor=hana, group_id=GROUP, emails=["bob@example.com"], fingerprint=preview.fingerprint
+        )
+
+    assert "late@example.com" in caught.value.preview.to_remove
+    assert "late@example.com" in sandbox_emails()
+    assert not AuditEntry.objects.exists()
+
+
+# -- permissions ---------------------------------------------------------------------------------------
+
+
+def test_add_permission_records_before_and_after(team, ada):
+    permission = Permission("roleReader0000000000000000002", resources=(Resource("src1", "SOURCE"),))
+
+    group_permissions_add(actor=ada, group_id=GROUP, permissions=[permission])
+
+    entry = only_entry()
+    assert entry.details["before"] == []
+    assert entry.details["after"] == [
+        {
+            "roleId": "roleReader0000000000000000002",
+            "roleName": "Source Read-only",
+            "resources": [{"type": "SOURCE", "id": "src1"}],
+        }
+    ]
+    assert entry.summary == "ada granted Source Read-only to Data Engineering"
+
+
+def test_help_desk_may_not_change_permissions(team, hana):
+    with pytest.raises(NotAllowed):
+        group_permissions_add(
+            actor=hana, group_id=GROUP, permissions=[Permission("roleOwner00000000000000000001")]
+        )
+
+
+def test_add_permission_with_unknown_role_is_audited_as_failed(team, ada):
+    with pytest.raises(ValidationFailed) as caught:
+        group_permissions_add(
+            actor=ada,
+            group_id=GROUP,
+            permissions=[Permission("roleGone", resources=(Resource("s", "SOURCE"),))],
+        )
+
+    assert "permissions.0.roleId" in caught.value.field_errors
+    assert only_entry().status == AuditEntry.Status.FAILED
+
+
+def test_replace_permissions_preview_apply_and_empty_confirmation(team, ada):
+    GroupPermission.objects.create(
+        group=team, role_id="roleOwner00000000000000000001", resources=[{"id": "ws", "type": "WORKSPACE"}]
+    )
+    wanted = [Permission("roleReader0000000000000000002", resources=(Resource("src1", "SOURCE"),))]
+    preview = group_permissions_preview(group_id=GROUP, permissions=wanted)
+
+    group_permissions_replace(actor=ada, group_id=GROUP, permissions=wanted, fingerprint=preview.fingerprint)
+    emptied = group_permissions_preview(group_id=GROUP, permissions=[])
+    with pytest.raises(InvalidInput, match="every permission"):
+        group_permissions_replace(actor=ada, group_id=GROUP, permissions=[], fingerprint=emptied.fingerprint)
+    group_permissions_replace(
+        actor=ada, group_id=GROUP, permissions=[], fingerprint=emptied.fingerprint, confirm_empty=True
+    )
+
+    assert [p["roleName"] for p in preview.added] == ["Source Read-only"]
+    assert [p["roleName"] for p in preview.removed] == ["Workspace Owner"]
+    assert not GroupPermission.objects.exists()
+    assert AuditEntry.objects.count() == 2
+
+
+def test_replace_permissions_refuses_a_stale_preview(team, ada):
+    preview = group_permissions_preview(group_id=GROUP, permissions=[])
+    GroupPermission.objects.create(group=team, role_id="roleOwner00000000000000000001", resources=[])
+
+    with pytest.raises(StaleChange):
+        group_permissions_replace(
+            actor=ada, group_id=GROUP, permissions=[], fingerprint=preview.fingerprint, confirm_empty=True
+        )
+
+    assert GroupPermission.objects.exists()
+
+
+# -- groups -----------------------------------------------------------------------------------------------
+
+
+def test_create_rename_delete_are_each_audited(team, ada):
+    cache.set(reads.INDEX_KEY, "stale index")
+
+    created = group_create(actor=ada, name="  Growth ")
+    assert cache.get(reads.INDEX_KEY) is None
+    group_rename(actor=ada, group_id=created.id, name="Growth Marketing")
+    group_delete(actor=ada, group_id=created.id, confirm_name="Growth Marketing")
+
+    entries = list(AuditEntry.objects.order_by("id"))
+    assert [e.action for e in entries] == ["group.create", "group.rename", "group.delete"]
+    assert all(e.group_id == created.id and e.status == "succeeded" for e in entries)
+    assert entries[1].details == {"old_name": "Growth", "new_name": "Growth Marketing"}
+    assert not UserGroup.objects.filter(pk=created.id).exists()
+
+
+def test_delete_needs_the_exact_name(team, ada):
+    with pytest.raises(InvalidInput, match="Type the group's name") as caught:
+        group_delete(actor=ada, group_id=GROUP, confirm_name="data engineering")
+
+    assert "confirm_name" in caught.value.field_errors
+    assert UserGroup.objects.filter(pk=GROUP).exists()
+    assert not AuditEntry.objects.exists()
+
+
+def test_create_with_a_taken_name_is_audited_as_failed(team, ada):
+    with pytest.raises(ValidationFailed) as caught:
+        group_create(actor=ada, name="Data Engineering")
+
+    assert "name" in caught.value.field_errors
+    assert only_entry().status == AuditEntry.Status.FAILED
+
+
+def test_help_desk_may_not_manage_groups(team, hana):
+    with pytest.raises(NotAllowed):
+        group_create(actor=hana, name="Nope")
+    with pytest.raises(NotAllowed):
+        group_delete(actor=hana, group_id=GROUP, confirm_name="Data Engineering")

@@ -1,0 +1,108 @@
+"""The audit log is append-only, and its pending entry is committed before the upstream call."""
+
+import threading
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from groups_app.middleware import RequestOrigin, origin_var
+from groups_app.models import AuditEntry
+from groups_app.services.audit import audited
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def make_entry(**overrides):
+    fields = {"actor_username": "ada", "action": AuditEntry.Action.GROUP_CREATE, "summary": "ada created X"}
+    fields.update(overrides)
+    return AuditEntry.objects.create(**fields)
+
+
+def test_entries_cannot_be_edited_or_deleted():
+    entry = make_entry()
+
+    entry.summary = "rewritten"
+    with pytest.raises(PermissionError):
+        entry.save()
+    with pytest.raises(PermissionError):
+        entry.delete()
+    with pytest.raises(PermissionError):
+        AuditEntry.objects.filter(pk=entry.pk).update(summary="rewritten")
+    with pytest.raises(PermissionError):
+        AuditEntry.objects.all().delete()
+    assert AuditEntry.objects.get().summary == "ada created X"
+
+
+def test_an_entry_is_completed_once_only():
+    entry = make_entry()
+
+    assert AuditEntry.objects.complete(entry.pk, status=AuditEntry.Status.SUCCEEDED) == 1
+    assert AuditEntry.objects.complete(entry.pk, status=AuditEntry.Status.FAILED) == 0
+    assert AuditEntry.objects.get().status == AuditEntry.Status.SUCCEEDED
+
+
+def test_audited_records_origin_and_survives_any_exception():
+    user = UserFactory(username="ada")
+    token = origin_var.set(RequestOrigin(request_id="req-1", client_ip="10.1.2.3", user_agent="Firefox"))
+    try:
+        with pytest.raises(KeyError), audited(actor=user, action=AuditEntry.Action.GROUP_RENAME, summary="s"):
+            raise KeyError("boom")
+    finally:
+        origin_var.reset(token)
+
+    entry = AuditEntry.objects.get()
+    assert (entry.request_id, entry.client_ip, entry.user_agent) == ("req-1", "10.1.2.3", "Firefox")
+    assert entry.status == AuditEntry.Status.FAILED and entry.error == "KeyError: 'boom'"
+
+
+def test_actor_name_is_kept_when_the_account_is_deleted():
+    user = UserFactory(username="leaver")
+    with audited(actor=user, action=AuditEntry.Action.GROUP_CREATE, summary="leaver created X"):
+        pass
+
+    user.delete()
+
+    entry = AuditEntry.objects.get()
+    assert entry.actor is None and entry.actor_username == "leaver"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pending_entry_is_committed_before_the_call():
+    seen = {}
+
+    def look_from_another_connection():
+        from django.db import connections
+
+        seen["status"] = list(AuditEntry.objects.values_list("status", flat=True))
+        connections.close_all()
+
+    with audited(actor=None, action=AuditEntry.Action.MEMBERS_ADD, summary="system added"):
+        reader = threading.Thread(target=look_from_another_connection)
+        reader.start()
+        reader.join()
+
+    assert seen["status"] == ["pending"]
+    assert AuditEntry.objects.get().status == "succeeded"
+    assert not connection.in_atomic_block
+
+
+def test_admin_shows_entries_read_only(admin_client):
+    entry = make_entry()
+
+    assert admin_client.get(reverse("admin:groups_app_auditentry_change", args=[entry.pk])).status_code == 200
+    assert (
+        admin_client.post(
+            reverse("admin:groups_app_auditentry_change", args=[entry.pk]), {"summary": "x"}
+        ).status_code
+        == 403
+    )
+    assert (
+        admin_client.post(
+            reverse("admin:groups_app_auditentry_delete", args=[entry.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    assert admin_client.get(reverse("admin:groups_app_auditentry_add")).status_code == 403
+    assert AuditEntry.objects.get().summary == "ada created X"

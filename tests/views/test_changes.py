@@ -1,0 +1,525 @@
+"""Change forms: who may use them, field errors, previews, htmx behaviour, CSRF."""
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from groups_app.models import AuditEntry
+from sandbox.faults import inject_fault
+from sandbox.models import GroupPermission, Invite, Membership, UserGroup, WorkspaceUser
+from tests.factories import UserFactory, administrator, help_desk, viewer
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def group(demo_workspace):
+    return demo_workspace["All Employees"]
+
+
+@pytest.fixture
+def small(demo_workspace):
+    """A plain-named group with members (names with HTML are covered by the escaping tests)."""
+    return next(
+        g
+        for g in demo_workspace.values()
+        if g.name != "All Employees" and "<" not in g.name and g.memberships.exists()
+    )
+
+
+def html(response):
+    return response.content.decode()
+
+
+def url(name, group):
+    return reverse(f"groups:{name}", args=[group.id])
+
+
+def key(response):
+    return re.search(r'name="submission_key" value="([0-9a-f]+)"', html(response)).group(1)
+
+
+MUTATING = [
+    ("create", None, "manage_groups"),
+    ("rename", "group", "manage_groups"),
+    ("delete", "group", "manage_groups"),
+    ("members-add", "group", "change_membership"),
+    ("members-remove", "group", "change_membership"),
+    ("members-replace", "group", "change_membership"),
+    ("permissions-add", "group", "change_permissions"),
+    ("permissions-edit", "group", "change_permissions"),
+]
+ROLE_PERMISSIONS = {
+    "viewer": set(),
+    "help_desk": {"change_membership"},
+    "administrator": {"manage_groups", "change_membership", "change_permissions"},
+}
+
+
+@pytest.mark.parametrize(("name", "takes_group", "needs"), MUTATING)
+@pytest.mark.parametrize("role", ["viewer", "help_desk", "administrator"])
+def test_every_mutating_url_is_enforced_by_role(client, group, name, takes_group, needs, role):
+    user = {"viewer": viewer, "help_desk": help_desk, "administrator": administrator}[role]()
+    client.force_login(user)
+    target = reverse(f"groups:{name}", args=[group.id] if takes_group else [])
+
+    get = client.get(target)
+    post = client.post(target, {})
+
+    allowed = needs in ROLE_PERMISSIONS[role]
+    assert (get.status_code == 403) is not allowed
+    assert (post.status_code == 403) is not allowed
+    assert not AuditEntry.objects.exists()  # an empty POST changes nothing either way
+
+
+def test_viewer_sees_no_forms(viewer_client, group):
+    page = html(viewer_client.get(url("detail", group)))
+
+    assert "Add members" not in page and "Remove selected" not in page
+    assert "Rename" not in page and "Edit all" not in page and "New group" not in html(viewer_client.get("/"))
+
+
+def test_help_desk_sees_membership_forms_only(help_desk_client, group):
+    page = html(help_desk_client.get(url("detail", group)))
+
+    assert "Add members" in page and "Remove selected" in page
+    assert "Rename" not in page and "Add a permission" not in page
+
+
+def test_administrator_sees_every_form(admin_user_client, group):
+    page = html(admin_user_client.get(url("detail", group)))
+
+    assert all(
+        text in page
+        for text in ("Add members", "Remove selected", "Rename", "Delete…", "Add a permission", "Edit all…")
+    )
+
+
+def test_mutations_require_csrf(group):
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(administrator())
+
+    response = strict.post(url("members-add", group), {"emails": "carol@example.com"})
+
+    assert response.status_code == 403
+    assert not AuditEntry.objects.exists()
+
+
+# -- add members ---------------------------------------------------------------------------------------
+
+
+def test_add_members_htmx_reports_the_outcome_and_triggers_refresh(help_desk_client, small):
+    outsider = WorkspaceUser.objects.exclude(memberships__group=small).first()
+    member = small.memberships.first().user
+    form = help_desk_client.get(url("detail", small))
+
+    response = help_desk_client.post(
+        url("members-add", small),
+        {
+            "emails": f"{outsider.email.upper()}; new.person@example.org\n{member.email}",
+            "submission_key": key(form),
+        },
+        headers={**HTMX, "HX-Target": "add-members-form"},
+    )
+
+    assert response.status_code == 200
+    assert "<html" not in html(response)
+    assert "Added 1 user, invited 1 person who is not yet a workspace user, 1 was already a member." in html(
+        response
+    )
+    assert "members-changed" in response["HX-Trigger"]
+    assert Membership.objects.filter(group=small, user=outsider).exists()
+    assert Invite.objects.filter(group=small, email="new.person@example.org").exists()
+    assert AuditEntry.objects.get().status == "succeeded"
+
+
+def test_add_members_without_javascript_redirects_with_a_message(help_desk_client, small):
+    response = help_desk_client.post(
+        url("members-add", small), {"emails": "someone@example.org"}, follow=True
+    )
+
+    assert response.redirect_chain[-1][0] == url("detail", small)
+    assert "Invited 1 person" in html(response)
+
+
+def test_invalid_emails_are_listed_next_to_the_field_and_nothing_is_sent(help_desk_client, small):
+    response = help_desk_client.post(
+        url("members-add", small),
+        {"emails": "good@example.org, bad@, also bad"},
+        headers={**HTMX, "HX-Target": "add-members-form"},
+    )
+
+    page = html(response)
+    assert response.status_code == 422
+    assert "bad@ is not a valid email address." in page
+    assert "also is not a valid email address." in page
+    assert 'aria-invalid="true"' in page
+    assert "good@example.org, bad@, also bad" in page  # what was typed stays
+    assert not Invite.objects.filter(email="good@example.org").exists()
+    assert not AuditEntry.objects.exists()
+
+
+def test_domain_allowlist_message(help_desk_client, small, settings):
+    settings.ALLOWED_EMAIL_DOMAINS = ["acme-corp.example"]
+
+    response = help_desk_client.post(url("members-add", small), {"emails": "friend@gmail.com"})
+
+    assert response.status_code == 422
+    assert "friend@gmail.com is outside the allowed domains (acme-corp.example)." in html(response)
+
+
+def test_double_submission_is_applied_once(help_desk_client, small):
+    data = {"emails": "twice@example.org", "submission_key": "0123456789abcdef"}
+
+    help_desk_client.post(url("members-add", small), data)
+    second = help_desk_client.post(url("members-add", small), data)
+
+    assert "already submitted" in html(second)
+    assert AuditEntry.objects.count() == 1
+
+
+def test_upstream_failure_of_a_form_shows_a_banner_and_keeps_the_form(help_desk_client, small, settings):
+    settings.SEGMENT_MAX_RETRIES = 0
+    inject_fault("add_users_to_user_group", "429")
+
+    response = help_desk_client.post(
+        url("members-add", small),
+        {"emails": "x@example.org"},
+        headers={**HTMX, "HX-Target": "add-members-form"},
+    )
+
+    assert response.status_code == 429
+    assert response["HX-Retarget"] == "#banner"
+    assert "Segment is rate-limiting requests; try again in 1 s." in html(response)
+    assert AuditEntry.objects.get().status == "failed"
+
+
+# -- remove members -----------------------------------------------------------------------------------
+
+
+def test_remove_asks_for_confirmation_naming_who_loses_access(help_desk_client, small):
+    emails = list(small.memberships.values_list("user__email", flat=True)[:2])
+
+    confirm = help_desk_client.get(
+        url("members-remove", small), {"email": emails}, headers={**HTMX, "HX-Target": "member-dialog"}
+    )
+
+    page = html(confirm)
+    assert page.strip().startswith('<div id="member-dialog"')
+    assert f"Remove 2 members from {small.name}?" in page
+    assert all(email in page for email in emails)
+    assert Membership.objects.filter(group=small, user__email__in=emails).count() == 2
+
+    done = help_desk_client.post(
+        url("members-remove", small),
+        {"emails": emails, "submission_key": key(confirm)},
+        headers={**HTMX, "HX-Target": "member-dialog"},
+    )
+
+    assert "members-changed" in done["HX-Trigger"]
+    assert not Membership.objects.filter(group=small, user__email__in=emails).exists()
+    assert AuditEntry.objects.get().details["emails"] == sorted(emails, key=emails.index)
+
+
+def test_remove_without_choosing_anyone_says_so(help_desk_client, small):
+    response = help_desk_client.get(url("members-remove", small))
+
+    assert "Choose members with the check boxes" in html(response)
+
+
+def test_remove_post_without_emails_is_refused(help_desk_client, small):
+    response = help_desk_client.post(url("members-remove", small), {})
+
+    assert response.status_code == 422
+    assert "Choose at least one member to remove." in html(response)
+
+
+# -- replace members ----------------------------------------------------------------------------------
+
+
+def test_replace_shows_the_diff_then_applies_it(help_desk_client, small):
+    keep = small.memberships.first().user.email
+    before = set(small.memberships.values_list("user__email", flat=True)) | set(
+        small.invites.values_list("email", flat=True)
+    )
+
+    preview = help_desk_client.post(url("members-replace", small), {"emails": f"{keep}\nfresh@example.org"})
+
+    page = html(preview)
+    assert "To add (1)" in page and "fresh@example.org" in page
+    assert f"To remove ({len(before) - 1})" in page
+    assert "Unchanged (1)" in page
+    assert not AuditEntry.objects.exists()
+    fingerprint = re.search(r'name="fingerprint" value="([0-9a-f]+)"', page).group(1)
+
+    applied = help_desk_client.post(
+        url("members-replace", small),
+        {
+            "emails": f"{keep}, fresh@example.org",
+            "fingerprint": fingerprint,
+            "submission_key": key(preview),
+            "confirm": "1",
+        },
+    )
+
+    assert applied.status_code == 302
+    assert set(small.memberships.values_list("user__email", flat=True)) == {keep}
+    assert list(small.invites.values_list("email", flat=True)) == ["fresh@example.org"]
+
+
+def test_replace_with_a_stale_fingerprint_shows_the_new_diff_instead(help_desk_client, small):
+    keep = small.memberships.first().user.email
+    preview = help_desk_client.post(url("members-replace", small), {"emails": keep})
+    fingerprint = re.search(r'name="fingerprint" value="([0-9a-f]+)"', html(preview)).group(1)
+    Invite.objects.create(group=small, email="meanwhile@example.org")
+
+    response = help_desk_client.post(
+        url("members-replace", small),
+        {"emails": keep, "fingerprint": fingerprint, "submission_key": key(preview), "confirm": "1"},
+    )
+
+    assert response.status_code == 200
+    assert "changed since the preview" in html(response)
+    assert "meanwhile@example.org" in html(response)
+    assert Invite.objects.filter(email="meanwhile@example.org").exists()
+    assert not AuditEntry.objects.exists()
+
+
+# -- permissions ----------------------------------------------------------------------------------------
+
+
+def test_add_permission_by_role_name(admin_user_client, small):
+    form = admin_user_client.get(url("permissions-add", small))
+    role = re.search(r'<option value="(\w+)">Source Admin</option>', html(form)).group(1)
+
+    response = admin_user_client.post(
+        url("permissions-add", small),
+        {"role": role, "resource_type": "SOURCE", "resource_ids": "srcA, srcB", "submission_key": key(form)},
+    )
+
+    assert response.status_code == 302
+    assert GroupPermission.objects.filter(
+        group=small,
+        role_id=role,
+        resources=[{"id": "srcA", "type": "SOURCE"}, {"id": "srcB", "type": "SOURCE"}],
+    ).exists()
+    assert AuditEntry.objects.get().action == "permissions.add"
+
+
+def test_add_permission_field_errors(admin_user_client, small):
+    response = admin_user_client.post(
+        url("permissions-add", small), {"role": "", "resource_type": "DATABASE", "resource_ids": "a/b"}
+    )
+
+    page = html(response)
+    assert response.status_code == 422
+    assert "This field is required." in page
+    assert "Select a valid choice." in page
+    assert "Not a resource id: a/b" in page
+
+
+def test_edit_permissions_preview_then_replace(admin_user_client, small):
+    form = admin_user_client.get(url("permissions-edit", small))
+    data = _formset_data(html(form))
+    data["rows-0-DELETE"] = "on"
+
+    preview = admin_user_client.post(url("permissions-edit", small), {**data, "preview": "1"})
+
+    page = html(preview)
+    assert "Revoked (1)" in page and "Granted (0)" in page
+    fingerprint = re.search(r'name="fingerprint" value="([0-9a-f]+)"', page).group(1)
+    before = GroupPermission.objects.filter(group=small).count()
+
+    admin_user_client.post(
+        url("permissions-edit", small),
+        {
+            **data,
+            "fingerprint": fingerprint,
+            "submission_key": key(preview),
+            "confirm": "1",
+            "confirm_empty": "on",
+        },
+    )
+
+    assert GroupPermission.objects.filter(group=small).count() == before - 1
+    assert AuditEntry.objects.get().action == "permissions.replace"
+
+
+def test_emptying_permissions_needs_explicit_confirmation(admin_user_client, small):
+    form = admin_user_client.get(url("permissions-edit", small))
+    data = _formset_data(html(form))
+    for index in range(int(data["rows-TOTAL_FORMS"])):
+        data[f"rows-{index}-DELETE"] = "on"
+    preview = admin_user_client.post(url("permissions-edit", small), {**data, "preview": "1"})
+    fingerprint = re.search(r'name="fingerprint" value="([0-9a-f]+)"', html(preview)).group(1)
+    assert "removes every permission" in html(preview)
+
+    refused = admin_user_client.post(
+        url("permissions-edit", small),
+        {**data, "fingerprint": fingerprint, "submission_key": key(preview), "confirm": "1"},
+    )
+
+    assert refused.status_code == 422
+    assert "Tick the box to confirm" in html(refused)
+    assert GroupPermission.objects.filter(group=small).exists()
+
+
+def test_add_row_keeps_what_was_typed(admin_user_client, small):
+    data = _formset_data(html(admin_user_client.get(url("permissions-edit", small))))
+
+    response = admin_user_client.post(url("permissions-edit", small), {**data, "add_row": "1"})
+
+    total = int(data["rows-TOTAL_FORMS"])
+    assert f'name="rows-{total}-role"' in html(response)
+    assert not AuditEntry.objects.exists()
+
+
+def _formset_data(page):
+    data = {}
+    for name, rest in re.findall(r'<input type="(?:hidden|text)" name="(rows-[\w-]+)"([^>]*)>', page):
+        value = re.search(r'value="([^"]*)"', rest)
+        data[name] = value.group(1) if value else ""
+    for name, value in re.findall(
+        r'<select name="(rows-\d+-\w+)"[^>]*>.*?<option value="([^"]*)" selected>', page, re.S
+    ):
+        data[name] = value
+    return data
+
+
+# -- groups ---------------------------------------------------------------------------------------------------
+
+
+def test_create_lands_on_the_new_group(admin_user_client, demo_workspace):
+    response = admin_user_client.post(reverse("groups:create"), {"name": "Growth"})
+
+    created = UserGroup.objects.get(name="Growth")
+    assert response["Location"] == reverse("groups:detail", args=[created.id])
+
+
+def test_create_htmx_redirects_the_client(admin_user_client, demo_workspace):
+    response = admin_user_client.post(reverse("groups:create"), {"name": "Growth"}, headers=HTMX)
+
+    assert response["HX-Redirect"].startswith("/groups/")
+
+
+def test_create_with_a_taken_name_shows_the_upstream_message_by_the_field(admin_user_client, group):
+    response = admin_user_client.post(reverse("groups:create"), {"name": "all employees"})
+
+    assert response.status_code == 422
+    assert "A user group with this name already exists." in html(response)
+    assert AuditEntry.objects.get().status == "failed"
+
+
+def test_rename_in_place(admin_user_client, small):
+    form = admin_user_client.get(url("rename", small), headers={**HTMX, "HX-Target": "group-header"})
+    assert html(form).strip().startswith('<div id="group-header"')
+
+    response = admin_user_client.post(
+        url("rename", small), {"name": "Renamed Team", "submission_key": key(form)}, headers=HTMX
+    )
+
+    assert response["HX-Redirect"] == url("detail", small)
+    small.refresh_from_db()
+    assert small.name == "Renamed Team"
+
+
+def test_rename_with_empty_name_is_refused_by_the_field(admin_user_client, small):
+    response = admin_user_client.post(url("rename", small), {"name": "   "})
+
+    assert response.status_code == 422
+    assert "This field is required." in html(response)
+
+
+def test_delete_shows_who_loses_access_and_needs_the_typed_name(admin_user_client, small):
+    members = small.memberships.count() + small.invites.count()
+
+    page = html(admin_user_client.get(url("delete", small)))
+    wrong = admin_user_client.post(url("delete", small), {"confirm_name": small.name.upper()})
+    right = admin_user_client.post(url("delete", small), {"confirm_name": small.name})
+
+    assert f"{members} member" in page and "will lose the access" in page
+    assert wrong.status_code == 422 and "Type the group&#x27;s name exactly as shown" in html(wrong)
+    assert right["Location"] == reverse("groups:list")
+    assert not UserGroup.objects.filter(pk=small.pk).exists()
+
+
+# -- audit log pages ----------------------------------------------------------------------------------------
+
+
+def test_changes_show_in_the_audit_log_and_group_history(help_desk_client, small):
+    help_desk_client.post(url("members-add", small), {"emails": "audited@example.org"})
+    entry = AuditEntry.objects.get()
+
+    log = html(help_desk_client.get(reverse("groups:audit")))
+    history = html(help_desk_client.get(url("detail", small)))
+    detail = html(help_desk_client.get(reverse("groups:audit-entry", args=[entry.pk])))
+
+    assert f"hana added 1 member to {small.name}" in log
+    assert f"hana added 1 member to {small.name}" in history
+    assert "Invited (not yet workspace users) (1)" in detail and "audited@example.org" in detail
+    assert entry.request_id and entry.client_ip == "127.0.0.1"
+
+
+def test_audit_log_filters(viewer_client, db):
+    for name, action, status in (("ada", "group.create", "succeeded"), ("bob", "members.add", "failed")):
+        AuditEntry.objects.create(
+            actor_username=name, action=action, status=status, summary=f"{name} did {action}", group_name="G"
+        )
+
+    by_actor = html(viewer_client.get(reverse("groups:audit"), {"actor": "ADA"}))
+    by_status = html(viewer_client.get(reverse("groups:audit"), {"status": "failed"}))
+    by_text = html(viewer_client.get(reverse("groups:audit"), {"q": "members.add"}))
+    bad_dates = viewer_client.get(
+        reverse("groups:audit"), {"date_from": "2026-02-01", "date_to": "2026-01-01"}
+    )
+
+    assert "ada did" in by_actor and "bob did" not in by_actor
+    assert "bob did" in by_status and "ada did" not in by_status
+    assert "bob did" in by_text
+    assert bad_dates.status_code == 200 and "The end date is before the start date." in html(bad_dates)
+
+
+def test_pending_entry_shows_outcome_unknown(viewer_client, db):
+    entry = AuditEntry.objects.create(
+        actor_username="ada", action="members.add", summary="ada added 1 member to G"
+    )
+
+    assert "Outcome unknown" in html(viewer_client.get(reverse("groups:audit-entry", args=[entry.pk])))
+
+
+def test_csv_export_streams_filtered_entries_and_neutralises_formulas(viewer_client, db):
+    AuditEntry.objects.create(
+        actor_username="ada", action="group.create", summary='=HYPERLINK("x")', group_name="+G"
+    )
+    AuditEntry.objects.create(actor_username="bob", action="group.create", summary="other")
+
+    response = viewer_client.get(reverse("groups:audit-export"), {"actor": "ada"})
+
+    body = b"".join(response.streaming_content).decode()
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment;" in response["Content-Disposition"]
+    assert "'=HYPERLINK" in body and ",'+G," in body
+    assert "bob" not in body
+    assert body.splitlines()[0].startswith("created_at,completed_at,actor")
+
+
+def test_user_without_role_cannot_read_the_audit_log(client, db):
+    client.force_login(UserFactory())
+
+    assert client.get(reverse("groups:audit")).status_code == 403
+
+
+@pytest.mark.parametrize("total", ["", "x", "-1"])
+def test_tampered_row_count_is_refused_not_a_crash(admin_user_client, small, total):
+    for action in ("add_row", "preview"):
+        response = admin_user_client.post(
+            url("permissions-edit", small),
+            {"rows-TOTAL_FORMS": total, "rows-INITIAL_FORMS": "0", action: "1"},
+        )
+
+        assert response.status_code in (200, 422)
+    assert not AuditEntry.objects.exists()
