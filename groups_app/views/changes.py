@@ -25,7 +25,7 @@ from groups_app.forms import (
     permission_rows,
 )
 from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUPS
-from groups_app.segment import Role, UserGroup, ValidationFailed
+from groups_app.segment import Role, SegmentError, UserGroup, ValidationFailed
 from groups_app.services.errors import DuplicateSubmission, InvalidInput, StaleChange
 from groups_app.services.groups import group_get, roles_by_id
 from groups_app.services.manage import group_create, group_delete, group_rename
@@ -68,6 +68,16 @@ def _name_the_email(form, field: str, message: str) -> str:
         return f"{form.cleaned_data['emails'][index]}: {message}"
     except (KeyError, IndexError, ValueError, TypeError):
         return message
+
+
+def partial_failure_message(exc: SegmentError) -> str:
+    """Say exactly which emails were applied when a change sent in batches failed partway."""
+    applied, rest = exc.completed_emails, exc.remaining_emails
+    return (
+        f"Segment failed partway: {len(applied)} email{'s' if len(applied) != 1 else ''} were applied "
+        f"({', '.join(applied)}); {len(rest)} were not applied or their outcome is unknown "
+        f"({', '.join(rest)}). {exc.message}"
+    )
 
 
 def _after_change(request: HttpRequest, response: HttpResponse, *events: str) -> HttpResponse:
@@ -188,6 +198,10 @@ def members_add_view(request: HttpRequest, group_id: str) -> HttpResponse:
             )
         except (InvalidInput, ValidationFailed) as exc:
             show_errors(form, exc)
+        except SegmentError as exc:
+            if not exc.completed_emails:
+                raise
+            form.add_error("emails", partial_failure_message(exc))
         except DuplicateSubmission:
             form.add_error(None, DUPLICATE_MESSAGE)
         else:

@@ -421,3 +421,77 @@ def test_help_desk_may_not_manage_groups(team, hana):
         group_create(actor=hana, name="Nope")
     with pytest.raises(NotAllowed):
         group_delete(actor=hana, group_id=GROUP, confirm_name="Data Engineering")
+
+
+FAILING_ACTIONS = [
+    (
+        "add_users_to_user_group",
+        lambda actor: group_members_add(actor=actor, group_id=GROUP, emails=["carol@example.com"]),
+    ),
+    (
+        "remove_users_from_user_group",
+        lambda actor: group_members_remove(actor=actor, group_id=GROUP, emails=["bob@example.com"]),
+    ),
+    (
+        "replace_users_in_user_group",
+        lambda actor: group_members_replace(
+            actor=actor,
+            group_id=GROUP,
+            emails=["bob@example.com"],
+            fingerprint=group_members_replace_preview(group_id=GROUP, emails=["bob@example.com"]).fingerprint,
+        ),
+    ),
+    (
+        "add_permissions_to_user_group",
+        lambda actor: group_permissions_add(
+            actor=actor,
+            group_id=GROUP,
+            permissions=[
+                Permission("roleOwner00000000000000000001", resources=(Resource("w", "WORKSPACE"),))
+            ],
+        ),
+    ),
+    (
+        "replace_permissions_for_user_group",
+        lambda actor: group_permissions_replace(
+            actor=actor,
+            group_id=GROUP,
+            permissions=[],
+            confirm_empty=True,
+            fingerprint=group_permissions_preview(group_id=GROUP, permissions=[]).fingerprint,
+        ),
+    ),
+    ("create_user_group", lambda actor: group_create(actor=actor, name="New")),
+    ("update_user_group", lambda actor: group_rename(actor=actor, group_id=GROUP, name="New")),
+    (
+        "delete_user_group",
+        lambda actor: group_delete(actor=actor, group_id=GROUP, confirm_name="Data Engineering"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("operation", "act"), FAILING_ACTIONS, ids=[op for op, _ in FAILING_ACTIONS])
+@pytest.mark.parametrize(("fault", "error", "status"), [("503", Unavailable, 503), ("429", RateLimited, 429)])
+def test_every_action_audits_its_failure_and_drops_the_cache(
+    team, ada, settings, operation, act, fault, error, status
+):
+    settings.SEGMENT_MAX_RETRIES = 0
+    inject_fault(operation, fault)
+    cache.set(reads.INDEX_KEY, "stale index")
+
+    with pytest.raises(error):
+        act(ada)
+
+    entry = only_entry()
+    assert entry.status == AuditEntry.Status.FAILED and entry.upstream_status == status
+    assert entry.completed_at is not None
+    assert cache.get(reads.INDEX_KEY) is None
+
+
+@pytest.mark.parametrize(("operation", "act"), FAILING_ACTIONS, ids=[op for op, _ in FAILING_ACTIONS])
+def test_every_action_audits_its_success(team, ada, operation, act):
+    act(ada)
+
+    entry = only_entry()
+    assert entry.status == AuditEntry.Status.SUCCEEDED and entry.actor_username == "ada"
+    assert entry.group_id

@@ -523,3 +523,30 @@ def test_tampered_row_count_is_refused_not_a_crash(admin_user_client, small, tot
 
         assert response.status_code in (200, 422)
     assert not AuditEntry.objects.exists()
+
+
+def test_partial_bulk_failure_names_what_was_applied(help_desk_client, small, settings, monkeypatch):
+    from sandbox import api
+
+    settings.SEGMENT_MAX_RETRIES = 0
+    emails = [f"bulk{i:03d}@partner.example" for i in range(150)]
+    adds = []
+    take_fault = api.faults.take_fault
+
+    def second_add_fails(operation, known):
+        """The first batch of 100 goes through; the second meets a server error."""
+        if operation == "add_users_to_user_group":
+            adds.append(operation)
+            return "503" if len(adds) == 2 else None
+        return take_fault(operation, known)
+
+    monkeypatch.setattr(api.faults, "take_fault", second_add_fails)
+
+    response = help_desk_client.post(url("members-add", small), {"emails": "\n".join(emails)})
+
+    page = html(response)
+    assert response.status_code == 422
+    assert "Segment failed partway: 100 emails were applied" in page
+    assert "50 were not applied or their outcome is unknown" in page
+    assert Invite.objects.filter(group=small, email__startswith="bulk").count() == 100
+    assert AuditEntry.objects.get().details["not_applied_emails"] == emails[100:]
