@@ -175,6 +175,33 @@ ALLOWED_EMAIL_DOMAINS = env.list("ALLOWED_EMAIL_DOMAINS", default=[])
 # Most emails one change may add, remove or set.
 MAX_EMAILS_PER_CHANGE = env.int("MAX_EMAILS_PER_CHANGE", default=1000)
 
+# Email: access-request notifications. The console backend prints mail unless EMAIL_HOST is set.
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Group Admin <group-admin@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# (read into a lower-case name: Django 6.1 refuses EMAIL_* settings beside MAILERS)
+smtp_host = env.str("EMAIL_HOST", default="")
+if smtp_host:
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": smtp_host,
+                "port": env.int("EMAIL_PORT", default=587),
+                "username": env.str("EMAIL_HOST_USER", default=""),
+                "password": env.str("EMAIL_HOST_PASSWORD", default=""),
+                "use_tls": env.bool("EMAIL_USE_TLS", default=True),
+                "timeout": env.int("EMAIL_TIMEOUT", default=10),
+            },
+        }
+    }
+else:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+# The dashboard's address, for links in emails.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+
+# An invite created through the dashboard longer ago than this is flagged in reviews.
+STALE_INVITE_DAYS = env.int("STALE_INVITE_DAYS", default=14)
+
 # Password of the demo accounts that `make run` creates; empty = generate one and print it once.
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="")
 

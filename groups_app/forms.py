@@ -234,3 +234,68 @@ class AuditFilterForm(forms.Form):
         if cleaned.get("date_from") and cleaned.get("date_to") and cleaned["date_from"] > cleaned["date_to"]:
             self.add_error("date_to", "The end date is before the start date.")
         return cleaned
+
+
+class AccessRequestForm(forms.Form):
+    group = forms.ChoiceField(label="Group")
+    emails = forms.CharField(
+        label="For whom",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text="Leave empty to request access for yourself. Help desk: one or more emails.",
+    )
+    justification = forms.CharField(
+        label="Why is the access needed?", widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
+    )
+    needed_until = forms.DateField(
+        label="Needed until (optional)",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The access ends after this day.",
+    )
+
+    def __init__(self, *args, groups=(), can_file_for_others: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["group"].choices = [("", "Choose a group…")] + [(g.id, g.name) for g in groups]
+        if not can_file_for_others:
+            del self.fields["emails"]
+
+    def clean_emails(self):
+        text = self.cleaned_data.get("emails", "")
+        emails = split_emails(text)
+        problems = email_problems(emails)
+        if problems:
+            raise forms.ValidationError(problems)
+        return emails
+
+
+class DenyForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason (sent to the requester)", widget=forms.Textarea(attrs={"rows": 2}), max_length=2000
+    )
+
+
+class RequestQueueFilter(forms.Form):
+    status = forms.ChoiceField(label="Status", required=False)
+    group = forms.CharField(label="Group", required=False, max_length=200)
+    requester = forms.CharField(label="Requester", required=False, max_length=150)
+    older_than_days = forms.IntegerField(
+        label="Older than (days)", required=False, min_value=0, max_value=3650
+    )
+
+    def __init__(self, *args, **kwargs):
+        from groups_app.models import AccessRequest
+
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = [
+            ("pending", "Pending"),
+            ("open", "Open (pending or failed)"),
+            ("", "Any"),
+        ] + [choice for choice in AccessRequest.Status.choices if choice[0] != "pending"]
+
+
+class ReviewDecisionForm(forms.Form):
+    decision = forms.ChoiceField(
+        choices=[("keep", "Keep"), ("remove", "Remove"), ("", "Undecided")], required=False
+    )
+    note = forms.CharField(required=False, max_length=500)

@@ -56,6 +56,13 @@ class AuditEntry(models.Model):
         MEMBERS_REPLACE = "members.replace", "Replace members"
         PERMISSIONS_ADD = "permissions.add", "Add permissions"
         PERMISSIONS_REPLACE = "permissions.replace", "Replace permissions"
+        REQUEST_FILE = "request.file", "File access request"
+        REQUEST_APPROVE = "request.approve", "Approve access request"
+        REQUEST_DENY = "request.deny", "Deny access request"
+        REQUEST_CANCEL = "request.cancel", "Cancel access request"
+        REQUEST_EXPIRE = "request.expire", "Expire access"
+        REVIEW_START = "review.start", "Start review"
+        REVIEW_COMPLETE = "review.complete", "Complete review"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -74,6 +81,12 @@ class AuditEntry(models.Model):
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     request_id = models.CharField(max_length=64, blank=True, db_index=True)
+    access_request = models.ForeignKey(
+        "AccessRequest", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
+    )
+    review = models.ForeignKey(
+        "Review", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
+    )
     submission_key = models.CharField(  # noqa: DJ001 - NULL keeps keyless entries out of the unique constraint
         max_length=64, null=True, blank=True, help_text="One per form shown; stops a double submission."
     )
@@ -107,3 +120,121 @@ class AuditEntry(models.Model):
     @property
     def outcome(self) -> str:
         return self.get_status_display()
+
+
+class AccessRequest(models.Model):
+    """Someone asking for one email to be added to one group, and what became of it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        PROVISIONING_FAILED = "provisioning_failed", "Approved — provisioning failed"
+        DENIED = "denied", "Denied"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+
+    group_id = models.CharField(max_length=64, db_index=True)
+    group_name = models.CharField(max_length=200)
+    email = models.EmailField(help_text="Whose access; stored lower-case.")
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requester_username = models.CharField(max_length=150)
+    justification = models.TextField()
+    needed_until = models.DateField(null=True, blank=True, help_text="Access ends after this day.")
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.PENDING, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by_username = models.CharField(max_length=150, blank=True)
+    decision_reason = models.TextField(blank=True)
+    provisioning_entry = models.ForeignKey(
+        AuditEntry,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The audit entry of the membership change that granted the access.",
+    )
+    provisioning_error = models.TextField(blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group_id", "email"],
+                condition=models.Q(status="pending"),
+                name="one_pending_request_per_email_and_group",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.group_name}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (self.Status.PENDING, self.Status.PROVISIONING_FAILED)
+
+
+class Review(models.Model):
+    """A snapshot of a group's users and invites, each to be kept or removed."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        COMPLETED = "completed", "Completed"
+
+    group_id = models.CharField(max_length=64, db_index=True)
+    group_name = models.CharField(max_length=200)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_by_username = models.CharField(max_length=150)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_by_username = models.CharField(max_length=150, blank=True)
+    expected_count = models.PositiveIntegerField(help_text="memberCount when the snapshot was taken.")
+    snapshot_count = models.PositiveIntegerField(help_text="Users and invites actually read.")
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Review of {self.group_name} ({self.started_at:%Y-%m-%d})"
+
+    @property
+    def count_mismatch(self) -> bool:
+        return self.expected_count != self.snapshot_count
+
+
+class ReviewItem(models.Model):
+    """One user or invite of a review's snapshot, and the reviewer's decision."""
+
+    class Decision(models.TextChoices):
+        UNDECIDED = "", "Undecided"
+        KEEP = "keep", "Keep"
+        REMOVE = "remove", "Remove"
+
+    class Removal(models.TextChoices):
+        NONE = "", "—"
+        REMOVED = "removed", "Removed"
+        FAILED = "failed", "Removal failed"
+
+    review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="items")
+    email = models.EmailField()
+    name = models.CharField(max_length=200, blank=True)
+    user_id = models.CharField(max_length=64, blank=True)
+    is_invite = models.BooleanField(default=False)
+    decision = models.CharField(max_length=8, choices=Decision.choices, default="", blank=True, db_index=True)
+    note = models.CharField(max_length=500, blank=True)
+    decided_by_username = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    removal = models.CharField(max_length=8, choices=Removal.choices, default="", blank=True)
+    removal_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["is_invite", "email"]
+        constraints = [models.UniqueConstraint(fields=["review", "email"], name="one_review_item_per_email")]
+
+    def __str__(self) -> str:
+        return self.email

@@ -12,6 +12,22 @@ from groups_app.views.changes import (
     permissions_edit_view,
 )
 from groups_app.views.groups import group_detail_view, group_list_view
+from groups_app.views.requests import (
+    request_decide_view,
+    request_detail_view,
+    request_list_view,
+    request_new_view,
+)
+from groups_app.views.reviews import (
+    review_complete_view,
+    review_decide_view,
+    review_detail_view,
+    review_export_view,
+    review_keep_page_view,
+    review_list_view,
+    review_retry_view,
+    review_start_view,
+)
 
 
 class SegmentIdConverter:
@@ -41,6 +57,22 @@ urlpatterns = [
     path("groups/<segment_id:group_id>/members/replace/", members_replace_view, name="members-replace"),
     path("groups/<segment_id:group_id>/permissions/add/", permissions_add_view, name="permissions-add"),
     path("groups/<segment_id:group_id>/permissions/edit/", permissions_edit_view, name="permissions-edit"),
+    path("groups/<segment_id:group_id>/reviews/start/", review_start_view, name="review-start"),
+    path("requests/", request_list_view, name="requests"),
+    path("requests/new/", request_new_view, name="request-new"),
+    path("requests/<int:request_id>/", request_detail_view, name="request"),
+    path(
+        "requests/<int:request_id>/<str:action>/",
+        request_decide_view,
+        name="request-decide",
+    ),
+    path("reviews/", review_list_view, name="reviews"),
+    path("reviews/<int:review_id>/", review_detail_view, name="review"),
+    path("reviews/<int:review_id>/items/<int:item_id>/", review_decide_view, name="review-decide"),
+    path("reviews/<int:review_id>/keep-page/", review_keep_page_view, name="review-keep-page"),
+    path("reviews/<int:review_id>/complete/", review_complete_view, name="review-complete"),
+    path("reviews/<int:review_id>/retry/", review_retry_view, name="review-retry"),
+    path("reviews/<int:review_id>/export.csv", review_export_view, name="review-export"),
     path("audit/", audit_list_view, name="audit"),
     path("audit/export.csv", audit_export_view, name="audit-export"),
     path("audit/<int:entry_id>/", audit_entry_view, name="audit-entry"),

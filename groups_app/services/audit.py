@@ -18,6 +18,23 @@ from groups_app.services.errors import DuplicateSubmission
 SYSTEM_ACTOR = "system"
 
 
+class SystemActor:
+    """The actor of scheduled jobs (expire_access): every permission, no account."""
+
+    pk = None
+    is_authenticated = True
+    email = ""
+
+    def get_username(self) -> str:
+        return SYSTEM_ACTOR
+
+    def has_perm(self, permission: str) -> bool:
+        return True
+
+
+SYSTEM = SystemActor()
+
+
 @dataclass
 class AuditRecord:
     """Handed to the audited block: the entry, and details to add when it completes."""
@@ -26,6 +43,7 @@ class AuditRecord:
     details: dict[str, Any] = field(default_factory=dict)
     summary: str | None = None
     group_id: str | None = None  # for a group created by the block: known only after the call
+    review: Any = None  # for a review created by the block
 
 
 def actor_name(actor: Any) -> str:
@@ -42,6 +60,8 @@ def audited(
     group_name: str = "",
     details: dict[str, Any] | None = None,
     submission_key: str | None = None,
+    access_request: Any = None,
+    review: Any = None,
 ) -> Iterator[AuditRecord]:
     """Record an action: a pending entry committed before the block, completed once after it.
 
@@ -56,7 +76,7 @@ def audited(
     try:
         with transaction.atomic():
             entry = AuditEntry.objects.create(
-                actor=actor if actor is not None and actor.pk else None,
+                actor=actor if getattr(actor, "pk", None) else None,
                 actor_username=actor_name(actor),
                 action=action,
                 group_id=group_id,
@@ -67,6 +87,8 @@ def audited(
                 user_agent=origin.user_agent,
                 request_id=origin.request_id,
                 submission_key=submission_key or None,
+                access_request=access_request,
+                review=review,
             )
     except IntegrityError:
         earlier = AuditEntry.objects.filter(submission_key=submission_key).exclude(
@@ -93,6 +115,8 @@ def _complete(record: AuditRecord, status: str, exc: BaseException | None) -> No
         fields["summary"] = record.summary
     if record.group_id:
         fields["group_id"] = record.group_id
+    if record.review is not None:
+        fields["review"] = record.review
     if exc is not None:
         fields["error"] = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"[:2000]
         if isinstance(exc, SegmentError):

@@ -13,7 +13,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
 from groups_app.forms import AddMembersForm, GroupDetailQuery, GroupListQuery
-from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUPS, VIEW
+from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUPS, RUN_REVIEWS, VIEW
 from groups_app.segment import Page, ValidationFailed
 from groups_app.services.audit import audit_entries_for_group
 from groups_app.services.groups import (
@@ -212,6 +212,7 @@ def _abilities(user) -> dict[str, bool]:
         "can_change_membership": user.has_perm(CHANGE_MEMBERSHIP),
         "can_change_permissions": user.has_perm(CHANGE_PERMISSIONS),
         "can_manage_groups": user.has_perm(MANAGE_GROUPS),
+        "can_run_reviews": user.has_perm(RUN_REVIEWS),
     }
 
 

@@ -1,0 +1,73 @@
+"""Email notifications of access requests. A failing mail server never blocks a decision."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db.models import Q
+from django.urls import reverse
+
+from groups_app.models import AccessRequest
+
+logger = logging.getLogger("groups_app.notifications")
+
+
+def approvers_emails() -> list[str]:
+    """Active people who may decide requests: Help desk, Administrators and superusers."""
+    users = get_user_model().objects.filter(is_active=True).exclude(email="")
+    deciders = users.filter(
+        Q(is_superuser=True)
+        | Q(
+            groups__permissions__codename="handle_access_requests",
+            groups__permissions__content_type__app_label="groups_app",
+        )
+    ).distinct()
+    return sorted({user.email for user in deciders})
+
+
+def _link(request: AccessRequest) -> str:
+    return settings.SITE_URL.rstrip("/") + reverse("groups:request", args=[request.pk])
+
+
+def _send(subject: str, body: str, recipients: Iterable[str]) -> bool:
+    recipients = [r for r in recipients if r]
+    if not recipients:
+        return False
+    try:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+    except Exception:
+        logger.exception("Could not send the notification %r", subject)
+        return False
+    return True
+
+
+def notify_new_requests(requests: list[AccessRequest]) -> bool:
+    """Tell the approvers that requests are waiting."""
+    if not requests:
+        return False
+    first = requests[0]
+    lines = [f"{first.requester_username} asked for access to {first.group_name} for:"]
+    lines += [f"  - {r.email}: {_link(r)}" for r in requests]
+    lines += ["", f"Justification: {first.justification}"]
+    if first.needed_until:
+        lines.append(f"Needed until: {first.needed_until:%Y-%m-%d}")
+    return _send(f"Access request: {first.group_name}", "\n".join(lines), approvers_emails())
+
+
+def notify_decision(request: AccessRequest, requester_email: str) -> bool:
+    """Tell the requester (and the person the access is for) what was decided."""
+    status = request.get_status_display()
+    body = [f"Your request for {request.email} to join {request.group_name}: {status}."]
+    if request.decision_reason:
+        body.append(f"Reason: {request.decision_reason}")
+    if request.provisioning_error:
+        body.append(f"Segment did not apply it yet: {request.provisioning_error}")
+    if request.needed_until and request.status == AccessRequest.Status.APPROVED:
+        body.append(f"The access ends after {request.needed_until:%Y-%m-%d}.")
+    body.append(_link(request))
+    recipients = {requester_email, request.email}
+    return _send(f"Access request {status.lower()}: {request.group_name}", "\n".join(body), recipients)

@@ -1,0 +1,233 @@
+"""Membership and invite reviews: snapshot a group, decide keep/remove, remove what was marked."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from groups_app.models import AuditEntry, Review, ReviewItem
+from groups_app.roles import RUN_REVIEWS
+from groups_app.segment import SegmentClient, SegmentError, get_client
+from groups_app.services.audit import actor_name, audited
+from groups_app.services.audit_log import spreadsheet_safe
+from groups_app.services.common import plural, require_permission
+from groups_app.services.errors import InvalidInput, ServiceError
+from groups_app.services.membership import group_members_remove, group_membership
+
+REMOVAL_BATCH = 50
+
+
+@dataclass(frozen=True)
+class InviteAge:
+    label: str
+    is_stale: bool
+
+
+def review_start(*, actor: Any, group_id: str, client: SegmentClient | None = None) -> Review:
+    """Snapshot every user and invite of a group into a new open review.
+
+    Raises:
+        NotAllowed, NotFound, SegmentError.
+    """
+    require_permission(actor, RUN_REVIEWS)
+    client = client or get_client()
+    group = client.get_user_group(group_id)
+    membership = group_membership(group_id=group_id, client=client)
+    snapshot = len(membership.users) + len(membership.invites)
+    with (
+        audited(
+            actor=actor,
+            action=AuditEntry.Action.REVIEW_START,
+            summary=f"{actor_name(actor)} started a review of {group.name} ({plural(snapshot, 'entry', 'entries')})",
+            group_id=group.id,
+            group_name=group.name,
+            details={"expected_count": group.member_count, "snapshot_count": snapshot},
+        ) as record,
+        transaction.atomic(),
+    ):
+        review = Review.objects.create(
+            group_id=group.id,
+            group_name=group.name,
+            started_by=actor,
+            started_by_username=actor_name(actor),
+            expected_count=group.member_count,
+            snapshot_count=snapshot,
+        )
+        items = {
+            u.email.lower(): ReviewItem(review=review, email=u.email.lower(), name=u.name, user_id=u.id)
+            for u in membership.users
+        }
+        for email in membership.invites:
+            items.setdefault(email.lower(), ReviewItem(review=review, email=email.lower(), is_invite=True))
+        ReviewItem.objects.bulk_create(items.values())
+        record.review = review
+    return review
+
+
+def _open_review(review_id: int) -> Review:
+    review = Review.objects.get(pk=review_id)
+    if review.status != Review.Status.OPEN:
+        raise InvalidInput("This review is completed; its decisions can no longer change.")
+    return review
+
+
+def review_decide(
+    *,
+    actor: Any,
+    review_id: int,
+    item_ids: list[int],
+    decision: str,
+    note: str | None = None,
+    only_undecided: bool = False,
+) -> list[ReviewItem]:
+    """Mark entries of an open review keep or remove (or undecided again), with an optional note.
+
+    With `only_undecided`, entries already decided keep their decision ("keep the rest").
+
+    Raises:
+        NotAllowed, InvalidInput.
+    """
+    require_permission(actor, RUN_REVIEWS)
+    if decision not in ReviewItem.Decision.values:
+        raise InvalidInput("Choose keep or remove.")
+    review = _open_review(review_id)
+    items = review.items.filter(pk__in=item_ids)
+    if only_undecided:
+        items = items.filter(decision="")
+    items = list(items)
+    now = timezone.now()
+    for item in items:
+        item.decision = decision
+        item.decided_by_username = actor_name(actor) if decision else ""
+        item.decided_at = now if decision else None
+        if note is not None:
+            item.note = note.strip()[:500]
+    ReviewItem.objects.bulk_update(items, ["decision", "decided_by_username", "decided_at", "note"])
+    return items
+
+
+def review_progress(review: Review) -> tuple[int, int]:
+    """(decided, total) entries of a review."""
+    total = review.items.count()
+    return total - review.items.filter(decision="").count(), total
+
+
+def invite_ages(review: Review, *, now: datetime | None = None) -> dict[str, InviteAge]:
+    """For each invite of the review: how old it is, from the audit log of invites made here."""
+    now = now or timezone.now()
+    invited_at: dict[str, datetime] = {}
+    entries = AuditEntry.objects.filter(
+        group_id=review.group_id, action=AuditEntry.Action.MEMBERS_ADD, status=AuditEntry.Status.SUCCEEDED
+    ).order_by("created_at")
+    for entry in entries.only("created_at", "details"):
+        for email in entry.details.get("invited") or ():
+            invited_at.setdefault(email.lower(), entry.created_at)
+    ages = {}
+    for email in review.items.filter(is_invite=True).values_list("email", flat=True):
+        when = invited_at.get(email)
+        if when is None:
+            ages[email] = InviteAge("age unknown", False)
+            continue
+        days = (now - when).days
+        is_stale = days > settings.STALE_INVITE_DAYS
+        ages[email] = InviteAge(
+            f"stale invite ({days} days)" if is_stale else f"invited {plural(days, 'day')} ago", is_stale
+        )
+    return ages
+
+
+def review_complete(*, actor: Any, review_id: int, submission_key: str | None = None) -> Review:
+    """Close a fully decided review and remove every entry marked remove, in batches.
+
+    Failed batches are marked per email and can be retried with review_retry_removals.
+
+    Raises:
+        NotAllowed, InvalidInput (undecided entries), DuplicateSubmission.
+    """
+    require_permission(actor, RUN_REVIEWS)
+    review = _open_review(review_id)
+    decided, total = review_progress(review)
+    if decided < total:
+        raise InvalidInput(f"{total - decided} of {total} entries are still undecided.")
+    removals = list(review.items.filter(decision=ReviewItem.Decision.REMOVE))
+    with audited(
+        actor=actor,
+        action=AuditEntry.Action.REVIEW_COMPLETE,
+        summary=(
+            f"{actor_name(actor)} completed the review of {review.group_name}: "
+            f"{total - len(removals)} kept, {len(removals)} to remove"
+        ),
+        group_id=review.group_id,
+        group_name=review.group_name,
+        details={"kept": total - len(removals), "remove": [item.email for item in removals]},
+        submission_key=submission_key,
+        review=review,
+    ):
+        review.status = Review.Status.COMPLETED
+        review.completed_at = timezone.now()
+        review.completed_by_username = actor_name(actor)
+        review.save(update_fields=["status", "completed_at", "completed_by_username"])
+    _remove(actor, review, removals)
+    return review
+
+
+def review_retry_removals(*, actor: Any, review_id: int) -> Review:
+    """Try again to remove the entries whose removal failed.
+
+    Raises:
+        NotAllowed.
+    """
+    require_permission(actor, RUN_REVIEWS)
+    review = Review.objects.get(pk=review_id)
+    _remove(actor, review, list(review.items.filter(removal=ReviewItem.Removal.FAILED)))
+    return review
+
+
+def _remove(actor: Any, review: Review, items: list[ReviewItem]) -> None:
+    """Remove items batch by batch through the remove-members service (each batch audited)."""
+    for start in range(0, len(items), REMOVAL_BATCH):
+        batch = items[start : start + REMOVAL_BATCH]
+        try:
+            group_members_remove(actor=actor, group_id=review.group_id, emails=[item.email for item in batch])
+        except (SegmentError, ServiceError) as exc:
+            failed_emails = set(getattr(exc, "remaining_emails", ()) or (item.email for item in batch))
+            for item in batch:
+                is_failed = item.email in failed_emails
+                item.removal = ReviewItem.Removal.FAILED if is_failed else ReviewItem.Removal.REMOVED
+                item.removal_error = exc.message if is_failed else ""
+        else:
+            for item in batch:
+                item.removal, item.removal_error = ReviewItem.Removal.REMOVED, ""
+        ReviewItem.objects.bulk_update(batch, ["removal", "removal_error"])
+
+
+def review_csv_rows(review: Review) -> Iterator[str]:
+    """The review's entries as CSV lines: entry, kind, decision, removal, reviewer, note, time."""
+
+    class Echo:
+        def write(self, value: str) -> str:
+            return value
+
+    writer = csv.writer(Echo())
+    yield writer.writerow(("email", "name", "kind", "decision", "removal", "reviewer", "note", "decided_at"))
+    for item in review.items.all():
+        yield writer.writerow(
+            spreadsheet_safe(value)
+            for value in (
+                item.email,
+                item.name,
+                "invite" if item.is_invite else "user",
+                {"keep": "kept", "remove": "removed"}.get(item.decision, "undecided"),
+                item.get_removal_display() if item.removal else "",
+                item.decided_by_username,
+                item.note,
+                item.decided_at.isoformat() if item.decided_at else "",
+            )
+        )

@@ -1,0 +1,206 @@
+"""Membership and invite reviews: start, decide (htmx), complete, retry, export."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import trigger_client_event
+
+from groups_app.forms import ReviewDecisionForm
+from groups_app.models import Review, ReviewItem
+from groups_app.roles import RUN_REVIEWS, VIEW
+from groups_app.services.errors import DuplicateSubmission, InvalidInput
+from groups_app.services.reviews import (
+    invite_ages,
+    review_complete,
+    review_csv_rows,
+    review_decide,
+    review_progress,
+    review_retry_removals,
+    review_start,
+)
+
+PAGE_SIZE = 50
+
+
+@require_GET
+@permission_required(VIEW, raise_exception=True)
+def review_list_view(request: HttpRequest) -> HttpResponse:
+    """Every review, or one group's (?group=id), open ones first."""
+    reviews = Review.objects.order_by("-status", "-started_at")
+    group_id = request.GET.get("group", "")
+    if group_id:
+        reviews = reviews.filter(group_id=group_id)
+    page = Paginator(reviews, 50).get_page(request.GET.get("page"))
+    return render(
+        request, "groups_app/review_list.html", {"page": page, "group_id": group_id, "nav_section": "reviews"}
+    )
+
+
+@require_POST
+@permission_required(RUN_REVIEWS, raise_exception=True)
+def review_start_view(request: HttpRequest, group_id: str) -> HttpResponse:
+    review = review_start(actor=request.user, group_id=group_id)
+    if review.count_mismatch:
+        messages.warning(
+            request,
+            f"Segment reported {review.expected_count} members but {review.snapshot_count} were read: "
+            "the group changed while it was read, or the listing was cut short.",
+        )
+    return redirect("groups:review", review_id=review.pk)
+
+
+def _review_context(request: HttpRequest, review: Review) -> dict:
+    items = review.items.all()
+    only_undecided = request.GET.get("undecided") == "1"
+    if only_undecided:
+        items = items.filter(decision="")
+    page = Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
+    decided, total = review_progress(review)
+    return {
+        "review": review,
+        "page": page,
+        "only_undecided": only_undecided,
+        "decided": decided,
+        "total": total,
+        "ages": invite_ages(review),
+        "can_decide": request.user.has_perm(RUN_REVIEWS) and review.status == Review.Status.OPEN,
+        "can_complete": request.user.has_perm(RUN_REVIEWS),
+        "failed_count": review.items.filter(removal=ReviewItem.Removal.FAILED).count(),
+        "nav_section": "reviews",
+    }
+
+
+@require_GET
+@permission_required(VIEW, raise_exception=True)
+@vary_on_headers("HX-Request", "HX-Target")
+def review_detail_view(request: HttpRequest, review_id: int) -> HttpResponse:
+    review = get_object_or_404(Review, pk=review_id)
+    template = "groups_app/review_detail.html"
+    if request.htmx and request.htmx.target in ("review-table", "review-progress"):
+        template += f"#{request.htmx.target}"
+    return render(request, template, _review_context(request, review))
+
+
+@require_POST
+@permission_required(RUN_REVIEWS, raise_exception=True)
+def review_decide_view(request: HttpRequest, review_id: int, item_id: int) -> HttpResponse:
+    """Keep or remove one entry; htmx swaps the row and refreshes the progress."""
+    review = get_object_or_404(Review, pk=review_id)
+    item = get_object_or_404(ReviewItem, pk=item_id, review=review)
+    form = ReviewDecisionForm(request.POST)
+    if form.is_valid():
+        try:
+            (item,) = review_decide(
+                actor=request.user,
+                review_id=review.pk,
+                item_ids=[item.pk],
+                decision=form.cleaned_data["decision"],
+                note=form.cleaned_data["note"] if "note" in request.POST else None,
+            )
+        except InvalidInput as exc:
+            messages.error(request, exc.message)
+    if not request.htmx:
+        return redirect(request.POST.get("next") or f"/reviews/{review.pk}/")
+    context = {
+        "review": review,
+        "item": item,
+        "ages": invite_ages(review),
+        "can_decide": review.status == Review.Status.OPEN,
+    }
+    response = render(request, "groups_app/review_detail.html#review-row", context)
+    return trigger_client_event(response, "review-progress")
+
+
+@require_POST
+@permission_required(RUN_REVIEWS, raise_exception=True)
+def review_keep_page_view(request: HttpRequest, review_id: int) -> HttpResponse:
+    """Keep every still undecided entry of the current page (decided ones stay as they are)."""
+    review = get_object_or_404(Review, pk=review_id)
+    ids = [int(value) for value in request.POST.getlist("item") if value.isdigit()]
+    try:
+        review_decide(
+            actor=request.user,
+            review_id=review.pk,
+            item_ids=ids,
+            decision=ReviewItem.Decision.KEEP,
+            only_undecided=True,
+        )
+    except InvalidInput as exc:
+        messages.error(request, exc.message)
+    if request.htmx:
+        request.GET = request.GET.copy()
+        response = render(
+            request, "groups_app/review_detail.html#review-table", _review_context(request, review)
+        )
+        return trigger_client_event(response, "review-progress")
+    return redirect(request.POST.get("next") or f"/reviews/{review.pk}/")
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(RUN_REVIEWS, raise_exception=True)
+def review_complete_view(request: HttpRequest, review_id: int) -> HttpResponse:
+    """Summary of who will be removed; confirming removes them."""
+    review = get_object_or_404(Review, pk=review_id)
+    error = ""
+    if request.method == "POST":
+        try:
+            review = review_complete(
+                actor=request.user,
+                review_id=review.pk,
+                submission_key=request.POST.get("submission_key") or None,
+            )
+        except InvalidInput as exc:
+            error = exc.message
+        except DuplicateSubmission:
+            error = "This review was already completed."
+        else:
+            failed = review.items.filter(removal=ReviewItem.Removal.FAILED).count()
+            if failed:
+                messages.error(request, f"{failed} removal(s) failed; see the list and retry them.")
+            else:
+                messages.success(
+                    request, f"Review completed; {review.items.filter(removal='removed').count()} removed."
+                )
+            return redirect("groups:review", review_id=review.pk)
+    decided, total = review_progress(review)
+    context = {
+        "review": review,
+        "removals": review.items.filter(decision=ReviewItem.Decision.REMOVE),
+        "decided": decided,
+        "total": total,
+        "error": error,
+        "submission_key": uuid.uuid4().hex,
+        "nav_section": "reviews",
+    }
+    return render(request, "groups_app/review_complete.html", context, status=422 if error else 200)
+
+
+@require_POST
+@permission_required(RUN_REVIEWS, raise_exception=True)
+def review_retry_view(request: HttpRequest, review_id: int) -> HttpResponse:
+    review = review_retry_removals(actor=request.user, review_id=review_id)
+    failed = review.items.filter(removal=ReviewItem.Removal.FAILED).count()
+    if failed:
+        messages.error(request, f"{failed} removal(s) still failed.")
+    else:
+        messages.success(request, "Every marked entry is now removed.")
+    return redirect("groups:review", review_id=review_id)
+
+
+@require_GET
+@permission_required(VIEW, raise_exception=True)
+def review_export_view(request: HttpRequest, review_id: int) -> StreamingHttpResponse:
+    review = get_object_or_404(Review, pk=review_id)
+    return StreamingHttpResponse(
+        review_csv_rows(review),
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="review-{review.pk}-{review.group_id}.csv"'},
+    )

@@ -1,0 +1,314 @@
+"""Access requests: filing rules, decisions, provisioning failure and retry, expiry, notifications."""
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from groups_app.models import AccessRequest, AuditEntry
+from groups_app.services.errors import InvalidInput, NotAllowed
+from groups_app.services.requests import (
+    request_approve,
+    request_cancel,
+    request_deny,
+    request_file,
+    request_queue,
+    request_retry,
+    requests_expire,
+)
+from sandbox.faults import inject_fault
+from sandbox.models import Invite, Membership, UserGroup, WorkspaceUser
+from tests.factories import help_desk, viewer
+
+pytestmark = pytest.mark.django_db
+
+GROUP = "groupData000000000000000000001"
+
+
+@pytest.fixture
+def group(db):
+    group = UserGroup.objects.create(id=GROUP, name="Data Engineering")
+    member = WorkspaceUser.objects.create(name="Member", email="member@example.com")
+    WorkspaceUser.objects.create(name="Vera", email="vera@example.com")
+    Membership.objects.create(group=group, user=member)
+    return group
+
+
+@pytest.fixture
+def vera(db):
+    return viewer(username="vera", email="vera@example.com")
+
+
+@pytest.fixture
+def hana(db):
+    return help_desk(username="hana", email="hana@example.com")
+
+
+@pytest.fixture
+def ada(db):
+    return help_desk(username="ada2", email="ada@example.com")
+
+
+def file_for_vera(vera, **kwargs):
+    return request_file(actor=vera, group_id=GROUP, justification="Need dashboards", **kwargs).filed[0]
+
+
+def in_group(email):
+    return (
+        Membership.objects.filter(group_id=GROUP, user__email=email).exists()
+        or Invite.objects.filter(group_id=GROUP, email=email).exists()
+    )
+
+
+def test_anyone_files_for_themselves_and_approvers_are_told(group, vera, hana):
+    request = file_for_vera(vera, needed_until=timezone.localdate() + timedelta(days=30))
+
+    assert (request.email, request.status, request.requester_username) == (
+        "vera@example.com",
+        "pending",
+        "vera",
+    )
+    entry = AuditEntry.objects.get(action="request.file")
+    assert entry.access_request == request and entry.status == "succeeded"
+    (message,) = mail.outbox
+    assert message.subject == "Access request: Data Engineering"
+    assert "hana@example.com" in message.to and "vera@example.com" not in message.to
+    assert f"/requests/{request.pk}/" in message.body
+
+
+def test_viewer_may_not_file_for_someone_else(group, vera):
+    with pytest.raises(NotAllowed):
+        request_file(actor=vera, group_id=GROUP, justification="x", emails=["other@example.com"])
+
+
+def test_help_desk_files_for_several_people_one_request_each(group, hana):
+    result = request_file(
+        actor=hana, group_id=GROUP, justification="Onboarding", emails=["a@example.com", "B@example.com"]
+    )
+
+    assert [r.email for r in result.filed] == ["a@example.com", "b@example.com"]
+    assert AuditEntry.objects.filter(action="request.file").count() == 2
+
+
+def test_duplicate_pending_request_is_refused_with_the_existing_one(group, vera):
+    first = file_for_vera(vera)
+
+    result = request_file(actor=vera, group_id=GROUP, justification="again")
+
+    assert result.filed == () and result.duplicates == (first,)
+    assert AccessRequest.objects.count() == 1
+
+
+def test_request_for_a_member_is_not_filed(group, hana):
+    result = request_file(
+        actor=hana, group_id=GROUP, justification="x", emails=["member@example.com", "new@example.com"]
+    )
+
+    assert result.already_members == ("member@example.com",)
+    assert [r.email for r in result.filed] == ["new@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"justification": "  "}, "justification"), ({"needed_until": "past"}, "needed_until")],
+)
+def test_justification_is_required_and_the_end_date_in_the_future(group, vera, kwargs, field):
+    if kwargs.get("needed_until") == "past":
+        kwargs = {"justification": "x", "needed_until": timezone.localdate()}
+
+    with pytest.raises(InvalidInput) as caught:
+        request_file(actor=vera, group_id=GROUP, **kwargs)
+
+    assert field in caught.value.field_errors
+    assert not AccessRequest.objects.exists()
+
+
+def test_account_without_email_cannot_request_for_itself(group):
+    with pytest.raises(InvalidInput, match="no email address"):
+        request_file(actor=viewer(email=""), group_id=GROUP, justification="x")
+
+
+def test_approval_adds_the_member_links_the_audit_entry_and_tells_the_requester(group, vera, hana):
+    request = file_for_vera(vera)
+    mail.outbox.clear()
+
+    approved = request_approve(actor=hana, request_id=request.pk)
+
+    assert approved.status == "approved" and approved.decided_by_username == "hana"
+    assert in_group("vera@example.com")
+    assert approved.provisioning_entry.action == "members.add"
+    assert approved.provisioning_entry.status == "succeeded"
+    assert AuditEntry.objects.get(action="request.approve").access_request == approved
+    assert "approved" in mail.outbox[0].subject.lower() and "vera@example.com" in mail.outbox[0].to
+
+
+@pytest.mark.parametrize("whose", ["filed_by_approver", "for_approver_email"])
+def test_nobody_approves_their_own_request_and_the_attempt_is_audited(group, hana, whose):
+    if whose == "filed_by_approver":
+        request = request_file(
+            actor=hana, group_id=GROUP, justification="x", emails=["friend@example.com"]
+        ).filed[0]
+    else:
+        other = help_desk(username="other", email="other@example.com")
+        request = request_file(
+            actor=other, group_id=GROUP, justification="x", emails=["hana@example.com"]
+        ).filed[0]
+
+    with pytest.raises(NotAllowed, match="cannot approve a request you filed"):
+        request_approve(actor=hana, request_id=request.pk)
+
+    request.refresh_from_db()
+    assert request.status == "pending"
+    entry = AuditEntry.objects.get(action="request.approve")
+    assert entry.status == "failed" and "NotAllowed" in entry.error
+    assert "tried to approve their own request" in entry.summary
+
+
+def test_provisioning_failure_then_retry(group, vera, hana, settings):
+    settings.SEGMENT_MAX_RETRIES = 0
+    request = file_for_vera(vera)
+    inject_fault("add_users_to_user_group", "503")
+
+    failed = request_approve(actor=hana, request_id=request.pk)
+
+    assert failed.status == "provisioning_failed"
+    assert failed.get_status_display() == "Approved — provisioning failed"
+    assert "not responding" in failed.provisioning_error
+    assert failed.provisioning_entry.status == "failed"
+    assert not in_group("vera@example.com")
+
+    retried = request_retry(actor=hana, request_id=request.pk)
+
+    assert retried.status == "approved" and retried.provisioning_error == ""
+    assert in_group("vera@example.com")
+    assert retried.provisioning_entry.status == "succeeded"
+
+
+def test_denial_needs_a_reason_and_tells_the_requester(group, vera, hana):
+    request = file_for_vera(vera)
+    with pytest.raises(InvalidInput):
+        request_deny(actor=hana, request_id=request.pk, reason="  ")
+    mail.outbox.clear()
+
+    denied = request_deny(actor=hana, request_id=request.pk, reason="Use the Analysts group")
+
+    assert denied.status == "denied" and denied.decision_reason == "Use the Analysts group"
+    assert not in_group("vera@example.com")
+    assert "Use the Analysts group" in mail.outbox[0].body
+    assert AuditEntry.objects.get(action="request.deny").details["reason"] == "Use the Analysts group"
+
+
+def test_only_the_requester_cancels_and_only_while_pending(group, vera, hana):
+    request = file_for_vera(vera)
+    with pytest.raises(NotAllowed):
+        request_cancel(actor=hana, request_id=request.pk)
+
+    request_cancel(actor=vera, request_id=request.pk)
+
+    with pytest.raises(InvalidInput, match="cancelled"):
+        request_approve(actor=hana, request_id=request.pk)
+    assert AuditEntry.objects.filter(action="request.cancel", status="succeeded").count() == 1
+
+
+def test_a_failing_mail_server_never_blocks_a_decision(group, vera, hana, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ConnectionRefusedError("SMTP down")
+
+    monkeypatch.setattr("groups_app.services.notifications.send_mail", broken)
+    request = file_for_vera(vera)
+
+    approved = request_approve(actor=hana, request_id=request.pk)
+
+    assert approved.status == "approved"
+
+
+def test_expiry_removes_exactly_the_expired_memberships_and_is_idempotent(group, hana):
+    today = timezone.localdate()
+    result = request_file(
+        actor=hana,
+        group_id=GROUP,
+        justification="temp",
+        emails=["temp1@example.com", "temp2@example.com"],
+        needed_until=today + timedelta(days=1),
+    )
+    lasting = request_file(
+        actor=hana,
+        group_id=GROUP,
+        justification="long",
+        emails=["keeper@example.com"],
+        needed_until=today + timedelta(days=10),
+    ).filed[0]
+    forever = request_file(
+        actor=hana, group_id=GROUP, justification="perm", emails=["perm@example.com"]
+    ).filed[0]
+    approver = help_desk(username="approver", email="approver@example.com")
+    for request in [*result.filed, lasting, forever]:
+        request_approve(actor=approver, request_id=request.pk)
+
+    first = requests_expire(today=today + timedelta(days=2))
+    second = requests_expire(today=today + timedelta(days=2))
+
+    assert sorted(r.email for r in first.expired) == ["temp1@example.com", "temp2@example.com"]
+    assert second.expired == () and second.failed == ()
+    assert not in_group("temp1@example.com") and not in_group("temp2@example.com")
+    assert in_group("keeper@example.com") and in_group("perm@example.com") and in_group("member@example.com")
+    entries = AuditEntry.objects.filter(action="request.expire")
+    assert entries.count() == 2 and set(entries.values_list("actor_username", flat=True)) == {"system"}
+    removal = AuditEntry.objects.get(action="members.remove")
+    assert removal.actor_username == "system" and removal.actor is None
+    assert set(AccessRequest.objects.filter(status="expired").values_list("email", flat=True)) == {
+        "temp1@example.com",
+        "temp2@example.com",
+    }
+
+
+def test_expiry_failure_is_left_for_the_next_run(group, hana, settings):
+    settings.SEGMENT_MAX_RETRIES = 0
+    today = timezone.localdate()
+    request = request_file(
+        actor=hana,
+        group_id=GROUP,
+        justification="t",
+        emails=["t@example.com"],
+        needed_until=today + timedelta(days=1),
+    ).filed[0]
+    request_approve(actor=help_desk(username="approver", email="ap@example.com"), request_id=request.pk)
+    inject_fault("remove_users_from_user_group", "503")
+
+    failed = requests_expire(today=today + timedelta(days=2))
+    retried = requests_expire(today=today + timedelta(days=2))
+
+    assert [r.email for r, _ in failed.failed] == ["t@example.com"]
+    assert [r.email for r in retried.expired] == ["t@example.com"]
+    assert not in_group("t@example.com")
+
+
+def test_queue_is_oldest_first_and_filters(group, hana):
+    request_file(actor=hana, group_id=GROUP, justification="x", emails=["one@example.com", "two@example.com"])
+
+    assert [r.email for r in request_queue()] == ["one@example.com", "two@example.com"]
+    assert list(request_queue(requester="nobody")) == []
+    assert list(request_queue(group="data eng").values_list("email", flat=True)) == [
+        "one@example.com",
+        "two@example.com",
+    ]
+    assert list(request_queue(older_than_days=1)) == []
+
+
+def test_expire_access_command(group, hana):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("expire_access", stdout=out)
+
+    assert "0 expired, 0 failed." in out.getvalue()
+
+
+def test_unknown_user_group_gives_not_found(db, vera):
+    from groups_app.segment import NotFound
+
+    with pytest.raises(NotFound):
+        request_file(actor=vera, group_id="groupMissing", justification="x")

@@ -1,0 +1,288 @@
+"""Access-request and review pages: who sees what, each transition, htmx toggles, exports."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from groups_app.models import AccessRequest, AuditEntry, Review
+from tests.factories import administrator, help_desk, viewer
+
+pytestmark = pytest.mark.django_db
+
+
+def html(response):
+    return response.content.decode()
+
+
+@pytest.fixture
+def team(demo_workspace):
+    return next(
+        g
+        for g in demo_workspace.values()
+        if g.name != "All Employees" and "<" not in g.name and g.memberships.exists()
+    )
+
+
+@pytest.fixture
+def vera(client):
+    user = viewer(username="vera", email="vera@example.com")
+    return user
+
+
+def as_user(client, user):
+    client.force_login(user)
+    return client
+
+
+def test_request_form_lists_groups_and_files_for_yourself(client, vera, team):
+    as_user(client, vera)
+    form = client.get(reverse("groups:request-new"), {"group": team.id})
+    assert f'<option value="{team.id}" selected>{team.name}</option>' in html(form)
+    assert 'name="emails"' not in html(form)  # viewers request for themselves only
+
+    response = client.post(
+        reverse("groups:request-new"),
+        {"group": team.id, "justification": "Reporting", "needed_until": ""},
+        follow=True,
+    )
+
+    assert f"Requested access to {team.name} for vera@example.com." in html(response)
+    assert "My access requests" in html(response)
+    assert AccessRequest.objects.get().email == "vera@example.com"
+
+
+def test_request_form_errors_stay_by_their_fields(client, vera, team):
+    as_user(client, vera)
+
+    response = client.post(reverse("groups:request-new"), {"group": "", "justification": ""})
+
+    assert response.status_code == 422
+    assert html(response).count("This field is required.") == 2
+
+
+def test_duplicate_request_links_to_the_existing_one(client, vera, team):
+    as_user(client, vera)
+    data = {"group": team.id, "justification": "Reporting"}
+    client.post(reverse("groups:request-new"), data)
+
+    response = client.post(reverse("groups:request-new"), data)
+
+    existing = AccessRequest.objects.get()
+    assert "No request was filed." in html(response)
+    assert f'href="{reverse("groups:request", args=[existing.pk])}"' in html(response)
+
+
+def test_help_desk_files_for_others_and_sees_the_queue_with_a_badge(client, team):
+    hana = help_desk(username="hana", email="hana@example.com")
+    as_user(client, hana)
+    member = team.memberships.first().user.email
+
+    response = client.post(
+        reverse("groups:request-new"),
+        {"group": team.id, "emails": f"one@partner.example; {member}", "justification": "Project"},
+        follow=True,
+    )
+
+    page = html(response)
+    assert "Requested access" in page and f"{member} is already a member" in page
+    queue = html(client.get(reverse("groups:requests")))
+    assert "one@partner.example" in queue and "oldest first" in queue
+    assert 'title="Pending requests">1<' in queue
+
+
+def test_viewer_sees_only_their_own_requests_and_cannot_open_others(client, vera, team):
+    other = AccessRequest.objects.create(
+        group_id=team.id,
+        group_name=team.name,
+        email="x@example.com",
+        requester_username="x",
+        justification="j",
+    )
+    as_user(client, vera)
+
+    assert "x@example.com" not in html(client.get(reverse("groups:requests")))
+    assert client.get(reverse("groups:request", args=[other.pk])).status_code == 404
+    assert client.post(reverse("groups:request-decide", args=[other.pk, "approve"])).status_code == 404
+
+
+def test_approve_from_the_detail_page(client, vera, team):
+    request = AccessRequest.objects.create(
+        group_id=team.id,
+        group_name=team.name,
+        email="vera@example.com",
+        requester=vera,
+        requester_username="vera",
+        justification="j",
+    )
+    as_user(client, help_desk(username="hana", email="hana@example.com"))
+    page = html(client.get(reverse("groups:request", args=[request.pk])))
+    assert "Approve and add vera@example.com" in page and "Deny" in page
+
+    response = client.post(reverse("groups:request-decide", args=[request.pk, "approve"]), follow=True)
+
+    assert f"Approved: vera@example.com was added to {team.name}." in html(response)
+    assert "Membership change" in html(response)
+    request.refresh_from_db()
+    assert request.status == "approved"
+
+
+def test_self_approval_is_refused_with_a_message(client, team):
+    hana = help_desk(username="hana", email="hana@example.com")
+    request = AccessRequest.objects.create(
+        group_id=team.id,
+        group_name=team.name,
+        email="hana@example.com",
+        requester=hana,
+        requester_username="hana",
+        justification="j",
+    )
+    as_user(client, hana)
+
+    response = client.post(reverse("groups:request-decide", args=[request.pk, "approve"]), follow=True)
+
+    assert "You cannot approve a request you filed" in html(response)
+    assert AuditEntry.objects.get(action="request.approve").status == "failed"
+
+
+def test_denial_without_reason_is_refused_by_the_field(client, team):
+    request = AccessRequest.objects.create(
+        group_id=team.id,
+        group_name=team.name,
+        email="x@example.com",
+        requester_username="x",
+        justification="j",
+    )
+    as_user(client, help_desk())
+
+    refused = client.post(reverse("groups:request-decide", args=[request.pk, "deny"]), {"reason": " "})
+    denied = client.post(
+        reverse("groups:request-decide", args=[request.pk, "deny"]), {"reason": "Not needed"}, follow=True
+    )
+
+    assert refused.status_code == 422 and "This field is required." in html(refused)
+    assert "Denied; the requester was told why." in html(denied)
+
+
+def test_requester_cancels(client, vera, team):
+    request = AccessRequest.objects.create(
+        group_id=team.id,
+        group_name=team.name,
+        email="vera@example.com",
+        requester=vera,
+        requester_username="vera",
+        justification="j",
+    )
+    as_user(client, vera)
+
+    response = client.post(reverse("groups:request-decide", args=[request.pk, "cancel"]), follow=True)
+
+    assert "Your request was cancelled." in html(response)
+    assert client.post(reverse("groups:request-decide", args=[request.pk, "approve"])).status_code == 403
+
+
+# -- reviews -----------------------------------------------------------------------------------------
+
+
+def start_review(client, team):
+    response = client.post(reverse("groups:review-start", args=[team.id]))
+    return Review.objects.get(), response
+
+
+def test_only_administrators_start_reviews(client, team):
+    as_user(client, help_desk())
+    assert client.post(reverse("groups:review-start", args=[team.id])).status_code == 403
+    assert "Start a review" not in html(client.get(reverse("groups:detail", args=[team.id])))
+
+
+def test_review_decisions_with_htmx_and_completion(client, team):
+    as_user(client, administrator())
+    review, response = start_review(client, team)
+    assert response["Location"] == reverse("groups:review", args=[review.pk])
+    page = html(client.get(response["Location"]))
+    total = review.items.count()
+    assert f"0 of {total} decided" in page
+    first = review.items.first()
+
+    row = client.post(
+        reverse("groups:review-decide", args=[review.pk, first.pk]),
+        {"decision": "remove"},
+        headers={"HX-Request": "true"},
+    )
+
+    assert html(row).strip().startswith(f'<tr id="item-{first.pk}"')
+    assert 'value="remove" aria-pressed="true"' in html(row)
+    assert "review-progress" in row["HX-Trigger"]
+    progress = client.get(
+        response["Location"], headers={"HX-Request": "true", "HX-Target": "review-progress"}
+    )
+    assert f"1 of {total} decided" in html(progress)
+
+    kept = client.post(
+        reverse("groups:review-keep-page", args=[review.pk]),
+        {"item": [i.pk for i in review.items.exclude(pk=first.pk)]},
+        headers={"HX-Request": "true", "HX-Target": "review-table"},
+    )
+    assert html(kept).strip().startswith('<section id="review-table"')
+    summary = client.get(reverse("groups:review-complete", args=[review.pk]))
+    assert first.email in html(summary) and "Complete and remove 1" in html(summary)
+    key = re.search(r'name="submission_key" value="(\w+)"', html(summary)).group(1)
+
+    done = client.post(
+        reverse("groups:review-complete", args=[review.pk]), {"submission_key": key}, follow=True
+    )
+
+    assert "Review completed; 1 removed." in html(done)
+    assert (
+        not team.memberships.filter(user__email=first.email).exists()
+        and not team.invites.filter(email=first.email).exists()
+    )
+    assert 'name="decision"' not in html(done)  # read-only now
+
+
+def test_only_undecided_filter(client, team):
+    as_user(client, administrator())
+    review, _ = start_review(client, team)
+    first = review.items.first()
+    client.post(reverse("groups:review-decide", args=[review.pk, first.pk]), {"decision": "keep"})
+
+    page = html(client.get(reverse("groups:review", args=[review.pk]), {"undecided": "1"}))
+
+    assert f'id="item-{first.pk}"' not in page
+
+
+def test_completing_too_early_says_what_is_left(client, team):
+    as_user(client, administrator())
+    review, _ = start_review(client, team)
+
+    response = client.post(reverse("groups:review-complete", args=[review.pk]), {"submission_key": "abc"})
+
+    assert response.status_code == 422 and "still undecided" in html(response)
+
+
+def test_review_csv_and_lists(client, team):
+    as_user(client, administrator())
+    review, _ = start_review(client, team)
+
+    csv_response = client.get(reverse("groups:review-export", args=[review.pk]))
+    listing = html(client.get(reverse("groups:reviews"), {"group": team.id}))
+
+    body = b"".join(csv_response.streaming_content).decode()
+    assert body.startswith("email,name,kind,decision") and len(body.splitlines()) == review.items.count() + 1
+    assert team.name in listing and "Open" in listing
+
+
+def test_viewer_reads_reviews_but_cannot_decide(client, team):
+    as_user(client, administrator())
+    review, _ = start_review(client, team)
+    as_user(client, viewer())
+
+    page = html(client.get(reverse("groups:review", args=[review.pk])))
+
+    assert 'name="decision"' not in page
+    assert (
+        client.post(
+            reverse("groups:review-decide", args=[review.pk, review.items.first().pk]), {"decision": "keep"}
+        ).status_code
+        == 403
+    )
