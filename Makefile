@@ -10,13 +10,14 @@ CHROMIUM ?= /usr/bin/chromium
 # The development server runs with DEBUG on unless .env or the environment says otherwise.
 RUN_ENV := DEBUG=$${DEBUG:-true}
 
-.PHONY: help setup setup-dev browser run test test-fast lint format migrate seed clean
+.PHONY: help setup setup-dev browser run test test-fast lint format migrate seed benchmark clean
 
 help:
 	@echo "make run    set up, migrate, seed the sandbox and serve http://127.0.0.1:8000"
 	@echo "make test   set up, lint and run the whole test suite (browser tests included)"
 	@echo "make lint   ruff check and ruff format --check"
 	@echo "make format apply ruff's fixes and formatting"
+	@echo "make benchmark  time the upstream reads of the group pages (prints figures)"
 
 $(PY):
 	@python=$$(scripts/find-python) && echo "Creating $(VENV) with $$python" && "$$python" -m venv $(VENV)
@@ -64,6 +65,10 @@ format: setup-dev
 
 test: setup-dev browser lint
 	CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Prints how long the group pages' upstream reads take against a local sandbox server.
+benchmark: seed
+	$(RUN_ENV) $(MANAGE) benchmark_reads $(BENCHMARK_ARGS)
 
 # Everything but the browser tests, for a quick loop while editing.
 test-fast: setup-dev

@@ -115,19 +115,31 @@ def request_file(
                 AccessRequest.objects.get(group_id=group_id, email=email, status=AccessRequest.Status.PENDING)
             )
             continue
-        with audited(
+        with audited_request(
+            request,
             actor=actor,
             action=AuditEntry.Action.REQUEST_FILE,
             summary=f"{actor_name(actor)} requested access to {group.name} for {email}",
-            group_id=group.id,
-            group_name=group.name,
-            details={"email": email, "justification": justification, "needed_until": str(needed_until or "")},
-            access_request=request,
+            justification=justification,
+            needed_until=str(needed_until or ""),
         ):
             pass
         filed.append(request)
     notify_new_requests(filed)
     return FileResult(tuple(filed), already, tuple(duplicates))
+
+
+def audited_request(request: AccessRequest, *, actor: Any, action: str, summary: str, **details: Any):
+    """`audited()` for a state change of one access request (linked to it, with its email)."""
+    return audited(
+        actor=actor,
+        action=action,
+        summary=summary,
+        group_id=request.group_id,
+        group_name=request.group_name,
+        details={"email": request.email, **details},
+        access_request=request,
+    )
 
 
 def _open_request(request_id: int, *statuses: str) -> AccessRequest:
@@ -178,14 +190,11 @@ def request_approve(*, actor: Any, request_id: int, requester_email: str = "") -
     """
     require_permission(actor, HANDLE_ACCESS_REQUESTS)
     request = _open_request(request_id, AccessRequest.Status.PENDING)
-    with audited(
+    with audited_request(
+        request,
         actor=actor,
         action=AuditEntry.Action.REQUEST_APPROVE,
         summary=f"{actor_name(actor)} approved access to {request.group_name} for {request.email}",
-        group_id=request.group_id,
-        group_name=request.group_name,
-        details={"email": request.email},
-        access_request=request,
     ) as record:
         if _is_own(request, actor):
             record.summary = (
@@ -209,14 +218,12 @@ def request_retry(*, actor: Any, request_id: int) -> AccessRequest:
     request = _open_request(request_id, AccessRequest.Status.PROVISIONING_FAILED)
     if _is_own(request, actor):
         raise NotAllowed(SELF_APPROVAL)
-    with audited(
+    with audited_request(
+        request,
         actor=actor,
         action=AuditEntry.Action.REQUEST_APPROVE,
         summary=f"{actor_name(actor)} retried provisioning {request.email} in {request.group_name}",
-        group_id=request.group_id,
-        group_name=request.group_name,
-        details={"email": request.email, "retry": True},
-        access_request=request,
+        retry=True,
     ) as record:
         _provision(request, actor)
         record.details["provisioned"] = request.status == AccessRequest.Status.APPROVED
@@ -236,14 +243,12 @@ def request_deny(*, actor: Any, request_id: int, reason: str) -> AccessRequest:
     if not reason:
         raise InvalidInput("Give a reason for the denial.", {"reason": "Give a reason for the denial."})
     request = _open_request(request_id, AccessRequest.Status.PENDING)
-    with audited(
+    with audited_request(
+        request,
         actor=actor,
         action=AuditEntry.Action.REQUEST_DENY,
         summary=f"{actor_name(actor)} denied access to {request.group_name} for {request.email}",
-        group_id=request.group_id,
-        group_name=request.group_name,
-        details={"email": request.email, "reason": reason},
-        access_request=request,
+        reason=reason,
     ):
         _decide(request, actor, AccessRequest.Status.DENIED, reason)
     notify_decision(request, _requester_email(request))
@@ -259,14 +264,11 @@ def request_cancel(*, actor: Any, request_id: int) -> AccessRequest:
     request = _open_request(request_id, AccessRequest.Status.PENDING)
     if request.requester_id != getattr(actor, "pk", None):
         raise NotAllowed("Only the person who filed a request can cancel it.")
-    with audited(
+    with audited_request(
+        request,
         actor=actor,
         action=AuditEntry.Action.REQUEST_CANCEL,
         summary=f"{actor_name(actor)} cancelled their request for {request.email} to join {request.group_name}",
-        group_id=request.group_id,
-        group_name=request.group_name,
-        details={"email": request.email},
-        access_request=request,
     ):
         _decide(request, actor, AccessRequest.Status.CANCELLED)
     return request
@@ -299,14 +301,12 @@ def requests_expire(*, today: date | None = None, client: SegmentClient | None =
             failed += [(r, getattr(exc, "message", str(exc))) for r in requests]
             continue
         for request in requests:
-            with audited(
+            with audited_request(
+                request,
                 actor=SYSTEM,
                 action=AuditEntry.Action.REQUEST_EXPIRE,
                 summary=f"system ended the access of {request.email} to {request.group_name} (needed until {request.needed_until:%Y-%m-%d})",
-                group_id=request.group_id,
-                group_name=request.group_name,
-                details={"email": request.email, "removed": request.email in to_remove},
-                access_request=request,
+                removed=request.email in to_remove,
             ):
                 request.status = AccessRequest.Status.EXPIRED
                 request.expired_at = timezone.now()
