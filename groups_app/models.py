@@ -171,10 +171,6 @@ class AccessRequest(models.Model):
     def __str__(self) -> str:
         return f"{self.email} → {self.group_name}"
 
-    @property
-    def is_open(self) -> bool:
-        return self.status in (self.Status.PENDING, self.Status.PROVISIONING_FAILED)
-
 
 class Review(models.Model):
     """A snapshot of a group's users and invites, each to be kept or removed."""

@@ -37,13 +37,6 @@ def inject_fault(operation: str, kind: str, times: int = 1) -> None:
     cache.set(_PREFIX + operation, (kind, times), timeout=None)
 
 
-def clear_faults() -> None:
-    """Forget every planned fault (the settings' faults are not planned again)."""
-    for operation in parse_faults(settings.SANDBOX_FAULTS):
-        cache.delete(_PREFIX + operation)
-    cache.set(_SEEDED, True, timeout=None)
-
-
 def take_fault(operation: str, known_operations: tuple[str, ...]) -> str | None:
     """The fault planned for this call of `operation`, if any, counting it as used."""
     if settings.SANDBOX_FAULTS and cache.add(_SEEDED, True, timeout=None):

@@ -131,4 +131,4 @@ def _complete(record: AuditRecord, status: str, exc: BaseException | None) -> No
 
 def audit_entries_for_group(group_id: str, *, limit: int = 10) -> list[AuditEntry]:
     """The latest entries about one group, newest first."""
-    return list(AuditEntry.objects.filter(group_id=group_id).select_related(None)[:limit])
+    return list(AuditEntry.objects.filter(group_id=group_id)[:limit])

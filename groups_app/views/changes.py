@@ -137,8 +137,8 @@ def group_rename_view(request: HttpRequest, group_id: str) -> HttpResponse:
         except DuplicateSubmission:
             form.add_error(None, DUPLICATE_MESSAGE)
         else:
+            messages.success(request, f"Renamed to {group.name}.")
             if not request.htmx:
-                messages.success(request, f"Renamed to {group.name}.")
                 return redirect("groups:detail", group_id=group_id)
             response = HttpResponseClientRedirect(reverse("groups:detail", args=[group_id]))
             return _after_change(request, response, GROUP_CHANGED)

@@ -9,6 +9,8 @@ from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
@@ -89,6 +91,15 @@ def review_detail_view(request: HttpRequest, review_id: int) -> HttpResponse:
     return render(request, template, _review_context(request, review))
 
 
+def _back_to_review(request: HttpRequest, review: Review) -> str:
+    """Where a plain (non-htmx) decision returns: the page it came from, if it is ours."""
+    target = request.POST.get("next", "")
+    is_safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if target and is_safe else reverse("groups:review", args=[review.pk])
+
+
 @require_POST
 @permission_required(RUN_REVIEWS, raise_exception=True)
 def review_decide_view(request: HttpRequest, review_id: int, item_id: int) -> HttpResponse:
@@ -108,7 +119,7 @@ def review_decide_view(request: HttpRequest, review_id: int, item_id: int) -> Ht
         except InvalidInput as exc:
             messages.error(request, exc.message)
     if not request.htmx:
-        return redirect(request.POST.get("next") or f"/reviews/{review.pk}/")
+        return redirect(_back_to_review(request, review))
     context = {
         "review": review,
         "item": item,
@@ -136,12 +147,11 @@ def review_keep_page_view(request: HttpRequest, review_id: int) -> HttpResponse:
     except InvalidInput as exc:
         messages.error(request, exc.message)
     if request.htmx:
-        request.GET = request.GET.copy()
         response = render(
             request, "groups_app/review_detail.html#review-table", _review_context(request, review)
         )
         return trigger_client_event(response, "review-progress")
-    return redirect(request.POST.get("next") or f"/reviews/{review.pk}/")
+    return redirect(_back_to_review(request, review))
 
 
 @require_http_methods(["GET", "POST"])

@@ -286,3 +286,26 @@ def test_viewer_reads_reviews_but_cannot_decide(client, team):
         ).status_code
         == 403
     )
+
+
+@pytest.mark.parametrize("next_url", ["https://evil.example/phish", "//evil.example", ""])
+def test_decisions_without_javascript_never_redirect_off_site(client, team, next_url):
+    as_user(client, administrator())
+    review, _ = start_review(client, team)
+    item = review.items.first()
+
+    response = client.post(
+        reverse("groups:review-decide", args=[review.pk, item.pk]), {"decision": "keep", "next": next_url}
+    )
+
+    assert response["Location"] == reverse("groups:review", args=[review.pk])
+
+
+def test_decisions_without_javascript_return_to_the_page_they_came_from(client, team):
+    as_user(client, administrator())
+    review, _ = start_review(client, team)
+    back = reverse("groups:review", args=[review.pk]) + "?undecided=1&page=1"
+
+    response = client.post(reverse("groups:review-keep-page", args=[review.pk]), {"item": [], "next": back})
+
+    assert response["Location"] == back
