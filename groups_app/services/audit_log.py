@@ -7,7 +7,8 @@ import json
 from collections.abc import Iterator
 from datetime import date, datetime, time
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from groups_app.models import AuditEntry
@@ -43,8 +44,12 @@ def audit_entries(
     """Entries matching every given filter, newest first."""
     entries = AuditEntry.objects.all()
     if text:
-        entries = entries.filter(
-            Q(summary__icontains=text) | Q(error__icontains=text) | Q(group_name__icontains=text)
+        # The details hold the emails and permissions a change touched: search them as text too.
+        entries = entries.annotate(details_text=Cast("details", TextField())).filter(
+            Q(summary__icontains=text)
+            | Q(error__icontains=text)
+            | Q(group_name__icontains=text)
+            | Q(details_text__icontains=text)
         )
     if actor:
         entries = entries.filter(actor_username__iexact=actor)

@@ -153,11 +153,27 @@ def _open_request(request_id: int, *statuses: str) -> AccessRequest:
 
 
 def _decide(request: AccessRequest, actor: Any, status: str, reason: str = "") -> None:
-    request.status = status
-    request.decided_at = timezone.now()
-    request.decided_by_username = actor_name(actor)
-    request.decision_reason = reason
-    request.save(update_fields=["status", "decided_at", "decided_by_username", "decision_reason"])
+    """Move a pending request to `status`; only one of two simultaneous decisions wins.
+
+    Raises:
+        InvalidInput: someone else decided it a moment ago.
+    """
+    fields = {
+        "status": status,
+        "decided_at": timezone.now(),
+        "decided_by_username": actor_name(actor),
+        "decision_reason": reason,
+    }
+    claimed = AccessRequest.objects.filter(pk=request.pk, status=AccessRequest.Status.PENDING).update(
+        **fields
+    )
+    if not claimed:
+        request.refresh_from_db()
+        raise InvalidInput(
+            f"This request was {request.get_status_display().lower()} a moment ago by someone else."
+        )
+    for name, value in fields.items():
+        setattr(request, name, value)
 
 
 def _is_own(request: AccessRequest, actor: Any) -> bool:

@@ -170,10 +170,16 @@ def review_complete(*, actor: Any, review_id: int, submission_key: str | None = 
         submission_key=submission_key,
         review=review,
     ):
-        review.status = Review.Status.COMPLETED
-        review.completed_at = timezone.now()
-        review.completed_by_username = actor_name(actor)
-        review.save(update_fields=["status", "completed_at", "completed_by_username"])
+        fields = {
+            "status": Review.Status.COMPLETED,
+            "completed_at": timezone.now(),
+            "completed_by_username": actor_name(actor),
+        }
+        # Only one of two simultaneous completions removes anyone.
+        if not Review.objects.filter(pk=review.pk, status=Review.Status.OPEN).update(**fields):
+            raise InvalidInput("This review was completed a moment ago by someone else.")
+        for name, value in fields.items():
+            setattr(review, name, value)
     _remove(actor, review, removals)
     return review
 

@@ -312,3 +312,17 @@ def test_unknown_user_group_gives_not_found(db, vera):
 
     with pytest.raises(NotFound):
         request_file(actor=vera, group_id="groupMissing", justification="x")
+
+
+def test_only_one_of_two_simultaneous_decisions_wins(group, vera, hana, monkeypatch):
+    stale = file_for_vera(vera)  # what the second approver's page was built from
+    request_deny(
+        actor=help_desk(username="quick", email="quick@example.com"), request_id=stale.pk, reason="No"
+    )
+    monkeypatch.setattr("groups_app.services.requests._open_request", lambda request_id, *statuses: stale)
+
+    with pytest.raises(InvalidInput, match="denied a moment ago by someone else"):
+        request_approve(actor=hana, request_id=stale.pk)
+
+    assert not in_group("vera@example.com")
+    assert AccessRequest.objects.get(pk=stale.pk).status == "denied"

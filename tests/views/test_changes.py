@@ -550,3 +550,22 @@ def test_partial_bulk_failure_names_what_was_applied(help_desk_client, small, se
     assert "50 were not applied or their outcome is unknown" in page
     assert Invite.objects.filter(group=small, email__startswith="bulk").count() == 100
     assert AuditEntry.objects.get().details["not_applied_emails"] == emails[100:]
+
+
+def test_audit_text_search_finds_an_email_inside_the_details(viewer_client, db):
+    AuditEntry.objects.create(
+        actor_username="hana",
+        action="members.add",
+        summary="hana added 3 members to G",
+        details={"emails": ["needle@example.com"]},
+    )
+    AuditEntry.objects.create(
+        actor_username="hana",
+        action="members.add",
+        summary="hana added 1 member to G",
+        details={"emails": ["hay@example.com"]},
+    )
+
+    page = html(viewer_client.get(reverse("groups:audit"), {"q": "NEEDLE@example"}))
+
+    assert "hana added 3 members" in page and "hana added 1 member" not in page
