@@ -47,6 +47,17 @@ _PAGINATION_KEYS = {
     "pagination[cursor]": "cursor",
 }
 
+# Operations that read query parameters (pagination, or the emails to remove); the others take none.
+WITH_QUERY = frozenset(
+    {
+        "list_user_groups",
+        "list_users_from_user_group",
+        "list_invites_from_user_group",
+        "remove_users_from_user_group",
+        "list_roles",
+    }
+)
+
 OPERATIONS = (
     "list_user_groups",
     "create_user_group",
@@ -123,6 +134,9 @@ def operation(routes: dict[str, str]) -> Callable:
             if budget.exceeded:
                 return _rate_limited(budget, wait_ms=budget.ms_before_next)
             try:
+                if request.GET and name not in WITH_QUERY:
+                    key = next(iter(request.GET))
+                    raise invalid(key, f"Unexpected query parameter: {key}")
                 body = _json_body(request) if request.method in ("POST", "PUT", "PATCH") else None
                 with transaction.atomic():
                     data = view(request, name, body=body, **kwargs)

@@ -207,3 +207,20 @@ def test_sandbox_api_does_not_exist_with_a_real_token(client, workspace):
         importlib.reload(dashboard.urls)
         clear_url_caches()
     assert get(client, "/groups").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", f"/groups/{GROUP}?verbose=1"),
+        ("POST", "/groups?dryRun=true"),
+        ("PUT", f"/groups/{GROUP}/permissions?x=1"),
+    ],
+)
+def test_operations_without_query_parameters_refuse_them(client, workspace, method, path):
+    body = {"name": "X"} if method == "POST" else {"permissions": []}
+
+    response = send(client, method, path, body)
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["message"].startswith("Unexpected query parameter")
