@@ -162,7 +162,7 @@ def group_members_remove(
     emails: list[str],
     submission_key: str | None = None,
     client: SegmentClient | None = None,
-) -> UserGroup:
+) -> None:
     """Remove users and invites from a group; they lose the access it grants.
 
     Raises:
@@ -187,7 +187,6 @@ def group_members_remove(
             client.remove_users_from_user_group(group_id, cleaned)
     finally:
         group_cache_forget(group_id)
-    return client.get_user_group(group_id)
 
 
 def group_members_replace_preview(

@@ -261,11 +261,8 @@ def test_a_failed_submission_may_be_retried(team, hana, settings):
 
 
 def test_remove_members_audits_and_removes_users_and_invites(team, hana):
-    group = group_members_remove(
-        actor=hana, group_id=GROUP, emails=["ALICE@example.com", "newbie@example.com"]
-    )
+    group_members_remove(actor=hana, group_id=GROUP, emails=["ALICE@example.com", "newbie@example.com"])
 
-    assert group.member_count == 1
     assert sandbox_emails() == {"bob@example.com"}
     entry = only_entry()
     assert entry.details["emails"] == ["alice@example.com", "newbie@example.com"]
