@@ -161,6 +161,13 @@ SEGMENT_READ_TIMEOUT = env.float("SEGMENT_READ_TIMEOUT", default=15.0)
 SEGMENT_MAX_RETRIES = env.int("SEGMENT_MAX_RETRIES", default=3)
 SEGMENT_MAX_RETRY_WAIT = env.float("SEGMENT_MAX_RETRY_WAIT", default=30.0)
 SEGMENT_PAGE_SIZE = env.int("SEGMENT_PAGE_SIZE", default=200)
+# The most one web request waits for Segment in all: timeouts, retries and rate-limit waits together.
+SEGMENT_REQUEST_DEADLINE = env.float("SEGMENT_REQUEST_DEADLINE", default=10.0)
+
+# Groups granting any of these IAM roles are privileged: only Administrators change them.
+PRIVILEGED_ROLES = env.list("PRIVILEGED_ROLES", default=["Workspace Owner"])
+# Additions to a privileged group, and grants of a privileged role, need a second Administrator.
+TWO_PERSON_RULE = env.bool("TWO_PERSON_RULE", default=True)
 
 SANDBOX_MODE = not SEGMENT_API_TOKEN
 SANDBOX_API_TOKEN = env.str("SANDBOX_API_TOKEN", default="sandbox-token")
@@ -213,7 +220,7 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "groups_app.middleware.RequestIdLogFilter"}},
+    "filters": {"request_id": {"()": "groups_app.request_log.RequestIdLogFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },

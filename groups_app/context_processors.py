@@ -19,7 +19,7 @@ def dashboard(request: HttpRequest) -> dict:
 
 
 def _pending_requests() -> int:
-    """Counted only when a template shows it (templates call callables)."""
-    from groups_app.services.requests import pending_count
+    """Requests waiting for a person; counted only when a template shows it (templates call callables)."""
+    from groups_app.services.access_requests import needs_person_count
 
-    return pending_count()
+    return needs_person_count()

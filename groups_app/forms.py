@@ -9,7 +9,7 @@ from django import forms
 from django.conf import settings
 
 from groups_app.emails import email_problems, split_emails
-from groups_app.segment import RESOURCE_TYPES, Permission, Resource
+from groups_app.segment import RESOURCE_TYPES, Label, Permission, Resource
 from groups_app.services.groups import MEMBER_PAGE_SIZES, PAGE_SIZES, SORTS
 
 
@@ -72,6 +72,11 @@ class SubmissionKeyMixin(forms.Form):
         if not self.is_bound:
             self.initial.setdefault("submission_key", uuid.uuid4().hex)
 
+    def renew_submission_key(self) -> None:
+        """Show the form again with a new key: the person may submit it again on purpose."""
+        self.data = self.data.copy()
+        self.data["submission_key"] = uuid.uuid4().hex
+
 
 class EmailListField(forms.CharField):
     """A textarea of emails separated by commas, semicolons, spaces or new lines."""
@@ -132,6 +137,61 @@ class DeleteGroupForm(SubmissionKeyMixin):
     confirm_name = forms.CharField(label="Type the group's name to confirm", max_length=200, strip=False)
 
 
+# One resource: an id, optionally with labels that restrict the grant: `id[key=value, key=value]`.
+RESOURCE_TOKEN = re.compile(r"([A-Za-z0-9_-]{1,64})(?:\[([^\[\]]*)\])?")
+LABEL_PART = re.compile(r"^\s*([^=\s,\[\]]{1,100})\s*=\s*([^=,\[\]]{1,200}?)\s*$")
+
+
+def _resource_tokens(text: str) -> list[str]:
+    """Split on commas, semicolons and spaces that are not inside a label's brackets."""
+    tokens, current, depth = [], [], 0
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if depth == 0 and (char in ",;" or char.isspace()):
+            tokens.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    tokens.append("".join(current))
+    return [token for token in tokens if token]
+
+
+def parse_resources(text: str, resource_type: str) -> list[Resource]:
+    """Parse `id, id[key=value], …` into resources of one type.
+
+    Raises:
+        forms.ValidationError: text that is not an id, or a label that is not key=value.
+    """
+    resources: dict[str, Resource] = {}
+    for token in _resource_tokens(text):
+        match = RESOURCE_TOKEN.fullmatch(token)
+        if not match:
+            raise forms.ValidationError(f"Not a resource id: {token}")
+        resource_id, label_text = match.group(1), match.group(2)
+        labels = []
+        for part in filter(str.strip, (label_text or "").split(",")):
+            label = LABEL_PART.match(part)
+            if not label:
+                raise forms.ValidationError(
+                    f"Labels are written key=value; got {part.strip()!r} on {resource_id}."
+                )
+            labels.append(Label(key=label.group(1), value=label.group(2)))
+        if labels and resource_type and resource_type != "WORKSPACE":
+            raise forms.ValidationError("Only WORKSPACE resources carry labels.")
+        resources.setdefault(resource_id, Resource(id=resource_id, type=resource_type, labels=tuple(labels)))
+    if not resources:
+        raise forms.ValidationError("Enter at least one resource id.")
+    return list(resources.values())
+
+
+def format_resources(resources) -> str:
+    """Resources as the ids box shows them, labels included (the inverse of parse_resources)."""
+    return ", ".join(
+        r.id + (f"[{', '.join(f'{label.key}={label.value}' for label in r.labels)}]" if r.labels else "")
+        for r in resources
+    )
+
+
 def role_choices(roles: dict) -> list[tuple[str, str]]:
     return [
         ("", "Choose a role…"),
@@ -143,11 +203,14 @@ class PermissionForm(forms.Form):
     """One grant: a role on one or more resources of one type."""
 
     role = forms.ChoiceField(label="Role")
-    resource_type = forms.ChoiceField(label="Resource type", choices=[(t, t.title()) for t in RESOURCE_TYPES])
+    resource_type = forms.ChoiceField(
+        label="Resource type", choices=[("", "Choose a type…"), *((t, t.title()) for t in RESOURCE_TYPES)]
+    )
     resource_ids = forms.CharField(
         label="Resource ids",
-        help_text="One or more ids, separated by commas or spaces.",
-        max_length=2000,
+        help_text="One or more ids, separated by commas or spaces. Labels that restrict a workspace "
+        "grant follow its id: ws123[environment=prod].",
+        max_length=4000,
     )
 
     def __init__(self, *args, roles: dict, **kwargs):
@@ -155,21 +218,21 @@ class PermissionForm(forms.Form):
         self.fields["role"].choices = role_choices(roles)
         self.roles = roles
 
-    def clean_resource_ids(self):
-        ids = [part for part in re.split(r"[\s,;]+", self.cleaned_data["resource_ids"]) if part]
-        bad = [value for value in ids if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value)]
-        if not ids:
-            raise forms.ValidationError("Enter at least one resource id.")
-        if bad:
-            raise forms.ValidationError(f"Not a resource id: {', '.join(bad)}")
-        return list(dict.fromkeys(ids))
+    def clean(self):
+        cleaned = super().clean()
+        text, resource_type = cleaned.get("resource_ids"), cleaned.get("resource_type")
+        if text:
+            try:
+                cleaned["resources"] = parse_resources(text, resource_type or "")
+            except forms.ValidationError as exc:
+                self.add_error("resource_ids", exc)
+        return cleaned
 
     def permission(self) -> Permission:
         role = self.roles[self.cleaned_data["role"]]
-        resources = tuple(
-            Resource(id=i, type=self.cleaned_data["resource_type"]) for i in self.cleaned_data["resource_ids"]
+        return Permission(
+            role_id=role.id, role_name=role.name, resources=tuple(self.cleaned_data["resources"])
         )
-        return Permission(role_id=role.id, role_name=role.name, resources=resources)
 
 
 class AddPermissionForm(PermissionForm, SubmissionKeyMixin):
@@ -177,7 +240,10 @@ class AddPermissionForm(PermissionForm, SubmissionKeyMixin):
 
 
 class PermissionRowForm(PermissionForm):
-    """A row of the full permission set (the formset lets its blank extra rows stay blank)."""
+    """A row of the full permission set; a row left blank (no role, no ids) is ignored."""
+
+    def has_changed(self) -> bool:
+        return any(self[name].value() not in (None, "") for name in ("role", "resource_ids"))
 
 
 class BasePermissionSetFormSet(forms.BaseFormSet):
@@ -203,12 +269,16 @@ def permission_rows(permissions) -> list[dict]:
     """Initial formset rows for a group's current permissions, one row per role and resource type."""
     rows = []
     for permission in permissions:
-        by_type: dict[str, list[str]] = {}
+        by_type: dict[str, list[Resource]] = {}
         for resource in permission.resources:
-            by_type.setdefault(resource.type, []).append(resource.id)
-        for resource_type, ids in sorted(by_type.items()):
+            by_type.setdefault(resource.type, []).append(resource)
+        for resource_type, resources in sorted(by_type.items()):
             rows.append(
-                {"role": permission.role_id, "resource_type": resource_type, "resource_ids": ", ".join(ids)}
+                {
+                    "role": permission.role_id,
+                    "resource_type": resource_type,
+                    "resource_ids": format_resources(resources),
+                }
             )
     return rows
 
@@ -275,6 +345,14 @@ class DenyForm(forms.Form):
     )
 
 
+class CloseRequestForm(forms.Form):
+    reason = forms.CharField(
+        label="Why it cannot be done (sent to the requester)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+    )
+
+
 class RequestQueueFilter(forms.Form):
     status = forms.ChoiceField(label="Status", required=False)
     group = forms.CharField(label="Group", required=False, max_length=200)
@@ -288,10 +366,10 @@ class RequestQueueFilter(forms.Form):
 
         super().__init__(*args, **kwargs)
         self.fields["status"].choices = [
-            ("pending", "Pending"),
-            ("open", "Open (pending or failed)"),
+            ("open", "Needs a person"),
             ("", "Any"),
-        ] + [choice for choice in AccessRequest.Status.choices if choice[0] != "pending"]
+            *AccessRequest.Status.choices,
+        ]
 
 
 class ReviewDecisionForm(forms.Form):

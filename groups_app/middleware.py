@@ -1,54 +1,38 @@
-"""Request ids for the logs, and the one place upstream failures become pages."""
+"""Request ids and the Segment deadline for each request, and the one place upstream failures become pages."""
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import re
 import uuid
-from dataclasses import dataclass
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django_htmx.http import retarget
 
+from groups_app.request_log import request_id_var
 from groups_app.segment import (
     AuthenticationFailed,
+    DeadlineExceeded,
     NotFound,
     RateLimited,
     SegmentError,
     Unavailable,
+    deadline,
 )
+from groups_app.services.audit import RequestOrigin, origin_var
 
 logger = logging.getLogger("groups_app.errors")
 
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-
-
-@dataclass(frozen=True)
-class RequestOrigin:
-    """Where the current action comes from, for the audit log (empty outside requests)."""
-
-    request_id: str = ""
-    client_ip: str | None = None
-    user_agent: str = ""
-
-
-origin_var: contextvars.ContextVar[RequestOrigin | None] = contextvars.ContextVar("origin", default=None)
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class RequestIdLogFilter(logging.Filter):
-    """Adds the current request id to every log record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True
-
-
 class RequestIdMiddleware:
-    """Gives each request an id (or keeps a sane incoming X-Request-ID) for logs and audit."""
+    """Gives each request an id (or keeps a sane incoming X-Request-ID) for logs and audit, and
+    bounds the time it may spend waiting for Segment to SEGMENT_REQUEST_DEADLINE in all."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -65,7 +49,8 @@ class RequestIdMiddleware:
             )
         )
         try:
-            response = self.get_response(request)
+            with deadline(settings.SEGMENT_REQUEST_DEADLINE):
+                response = self.get_response(request)
         finally:
             request_id_var.reset(token)
             origin_var.reset(origin_token)
@@ -84,8 +69,15 @@ def describe_segment_error(exc: SegmentError) -> tuple[int, str, str]:
             "Segment rejected the API token — check SEGMENT_API_TOKEN and its scopes.",
         )
     if isinstance(exc, RateLimited):
-        seconds = max(1, round(exc.retry_after))
-        return 429, "Rate limited", f"Segment is rate-limiting requests; try again in {seconds} s."
+        retry_at = timezone.localtime(exc.retry_at)
+        what = "requests" if exc.is_read else "changes"
+        return (
+            429,
+            "Rate limited",
+            f"Segment is rate-limiting {what}; try again at {retry_at:%H:%M:%S} ({retry_at:%Z}).",
+        )
+    if isinstance(exc, DeadlineExceeded):
+        return 503, "Segment is slow", "Segment did not answer in time. Try again in a moment."
     if isinstance(exc, Unavailable):
         return (
             503,

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django.conf import settings
 from django.db import models
 
@@ -38,14 +40,33 @@ class AuditQuerySet(models.QuerySet):
         """Complete a pending entry; returns 0 if it was already completed (it never changes twice)."""
         return super(AuditQuerySet, self.filter(pk=pk, status=AuditEntry.Status.PENDING)).update(**fields)
 
+    def resolve(self, pk: int, **fields) -> int:
+        """Record what reconciliation found for an unknown outcome; returns 0 if already resolved."""
+        unresolved = self.filter(pk=pk, status=AuditEntry.Status.UNKNOWN, resolution="")
+        return super(AuditQuerySet, unresolved).update(**fields)
+
+    def unresolved(self) -> AuditQuerySet:
+        """Entries whose outcome still needs reading back."""
+        return self.filter(status=AuditEntry.Status.UNKNOWN, resolution="")
+
 
 class AuditEntry(models.Model):
     """One attempt at a change made through the dashboard, written before the upstream call."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Outcome unknown"
+        PENDING = "pending", "In progress"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        UNKNOWN = "unknown", "Outcome unknown"
+        REFUSED = "refused", "Refused"
+
+    class Resolution(models.TextChoices):
+        """What reading back an unknown outcome found."""
+
+        NONE = "", "Not reconciled yet"
+        APPLIED = "applied", "Applied"
+        NOT_APPLIED = "not_applied", "Not applied"
+        PARTLY_APPLIED = "partly_applied", "Partly applied"
 
     class Action(models.TextChoices):
         GROUP_CREATE = "group.create", "Create group"
@@ -60,6 +81,7 @@ class AuditEntry(models.Model):
         REQUEST_APPROVE = "request.approve", "Approve access request"
         REQUEST_DENY = "request.deny", "Deny access request"
         REQUEST_CANCEL = "request.cancel", "Cancel access request"
+        REQUEST_CLOSE = "request.close", "Close access request as not possible"
         REQUEST_EXPIRE = "request.expire", "Expire access"
         REVIEW_START = "review.start", "Start review"
         REVIEW_COMPLETE = "review.complete", "Complete review"
@@ -76,6 +98,12 @@ class AuditEntry(models.Model):
     summary = models.CharField(max_length=500)
     details = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    resolution = models.CharField(max_length=16, choices=Resolution.choices, default="", blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=150, blank=True, help_text="Who ran the reconciliation.")
+    evidence = models.JSONField(
+        default=dict, blank=True, help_text="What reconciliation read back, and when."
+    )
     upstream_status = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
@@ -98,11 +126,11 @@ class AuditEntry(models.Model):
         default_permissions = ("view",)
         verbose_name_plural = "audit entries"
         constraints = [
-            # A failed attempt may be submitted again; a pending or applied one may not.
+            # An attempt known not applied may be submitted again; any other may not.
             models.UniqueConstraint(
                 fields=["submission_key"],
-                condition=~models.Q(status="failed"),
-                name="audit_one_live_entry_per_submission",
+                condition=~models.Q(status__in=["failed", "refused"]),
+                name="audit_one_live_entry_per_submitted_form",
             )
         ]
 
@@ -119,7 +147,13 @@ class AuditEntry(models.Model):
 
     @property
     def outcome(self) -> str:
+        if self.resolution:
+            return f"{self.get_status_display()} — {self.get_resolution_display().lower()}"
         return self.get_status_display()
+
+    @property
+    def is_unresolved(self) -> bool:
+        return self.status == self.Status.UNKNOWN and not self.resolution
 
 
 class AccessRequest(models.Model):
@@ -127,8 +161,12 @@ class AccessRequest(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
-        APPROVED = "approved", "Approved"
+        APPROVED = "approved", "Approved — not yet provisioned"
+        PROVISIONING = "provisioning", "Approved — provisioning"
+        PROVISIONED = "provisioned", "Provisioned"
         PROVISIONING_FAILED = "provisioning_failed", "Approved — provisioning failed"
+        OUTCOME_UNKNOWN = "outcome_unknown", "Approved — outcome unknown"
+        CLOSED = "closed", "Closed as not possible"
         DENIED = "denied", "Denied"
         CANCELLED = "cancelled", "Cancelled"
         EXPIRED = "expired", "Expired"
@@ -156,7 +194,17 @@ class AccessRequest(models.Model):
         help_text="The audit entry of the membership change that granted the access.",
     )
     provisioning_error = models.TextField(blank=True)
+    provisioning_started_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
+
+    # Requests a person has to act on: decide, retry, reconcile or close.
+    NEEDS_PERSON = (
+        Status.PENDING,
+        Status.PROVISIONING_FAILED,
+        Status.OUTCOME_UNKNOWN,
+    )
+    # Approved, with provisioning not finished: stuck if the process that ran it died.
+    IN_FLIGHT = (Status.APPROVED, Status.PROVISIONING)
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -35,3 +35,8 @@ def role_label(user) -> str:
         if role in names:
             return role
     return "No role"
+
+
+def is_administrator(user) -> bool:
+    """Administrators (and scheduled jobs) may change privileged groups; Help desk may not."""
+    return user is not None and user.has_perm(MANAGE_GROUPS)

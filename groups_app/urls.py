@@ -1,5 +1,11 @@
 from django.urls import path, register_converter
 
+from groups_app.views.access_requests import (
+    request_decide_view,
+    request_detail_view,
+    request_list_view,
+    request_new_view,
+)
 from groups_app.views.audit import audit_entry_view, audit_export_view, audit_list_view
 from groups_app.views.changes import (
     group_create_view,
@@ -12,12 +18,6 @@ from groups_app.views.changes import (
     permissions_edit_view,
 )
 from groups_app.views.groups import group_detail_view, group_list_view
-from groups_app.views.requests import (
-    request_decide_view,
-    request_detail_view,
-    request_list_view,
-    request_new_view,
-)
 from groups_app.views.reviews import (
     review_complete_view,
     review_decide_view,

@@ -142,6 +142,8 @@ def operation(routes: dict[str, str]) -> Callable:
                     data = view(request, name, body=body, **kwargs)
             except ApiError as exc:
                 return error_response(exc.status, [exc.body], headers=budget.headers())
+            if fault == "applied-500":
+                return error_response(500, [{"type": "server-error", "message": "Injected server error"}])
             return JsonResponse({"data": data}, headers=budget.headers())
 
         return wrapper

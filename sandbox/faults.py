@@ -1,5 +1,6 @@
 """Injected failures, for tests and benchmarks: make an operation answer 429, 500 or 503,
-or hang past the client's timeout, for its next N calls.
+hang past the client's timeout (and then perform the call), or perform the call and then
+answer 500 ("applied-500": the reply is lost, the change is made), for its next N calls.
 
 Planned faults live in the cache, so every worker sees them. They come from
 `inject_fault()` or from the SANDBOX_FAULTS setting ("operation=kind*count,…").
@@ -10,7 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.cache import cache
 
-KINDS = ("429", "500", "503", "hang")
+KINDS = ("429", "500", "503", "hang", "applied-500")
 _PREFIX = "sandbox:fault:"
 _SEEDED = "sandbox:faults-seeded"
 
@@ -24,7 +25,7 @@ def parse_faults(spec: str) -> dict[str, tuple[str, int]]:
         kind = kind.strip()
         if not operation or kind not in KINDS:
             raise ValueError(
-                f"SANDBOX_FAULTS: cannot read {item!r}; expected operation=429|500|503|hang*count"
+                f"SANDBOX_FAULTS: cannot read {item!r}; expected operation=429|500|503|hang|applied-500*count"
             )
         faults[operation.strip()] = (kind, int(count or 1))
     return faults

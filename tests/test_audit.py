@@ -6,9 +6,8 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from groups_app.middleware import RequestOrigin, origin_var
 from groups_app.models import AuditEntry
-from groups_app.services.audit import audited
+from groups_app.services.audit import RequestOrigin, audited, origin_var
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -11,22 +11,26 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
+from .deadline import time_left
 from .errors import (
     AuthenticationFailed,
+    DeadlineExceeded,
     NotFound,
+    OutcomeUnknown,
     RateLimited,
     SegmentError,
     Unavailable,
     ValidationFailed,
 )
-from .models import Page, Permission, Role, User, UserGroup
+from .models import IamRole, Page, Permission, UserGroup, WorkspaceUser
 
 __version__ = "1.0"
 
@@ -41,6 +45,9 @@ ADD_BATCH_SIZE = 100
 MAX_URL_LENGTH = 6 * 1024
 RETRYABLE_READ_STATUSES = frozenset({502, 503, 504})
 READ_METHODS = frozenset({"GET", "HEAD"})
+# Below this many seconds left in the caller's budget, a request is not worth sending.
+MIN_USEFUL_TIME = 0.05
+MAY_HAVE_APPLIED = " The change may or may not have been applied."
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -78,7 +85,9 @@ class SegmentClient:
     """Client of the Public API's IAM Groups endpoints.
 
     Reads are retried on 429, 502/503/504 and connection failures; mutations are
-    retried only on 429 (the API guarantees a 429 was not performed).
+    retried only on 429 (the API guarantees a 429 was not performed). Every wait and
+    timeout fits in the caller's deadline (see `deadline.py`): a 429 whose wait would
+    pass it raises `RateLimited` at once.
 
     `concurrent_requests` tells callers whether several calls may run at once from
     different threads (false for transports bound to the calling thread).
@@ -167,7 +176,7 @@ class SegmentClient:
 
     def list_users_from_user_group(
         self, user_group_id: str, *, count: int = 50, cursor: str | None = None
-    ) -> Page[User]:
+    ) -> Page[WorkspaceUser]:
         """One page of the workspace users in a group.
 
         Raises:
@@ -178,9 +187,9 @@ class SegmentClient:
             f"/groups/{check_id(user_group_id)}/users",
             params=self._pagination(count, cursor),
         )
-        return self._page(data, "users", User.from_payload)
+        return self._page(data, "users", WorkspaceUser.from_payload)
 
-    def iter_users_from_user_group(self, user_group_id: str) -> Iterator[User]:
+    def iter_users_from_user_group(self, user_group_id: str) -> Iterator[WorkspaceUser]:
         """Every workspace user in a group."""
         check_id(user_group_id)
         return self._iterate(
@@ -277,12 +286,12 @@ class SegmentClient:
         """
         return self._send_permissions("PUT", user_group_id, permissions)
 
-    def list_roles(self, *, count: int = 200, cursor: str | None = None) -> Page[Role]:
+    def list_roles(self, *, count: int = 200, cursor: str | None = None) -> Page[IamRole]:
         """One page of the workspace's IAM roles."""
         data = self._request("GET", "/roles", params=self._pagination(count, cursor))
-        return self._page(data, "roles", Role.from_payload)
+        return self._page(data, "roles", IamRole.from_payload)
 
-    def iter_roles(self) -> Iterator[Role]:
+    def iter_roles(self) -> Iterator[IamRole]:
         """Every IAM role."""
         return self._iterate(lambda cursor: self.list_roles(count=self.page_size, cursor=cursor))
 
@@ -397,47 +406,77 @@ class SegmentClient:
         attempt = 0
         while True:
             attempt += 1
+            timeout = self._timeout_within_deadline(method, path)
             started = time.perf_counter()
             try:
                 response = self.session.request(
-                    method, url, params=params, json=json, auth=self._auth, timeout=self.timeout
+                    method, url, params=params, json=json, auth=self._auth, timeout=timeout
                 )
             except (requests.Timeout, requests.ConnectionError) as exc:
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
                 logger.warning("%s %s %s after %.0fms (attempt %d)", method, path, kind, elapsed_ms, attempt)
-                if is_read and attempt <= self.max_retries:
-                    waited += self._back_off(attempt, waited)
+                delay = self._back_off(attempt, waited) if is_read and attempt <= self.max_retries else None
+                if delay is not None:
+                    waited += delay
                     continue
-                message = f"Segment did not answer: the request {kind}."
-                if not is_read:
-                    message += " The change may or may not have been applied."
-                raise Unavailable(message) from None
+                if not is_read and _was_sent(exc):
+                    raise OutcomeUnknown(
+                        f"Segment did not answer: the request {kind}.{MAY_HAVE_APPLIED}"
+                    ) from None
+                raise Unavailable(f"Segment did not answer: the request {kind}.") from None
             elapsed_ms = (time.perf_counter() - started) * 1000
             status = response.status_code
             logger.info("%s %s %s in %.0fms (attempt %d)", method, path, status, elapsed_ms, attempt)
 
             if status == 429:
                 wait = self._rate_limit_wait(response)
-                if attempt <= self.max_retries and waited + wait <= self.max_retry_wait:
+                left = time_left()
+                fits = left is None or wait + MIN_USEFUL_TIME < left
+                if attempt <= self.max_retries and waited + wait <= self.max_retry_wait and fits:
                     self._sleep(wait)
                     waited += wait
                     continue
+                retry_at = self._now() + timedelta(seconds=wait)
+                what = "requests" if is_read else "changes"
                 raise RateLimited(
-                    f"Segment is rate-limiting requests; try again in {max(1, round(wait))} s.",
+                    f"Segment is rate-limiting {what}; try again at {retry_at:%H:%M:%S} UTC.",
                     retry_after=wait,
+                    retry_at=retry_at,
+                    is_read=is_read,
                     status=429,
                     errors=self._errors(response),
                 )
             if is_read and status in RETRYABLE_READ_STATUSES and attempt <= self.max_retries:
-                waited += self._back_off(attempt, waited)
-                continue
+                delay = self._back_off(attempt, waited)
+                if delay is not None:
+                    waited += delay
+                    continue
             return self._unwrap(response)
 
-    def _back_off(self, attempt: int, waited: float) -> float:
-        """Sleep an exponential, jittered delay within the total wait budget; return it."""
+    def _timeout_within_deadline(self, method: str, path: str) -> float | tuple[float, float]:
+        """The configured timeout, cut to what is left of the caller's deadline.
+
+        Raises:
+            DeadlineExceeded: too little time is left to send the request at all.
+        """
+        left = time_left()
+        if left is None:
+            return self.timeout
+        if left < MIN_USEFUL_TIME:
+            logger.warning("%s %s not sent: the time budget is spent", method, path)
+            raise DeadlineExceeded("Segment did not answer in time; nothing more was sent.")
+        if isinstance(self.timeout, tuple):
+            return (min(self.timeout[0], left), min(self.timeout[1], left))
+        return min(self.timeout, left)
+
+    def _back_off(self, attempt: int, waited: float) -> float | None:
+        """Sleep an exponential, jittered delay and return it; None if no retry fits the deadline."""
         delay = min(8.0, 0.25 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
         delay = max(0.0, min(delay, self.max_retry_wait - waited))
+        left = time_left()
+        if left is not None and delay + MIN_USEFUL_TIME * 2 >= left:
+            return None
         if delay:
             self._sleep(delay)
         return delay
@@ -496,12 +535,27 @@ class SegmentClient:
         elif status >= 500:
             error_class, message = Unavailable, "Segment is not responding."
             if response.request.method not in READ_METHODS:
-                message += " The change may or may not have been applied."
+                error_class, message = OutcomeUnknown, message + MAY_HAVE_APPLIED
         else:
             error_class, message = SegmentError, "Segment answered with an unexpected status."
         if detail:
             message = f"{message} {detail}"
         raise error_class(message, status=status, errors=errors)
+
+
+def _was_sent(exc: requests.RequestException) -> bool:
+    """Whether a failed request may have reached Segment (only a failed connect proves it did not)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    cause: BaseException | None = exc
+    while cause is not None:
+        reason = getattr(cause, "reason", None)
+        if isinstance(cause, NewConnectionError | NameResolutionError) or isinstance(
+            reason, NewConnectionError | NameResolutionError
+        ):
+            return False
+        cause = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
+    return True
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

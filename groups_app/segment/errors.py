@@ -6,6 +6,7 @@ Every failure of a Public API call surfaces as one of these; callers never see
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 
@@ -54,15 +55,35 @@ class ValidationFailed(SegmentError):
 
 
 class RateLimited(SegmentError):
-    """429 after every allowed retry; `retry_after` is how many seconds to wait."""
+    """429 that could not be retried in time; `retry_after` seconds from `retry_at`.
 
-    def __init__(self, message: str, *, retry_after: float, **kwargs: Any) -> None:
+    The API guarantees a 429 was not performed.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: float, retry_at: datetime, is_read: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+        self.retry_at = retry_at
+        self.is_read = is_read
 
 
 class Unavailable(SegmentError):
     """5xx, a timeout or a connection failure: Segment did not answer usefully.
 
-    For a mutation this means the outcome is unknown: it may have been applied.
+    Raised as such only when the request was not performed: a read, or a mutation that
+    never left (connection refused, the deadline spent before sending). A mutation that
+    was sent raises `OutcomeUnknown`.
+    """
+
+
+class DeadlineExceeded(Unavailable):
+    """The caller's time budget was spent before the request could be sent (or resent)."""
+
+
+class OutcomeUnknown(Unavailable):
+    """A mutation was sent, then timed out, got a 5xx or lost its connection.
+
+    Segment may or may not have applied it: read back what it touched before sending it again.
     """

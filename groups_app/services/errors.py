@@ -31,9 +31,59 @@ class StaleChange(ServiceError):
         self.preview = preview
 
 
+class SecondApproverRequired(ServiceError):
+    """The two-person rule: this change needs another Administrator's approval first."""
+
+    def __init__(self, message: str, *, emails: list[str] | tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.emails = tuple(emails)
+
+
 class DuplicateSubmission(ServiceError):
     """The same form was submitted twice; `entry` is the audit entry of the first submission."""
 
     def __init__(self, message: str, entry: Any) -> None:
         super().__init__(message)
         self.entry = entry
+
+
+class ChangeOutcomeUnknown(ServiceError):
+    """A change was sent but Segment did not confirm it; `entry` says what reading back found.
+
+    Never resend it blindly: when the entry is resolved "not applied" the person may submit
+    again (a new form); otherwise the group must be looked at first.
+    """
+
+    def __init__(self, entry: Any, *, resubmitted: bool = False) -> None:
+        self.entry = entry
+        self.resubmitted = resubmitted
+        super().__init__(outcome_message(entry, resubmitted=resubmitted))
+
+    @property
+    def may_resubmit(self) -> bool:
+        return self.entry.resolution == "not_applied"
+
+
+def outcome_message(entry: Any, *, resubmitted: bool = False) -> str:
+    """What a person needs to know about a change whose outcome Segment did not confirm."""
+    start = (
+        "This form was already submitted and Segment did not confirm it; it was not sent again. "
+        if resubmitted
+        else "Segment did not confirm the change. "
+    )
+    evidence = entry.evidence or {}
+    if entry.resolution == "applied":
+        return start + "Reading the group back shows it was applied."
+    if entry.resolution == "not_applied":
+        return start + "Reading the group back shows it was not applied; you can submit it again."
+    if entry.resolution == "partly_applied":
+        applied = ", ".join(evidence.get("applied") or []) or "some of it"
+        missing = ", ".join(evidence.get("not_applied") or []) or "the rest"
+        return (
+            start + f"Reading the group back shows it was only partly applied: applied {applied}; "
+            f"not applied {missing}. Check the group before changing it again."
+        )
+    return (
+        start + "Its outcome is unknown and will be checked automatically; "
+        "do not make it again until the audit log shows what happened."
+    )

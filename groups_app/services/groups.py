@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import contextvars
+import hashlib
+import logging
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 
-from groups_app.segment import Page, Permission, Resource, Role, SegmentClient, User, UserGroup, get_client
+from groups_app.segment import (
+    IamRole,
+    Page,
+    Permission,
+    Resource,
+    SegmentClient,
+    SegmentError,
+    UserGroup,
+    WorkspaceUser,
+)
+from groups_app.services.segment_client import get_client
+
+logger = logging.getLogger("groups_app.reads")
 
 INDEX_KEY = "groups:index:v1"
 ROLES_KEY = "groups:roles:v1"
@@ -24,6 +41,27 @@ _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="segment-read")
 
 
 @dataclass(frozen=True)
+class Membership:
+    """Everyone in a group at one moment: workspace users and pending invites."""
+
+    users: tuple[WorkspaceUser, ...]
+    invites: tuple[str, ...]
+
+    @property
+    def emails(self) -> frozenset[str]:
+        return frozenset(u.email.lower() for u in self.users) | frozenset(e.lower() for e in self.invites)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies this exact membership, so a confirmation can tell if it changed since."""
+        return membership_fingerprint(self.emails)
+
+
+def membership_fingerprint(emails: frozenset[str] | set[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(emails)).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
 class GroupIndex:
     groups: tuple[UserGroup, ...]
     built_at: datetime
@@ -34,6 +72,7 @@ class GroupRow:
     group: UserGroup
     role_names: tuple[str, ...]
     resource_count: int
+    is_privileged: bool
 
 
 @dataclass(frozen=True)
@@ -63,10 +102,14 @@ class PermissionView:
 
 @dataclass(frozen=True)
 class GroupDetail:
+    """The detail page's reads. A part whose read failed is None, its message in `problems`."""
+
     group: UserGroup
     permissions: tuple[PermissionView, ...]
-    users: Page[User] | None
+    users: Page[WorkspaceUser] | None
     invites: Page[str] | None
+    is_privileged: bool
+    problems: dict[str, str]
 
 
 def group_index(*, refresh: bool = False, client: SegmentClient | None = None) -> GroupIndex:
@@ -88,7 +131,7 @@ def group_index_forget() -> None:
     cache.delete(INDEX_KEY)
 
 
-def roles_by_id(*, client: SegmentClient | None = None) -> dict[str, Role]:
+def roles_by_id(*, client: SegmentClient | None = None) -> dict[str, IamRole]:
     """The workspace's roles by id, cached for ROLES_CACHE_TTL seconds.
 
     Raises:
@@ -102,10 +145,20 @@ def roles_by_id(*, client: SegmentClient | None = None) -> dict[str, Role]:
     return roles
 
 
-def role_name(permission: Permission, roles: dict[str, Role]) -> str:
+def role_name(permission: Permission, roles: dict[str, IamRole]) -> str:
     """The role's name from list_roles, else the payload's roleName, else its id."""
     role = roles.get(permission.role_id)
     return role.name if role else permission.role_name or permission.role_id
+
+
+def is_privileged_role(name: str) -> bool:
+    """Whether a role name is one of PRIVILEGED_ROLES (compared without case)."""
+    return name.casefold() in {role.casefold() for role in settings.PRIVILEGED_ROLES}
+
+
+def group_is_privileged(group: UserGroup, roles: dict[str, IamRole] | None = None) -> bool:
+    """A group is privileged when it grants any of PRIVILEGED_ROLES, on any resource."""
+    return any(is_privileged_role(role_name(p, roles or {})) for p in group.permissions)
 
 
 def group_list(
@@ -139,6 +192,7 @@ def group_list(
             group=group,
             role_names=tuple(sorted({role_name(p, roles) for p in group.permissions}, key=str.casefold)),
             resource_count=len({(r.type, r.id) for p in group.permissions for r in p.resources}),
+            is_privileged=group_is_privileged(group, roles),
         )
         for group in groups[start : start + page_size]
     )
@@ -152,7 +206,7 @@ def group_list(
     )
 
 
-def group_permissions_view(group: UserGroup, roles: dict[str, Role]) -> tuple[PermissionView, ...]:
+def group_permissions_view(group: UserGroup, roles: dict[str, IamRole]) -> tuple[PermissionView, ...]:
     """The group's permissions with role names, sorted by role, resources by type and id."""
     views = [
         PermissionView(
@@ -172,50 +226,75 @@ def group_detail(
     users_count: int = 25,
     invites_cursor: str | None = None,
     invites_count: int = 25,
-    include_users: bool = True,
-    include_invites: bool = True,
     client: SegmentClient | None = None,
 ) -> GroupDetail:
     """A group with one page of its users and of its invites, fetched side by side.
 
+    Only the group itself must be read: when users, invites or roles fail, the rest is
+    still returned, with the failed part's message in `problems`.
+
     Raises:
         NotFound: no such group.
-        SegmentError: any other failure of the reads.
+        ValidationFailed: a stale cursor (the caller retries from the first page).
+        SegmentError: reading the group failed.
     """
     client = client or get_client()
     calls = {
         "group": lambda: client.get_user_group(group_id),
         "roles": lambda: roles_by_id(client=client),
-    }
-    if include_users:
-        calls["users"] = lambda: client.list_users_from_user_group(
-            group_id, count=users_count, cursor=users_cursor
-        )
-    if include_invites:
-        calls["invites"] = lambda: client.list_invites_from_user_group(
+        "users": lambda: client.list_users_from_user_group(group_id, count=users_count, cursor=users_cursor),
+        "invites": lambda: client.list_invites_from_user_group(
             group_id, count=invites_count, cursor=invites_cursor
-        )
+        ),
+    }
     results = _run_side_by_side(calls, concurrent=client.concurrent_requests)
     group = results["group"]
+    if isinstance(group, Exception):
+        raise group
+    for name in ("users", "invites"):
+        # A stale cursor is the caller's to handle; it is not a failure of the page.
+        if isinstance(results[name], SegmentError) and results[name].status == 422:
+            raise results[name]
+    problems = {
+        name: results[name].message
+        for name in ("roles", "users", "invites")
+        if isinstance(results[name], Exception)
+    }
+    roles = {} if "roles" in problems else results["roles"]
     return GroupDetail(
         group=group,
-        permissions=group_permissions_view(group, results["roles"]),
-        users=results.get("users"),
-        invites=results.get("invites"),
+        permissions=group_permissions_view(group, roles),
+        users=None if "users" in problems else results["users"],
+        invites=None if "invites" in problems else results["invites"],
+        is_privileged=group_is_privileged(group, roles),
+        problems=problems,
     )
 
 
-def _run_side_by_side(calls: dict, *, concurrent: bool) -> dict:
-    """Run independent reads at once when the client allows it; re-raise the first failure."""
+def _run_side_by_side(calls: dict[str, Callable[[], Any]], *, concurrent: bool) -> dict[str, Any]:
+    """Run independent reads at once when the client allows it; a failed read's result is its error.
+
+    Each thread runs in a copy of the caller's context, so the request's deadline applies.
+    """
+
+    def outcome(call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except SegmentError as exc:
+            logger.warning("A read of the page failed: %s", exc)
+            return exc
+
     if not concurrent:
-        return {name: call() for name, call in calls.items()}
-    futures = {name: _executor.submit(call) for name, call in calls.items()}
+        return {name: outcome(call) for name, call in calls.items()}
+    futures = {
+        name: _executor.submit(contextvars.copy_context().run, outcome, call) for name, call in calls.items()
+    }
     return {name: future.result() for name, future in futures.items()}
 
 
 def group_members_page(
     *, group_id: str, cursor: str | None = None, count: int = 25, client: SegmentClient | None = None
-) -> Page[User]:
+) -> Page[WorkspaceUser]:
     """One page of a group's workspace users.
 
     Raises:
@@ -233,6 +312,19 @@ def group_invites_page(
         NotFound, ValidationFailed (a stale cursor), SegmentError.
     """
     return (client or get_client()).list_invites_from_user_group(group_id, count=count, cursor=cursor)
+
+
+def group_membership(*, group_id: str, client: SegmentClient | None = None) -> Membership:
+    """Every user and invite of a group (all pages).
+
+    Raises:
+        NotFound, SegmentError.
+    """
+    client = client or get_client()
+    return Membership(
+        users=tuple(client.iter_users_from_user_group(group_id)),
+        invites=tuple(client.iter_invites_from_user_group(group_id)),
+    )
 
 
 def group_get(*, group_id: str, client: SegmentClient | None = None) -> UserGroup:

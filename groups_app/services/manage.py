@@ -6,13 +6,16 @@ from typing import Any
 
 from groups_app.models import AuditEntry
 from groups_app.roles import MANAGE_GROUPS
-from groups_app.segment import SegmentClient, UserGroup, get_client
-from groups_app.services.audit import actor_name, audited
-from groups_app.services.common import group_cache_forget, require_permission
+from groups_app.segment import SegmentClient, UserGroup
+from groups_app.services.audit import actor_name
+from groups_app.services.audit_details import details_for
+from groups_app.services.changes import change_attempt
 from groups_app.services.errors import InvalidInput
+from groups_app.services.grants import describe
 from groups_app.services.groups import roles_by_id
-from groups_app.services.permissions import describe
+from groups_app.services.segment_client import get_client
 
+Action = AuditEntry.Action
 MAX_NAME_LENGTH = 100
 
 
@@ -33,25 +36,26 @@ def group_create(
     """Create a user group.
 
     Raises:
-        NotAllowed, InvalidInput, DuplicateSubmission, SegmentError (ValidationFailed on `name`).
+        NotAllowed, InvalidInput, DuplicateSubmission, ChangeOutcomeUnknown,
+        SegmentError (ValidationFailed on `name`).
     """
-    require_permission(actor, MANAGE_GROUPS)
-    name = checked_name(name)
     client = client or get_client()
-    try:
-        with audited(
-            actor=actor,
-            action=AuditEntry.Action.GROUP_CREATE,
+    with change_attempt(
+        actor=actor, action=Action.GROUP_CREATE, permission=MANAGE_GROUPS, client=client
+    ) as attempt:
+        name = checked_name(name)
+        attempt.describe(
             summary=f"{actor_name(actor)} created the group {name}",
             group_name=name,
-            details={"name": name},
-            submission_key=submission_key,
-        ) as record:
+            details=details_for(Action.GROUP_CREATE, name=name),
+        )
+
+        def create() -> UserGroup:
             group = client.create_user_group(name)
-            record.group_id = group.id
-    finally:
-        group_cache_forget("")
-    return group
+            attempt.record.group_id = group.id
+            return group
+
+        return attempt.send(create, submission_key=submission_key)
 
 
 def group_rename(
@@ -65,25 +69,20 @@ def group_rename(
     """Rename a user group.
 
     Raises:
-        NotAllowed, InvalidInput, DuplicateSubmission, NotFound, SegmentError.
+        NotAllowed, InvalidInput, DuplicateSubmission, NotFound, ChangeOutcomeUnknown, SegmentError.
     """
-    require_permission(actor, MANAGE_GROUPS)
-    name = checked_name(name)
     client = client or get_client()
-    group = client.get_user_group(group_id)
-    try:
-        with audited(
-            actor=actor,
-            action=AuditEntry.Action.GROUP_RENAME,
+    with change_attempt(
+        actor=actor, action=Action.GROUP_RENAME, permission=MANAGE_GROUPS, group_id=group_id, client=client
+    ) as attempt:
+        name = checked_name(name)
+        group = client.get_user_group(group_id)
+        attempt.describe(
             summary=f"{actor_name(actor)} renamed {group.name} to {name}",
-            group_id=group.id,
-            group_name=group.name,
-            details={"old_name": group.name, "new_name": name},
-            submission_key=submission_key,
-        ):
-            return client.update_user_group(group_id, name)
-    finally:
-        group_cache_forget(group_id)
+            group=group,
+            details=details_for(Action.GROUP_RENAME, old_name=group.name, new_name=name),
+        )
+        return attempt.send(lambda: client.update_user_group(group_id, name), submission_key=submission_key)
 
 
 def group_delete(
@@ -97,29 +96,26 @@ def group_delete(
     """Delete a user group after its name was typed; its members lose the access it granted.
 
     Raises:
-        NotAllowed, InvalidInput (field `confirm_name`), DuplicateSubmission, NotFound, SegmentError.
+        NotAllowed, InvalidInput (field `confirm_name`), DuplicateSubmission, NotFound,
+        ChangeOutcomeUnknown, SegmentError.
     """
-    require_permission(actor, MANAGE_GROUPS)
     client = client or get_client()
-    group = client.get_user_group(group_id)
-    if confirm_name.strip() != group.name.strip():
-        message = f"Type the group's name exactly as shown: {group.name}"
-        raise InvalidInput(message, {"confirm_name": message})
-    roles = roles_by_id(client=client)
-    try:
-        with audited(
-            actor=actor,
-            action=AuditEntry.Action.GROUP_DELETE,
+    with change_attempt(
+        actor=actor, action=Action.GROUP_DELETE, permission=MANAGE_GROUPS, group_id=group_id, client=client
+    ) as attempt:
+        group = client.get_user_group(group_id)
+        roles = roles_by_id(client=client)
+        attempt.describe(
             summary=f"{actor_name(actor)} deleted the group {group.name} ({group.member_count} members)",
-            group_id=group.id,
-            group_name=group.name,
-            details={
-                "member_count": group.member_count,
-                "permissions": [describe(p, roles) for p in group.permissions],
-            },
-            submission_key=submission_key,
-        ):
-            client.delete_user_group(group_id)
-    finally:
-        group_cache_forget(group_id)
-    return group
+            group=group,
+            details=details_for(
+                Action.GROUP_DELETE,
+                member_count=group.member_count,
+                permissions=[describe(p, roles) for p in group.permissions],
+            ),
+        )
+        if confirm_name.strip() != group.name.strip():
+            message = f"Type the group's name exactly as shown: {group.name}"
+            raise InvalidInput(message, {"confirm_name": message})
+        attempt.send(lambda: client.delete_user_group(group_id), submission_key=submission_key)
+        return group

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,27 +10,16 @@ from django.conf import settings
 from groups_app.emails import email_problems
 from groups_app.models import AuditEntry
 from groups_app.roles import CHANGE_MEMBERSHIP
-from groups_app.segment import SegmentClient, SegmentError, User, UserGroup, get_client, normalize_emails
-from groups_app.services.audit import actor_name, audited
-from groups_app.services.common import group_cache_forget, plural, require_permission
-from groups_app.services.errors import InvalidInput, StaleChange
+from groups_app.segment import SegmentClient, SegmentError, UserGroup, normalize_emails
+from groups_app.services.audit import SystemActor, actor_name
+from groups_app.services.audit_details import details_for
+from groups_app.services.changes import change_attempt
+from groups_app.services.errors import InvalidInput, SecondApproverRequired, StaleChange
+from groups_app.services.groups import Membership, group_membership
+from groups_app.services.segment_client import get_client
+from groups_app.services.text import plural
 
-
-@dataclass(frozen=True)
-class Membership:
-    """Everyone in a group at one moment: workspace users and pending invites."""
-
-    users: tuple[User, ...]
-    invites: tuple[str, ...]
-
-    @property
-    def emails(self) -> frozenset[str]:
-        return frozenset(u.email.lower() for u in self.users) | frozenset(e.lower() for e in self.invites)
-
-    @property
-    def fingerprint(self) -> str:
-        """Identifies this exact membership, so a confirmation can tell if it changed since."""
-        return hashlib.sha256("\n".join(sorted(self.emails)).encode()).hexdigest()[:32]
+Action = AuditEntry.Action
 
 
 @dataclass(frozen=True)
@@ -41,9 +29,17 @@ class AddResult:
     invited: tuple[str, ...]
     already_members: tuple[str, ...]
     is_split_known: bool = True
+    # Emails filed as access requests for a second Administrator (a privileged group).
+    awaiting_approval: tuple[str, ...] = ()
 
     @property
     def message(self) -> str:
+        if self.awaiting_approval:
+            return (
+                f"{self.group.name} is a privileged group: a second Administrator must approve adding "
+                f"{plural(len(self.awaiting_approval), 'person', 'people')}. "
+                "Access requests were filed for them; nothing was changed yet."
+            )
         if not self.is_split_known:
             return (
                 f"Added {plural(len(self.added_users) + len(self.invited), 'member')} to {self.group.name}."
@@ -95,16 +91,16 @@ def checked_emails(emails: list[str]) -> list[str]:
     return cleaned
 
 
-def group_membership(*, group_id: str, client: SegmentClient | None = None) -> Membership:
-    """Every user and invite of a group (all pages).
+def _needs_second_approver(actor: Any, is_privileged: bool, access_request: Any) -> bool:
+    """The two-person rule: an addition to a privileged group needs someone else's approval.
 
-    Raises:
-        NotFound, SegmentError.
+    An approved access request is that approval (its approver is never its requester).
     """
-    client = client or get_client()
-    return Membership(
-        users=tuple(client.iter_users_from_user_group(group_id)),
-        invites=tuple(client.iter_invites_from_user_group(group_id)),
+    return (
+        is_privileged
+        and settings.TWO_PERSON_RULE
+        and access_request is None
+        and not isinstance(actor, SystemActor)
     )
 
 
@@ -114,45 +110,73 @@ def group_members_add(
     group_id: str,
     emails: list[str],
     submission_key: str | None = None,
+    access_request: Any = None,
     client: SegmentClient | None = None,
 ) -> AddResult:
     """Add emails to a group; those who are not workspace users become pending invites.
 
+    On a privileged group with the two-person rule on, the emails are filed as access
+    requests for a second Administrator instead (the attempt is recorded as refused).
+
     Raises:
-        NotAllowed, InvalidInput, DuplicateSubmission, SegmentError (with `completed_emails`
-        and `remaining_emails` when only some batches were applied).
+        NotAllowed (role, privileged group, self-addition), InvalidInput, DuplicateSubmission,
+        ChangeOutcomeUnknown, SegmentError.
     """
-    require_permission(actor, CHANGE_MEMBERSHIP)
-    emails = checked_emails(emails)
     client = client or get_client()
-    group = client.get_user_group(group_id)
-    before = group_membership(group_id=group_id, client=client)
-    already = tuple(e for e in emails if e in before.emails)
-    new = [e for e in emails if e not in before.emails]
-    summary = f"{actor_name(actor)} added {plural(len(new), 'member')} to {group.name}"
     try:
-        with audited(
+        with change_attempt(
             actor=actor,
-            action=AuditEntry.Action.MEMBERS_ADD,
-            summary=summary,
-            group_id=group.id,
-            group_name=group.name,
-            details={"emails": emails, "already_members": list(already)},
-            submission_key=submission_key,
-        ) as record:
-            updated = client.add_users_to_user_group(group_id, new) if new else group
-            try:
-                invites_after = set(client.iter_invites_from_user_group(group_id))
-            except SegmentError:
-                # The change is made; only the users/invites split could not be read back.
-                record.details["split_unknown"] = True
-                return AddResult(updated, tuple(new), (), already, is_split_known=False)
-            invited = tuple(e for e in new if e in invites_after)
-            added = tuple(e for e in new if e not in invites_after)
-            record.details.update(added_users=list(added), invited=list(invited))
-            return AddResult(updated, added, invited, already)
-    finally:
-        group_cache_forget(group_id)
+            action=Action.MEMBERS_ADD,
+            permission=CHANGE_MEMBERSHIP,
+            group_id=group_id,
+            client=client,
+            access_request=access_request,
+        ) as attempt:
+            emails = checked_emails(emails)
+            group = client.get_user_group(group_id)
+            before = group_membership(group_id=group_id, client=client)
+            already = tuple(e for e in emails if e in before.emails)
+            new = [e for e in emails if e not in before.emails]
+            attempt.describe(
+                summary=f"{actor_name(actor)} added {plural(len(new), 'member')} to {group.name}",
+                group=group,
+                details=details_for(Action.MEMBERS_ADD, emails=new, already_members=list(already)),
+            )
+            is_privileged = attempt.check_group_rules(group, adds_emails=new)
+            if new and _needs_second_approver(actor, is_privileged, access_request):
+                raise SecondApproverRequired(
+                    "Additions to a privileged group need a second Administrator's approval; "
+                    "they were filed as access requests.",
+                    emails=new,
+                )
+
+            def add() -> AddResult:
+                updated = client.add_users_to_user_group(group_id, new) if new else group
+                try:
+                    invites_after = set(client.iter_invites_from_user_group(group_id)) if new else set()
+                except SegmentError:
+                    # The change is made; only the users/invites split could not be read back.
+                    attempt.record.details["split_unknown"] = True
+                    return AddResult(updated, tuple(new), (), already, is_split_known=False)
+                invited = tuple(e for e in new if e in invites_after)
+                added = tuple(e for e in new if e not in invites_after)
+                attempt.record.details.update(added_users=list(added), invited=list(invited))
+                return AddResult(updated, added, invited, already)
+
+            return attempt.send(add, submission_key=submission_key)
+    except SecondApproverRequired as exc:
+        from groups_app.services.access_requests import request_file
+
+        filed = request_file(
+            actor=actor,
+            group_id=group_id,
+            emails=list(exc.emails),
+            justification=f"Added by {actor_name(actor)}; a privileged group needs a second Administrator.",
+            group=group,
+            members=before,
+            client=client,
+        )
+        return AddResult(group, (), (), already, awaiting_approval=tuple(r.email for r in filed.filed))
 
 
 def group_members_remove(
@@ -161,46 +185,42 @@ def group_members_remove(
     group_id: str,
     emails: list[str],
     submission_key: str | None = None,
+    review: Any = None,
     client: SegmentClient | None = None,
-) -> None:
+) -> UserGroup:
     """Remove users and invites from a group; they lose the access it grants.
 
     Raises:
-        NotAllowed, InvalidInput, DuplicateSubmission, SegmentError.
+        NotAllowed, InvalidInput, DuplicateSubmission, ChangeOutcomeUnknown, SegmentError.
     """
-    require_permission(actor, CHANGE_MEMBERSHIP)
-    cleaned = normalize_emails(emails)
-    if not cleaned:
-        raise InvalidInput("Choose at least one member to remove.", {"emails": "Choose at least one member."})
     client = client or get_client()
-    group = client.get_user_group(group_id)
-    try:
-        with audited(
-            actor=actor,
-            action=AuditEntry.Action.MEMBERS_REMOVE,
+    with change_attempt(
+        actor=actor,
+        action=Action.MEMBERS_REMOVE,
+        permission=CHANGE_MEMBERSHIP,
+        group_id=group_id,
+        client=client,
+        review=review,
+    ) as attempt:
+        cleaned = normalize_emails(emails)
+        if not cleaned:
+            raise InvalidInput(
+                "Choose at least one member to remove.", {"emails": "Choose at least one member."}
+            )
+        group = client.get_user_group(group_id)
+        attempt.describe(
             summary=f"{actor_name(actor)} removed {plural(len(cleaned), 'member')} from {group.name}",
-            group_id=group.id,
-            group_name=group.name,
-            details={"emails": cleaned},
-            submission_key=submission_key,
-        ):
-            client.remove_users_from_user_group(group_id, cleaned)
-    finally:
-        group_cache_forget(group_id)
+            group=group,
+            details=details_for(Action.MEMBERS_REMOVE, emails=cleaned),
+        )
+        attempt.check_group_rules(group)
+        attempt.send(
+            lambda: client.remove_users_from_user_group(group_id, cleaned), submission_key=submission_key
+        )
+        return group
 
 
-def group_members_replace_preview(
-    *, group_id: str, emails: list[str], client: SegmentClient | None = None
-) -> ReplacePreview:
-    """What replacing a group's members with `emails` would change.
-
-    Raises:
-        InvalidInput, NotFound, SegmentError.
-    """
-    emails = checked_emails(emails)
-    client = client or get_client()
-    group = client.get_user_group(group_id)
-    current = group_membership(group_id=group_id, client=client)
+def _replace_preview(group: UserGroup, current: Membership, emails: list[str]) -> ReplacePreview:
     wanted = set(emails)
     return ReplacePreview(
         group=group,
@@ -210,6 +230,20 @@ def group_members_replace_preview(
         unchanged=tuple(sorted(current.emails & wanted)),
         fingerprint=current.fingerprint,
     )
+
+
+def group_members_replace_preview(
+    *, group_id: str, emails: list[str], client: SegmentClient | None = None
+) -> ReplacePreview:
+    """What replacing a group's members with `emails` would change (a read; nothing is recorded).
+
+    Raises:
+        InvalidInput, NotFound, SegmentError.
+    """
+    emails = checked_emails(emails)
+    client = client or get_client()
+    group = client.get_user_group(group_id)
+    return _replace_preview(group, group_membership(group_id=group_id, client=client), emails)
 
 
 def group_members_replace(
@@ -225,33 +259,47 @@ def group_members_replace(
 
     Raises:
         NotAllowed, InvalidInput, StaleChange (with the new preview), DuplicateSubmission,
-        SegmentError.
+        ChangeOutcomeUnknown, SegmentError.
     """
-    require_permission(actor, CHANGE_MEMBERSHIP)
     client = client or get_client()
-    preview = group_members_replace_preview(group_id=group_id, emails=emails, client=client)
-    if preview.fingerprint != fingerprint:
-        raise StaleChange("The group's members changed since the preview; review the new changes.", preview)
-    group = preview.group
-    try:
-        with audited(
-            actor=actor,
-            action=AuditEntry.Action.MEMBERS_REPLACE,
+    with change_attempt(
+        actor=actor,
+        action=Action.MEMBERS_REPLACE,
+        permission=CHANGE_MEMBERSHIP,
+        group_id=group_id,
+        client=client,
+    ) as attempt:
+        emails = checked_emails(emails)
+        group = client.get_user_group(group_id)
+        preview = _replace_preview(group, group_membership(group_id=group_id, client=client), emails)
+        attempt.describe(
             summary=(
                 f"{actor_name(actor)} replaced the members of {group.name}: "
                 f"{len(preview.to_add)} added, {len(preview.to_remove)} removed"
             ),
-            group_id=group.id,
-            group_name=group.name,
-            details={
-                "to_add": list(preview.to_add),
-                "to_remove": list(preview.to_remove),
-                "unchanged_count": len(preview.unchanged),
-                "fingerprint": fingerprint,
-            },
+            group=group,
+            details=details_for(
+                Action.MEMBERS_REPLACE,
+                emails=list(preview.emails),
+                to_add=list(preview.to_add),
+                to_remove=list(preview.to_remove),
+                unchanged_count=len(preview.unchanged),
+                fingerprint=fingerprint,
+            ),
+        )
+        if preview.fingerprint != fingerprint:
+            raise StaleChange(
+                "The group's members changed since the preview; review the new changes.", preview
+            )
+        is_privileged = attempt.check_group_rules(group, adds_emails=preview.to_add)
+        if preview.to_add and _needs_second_approver(actor, is_privileged, None):
+            message = (
+                "Additions to a privileged group need a second Administrator's approval: add them "
+                "with Add members (they become access requests), or replace without additions."
+            )
+            raise InvalidInput(message, {"emails": message})
+        attempt.send(
+            lambda: client.replace_users_in_user_group(group_id, list(preview.emails)),
             submission_key=submission_key,
-        ):
-            client.replace_users_in_user_group(group_id, list(preview.emails))
-    finally:
-        group_cache_forget(group_id)
-    return preview
+        )
+        return preview

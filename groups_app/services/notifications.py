@@ -58,16 +58,27 @@ def notify_new_requests(requests: list[AccessRequest]) -> bool:
     return _send(f"Access request: {first.group_name}", "\n".join(lines), approvers_emails())
 
 
+# How each outcome is told to the requester, in the subject line.
+DECISION_WORDS = {
+    AccessRequest.Status.PROVISIONED: "approved",
+    AccessRequest.Status.PROVISIONING_FAILED: "approved, not yet applied",
+    AccessRequest.Status.OUTCOME_UNKNOWN: "approved, being checked",
+    AccessRequest.Status.DENIED: "denied",
+    AccessRequest.Status.CLOSED: "closed as not possible",
+}
+
+
 def notify_decision(request: AccessRequest, requester_email: str) -> bool:
     """Tell the requester (and the person the access is for) what was decided."""
     status = request.get_status_display()
     body = [f"Your request for {request.email} to join {request.group_name}: {status}."]
     if request.decision_reason:
         body.append(f"Reason: {request.decision_reason}")
-    if request.provisioning_error:
+    if request.provisioning_error and request.status != AccessRequest.Status.CLOSED:
         body.append(f"Segment did not apply it yet: {request.provisioning_error}")
-    if request.needed_until and request.status == AccessRequest.Status.APPROVED:
+    if request.needed_until and request.status == AccessRequest.Status.PROVISIONED:
         body.append(f"The access ends after {request.needed_until:%Y-%m-%d}.")
     body.append(_link(request))
     recipients = {requester_email, request.email}
-    return _send(f"Access request {status.lower()}: {request.group_name}", "\n".join(body), recipients)
+    words = DECISION_WORDS.get(request.status, status.lower())
+    return _send(f"Access request {words}: {request.group_name}", "\n".join(body), recipients)

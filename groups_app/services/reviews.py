@@ -14,14 +14,23 @@ from django.utils import timezone
 
 from groups_app.models import AuditEntry, Review, ReviewItem
 from groups_app.roles import RUN_REVIEWS
-from groups_app.segment import SegmentClient, SegmentError, get_client
+from groups_app.segment import SegmentClient, SegmentError
 from groups_app.services.audit import actor_name, audited
+from groups_app.services.audit_details import details_for
 from groups_app.services.audit_log import spreadsheet_safe
-from groups_app.services.common import plural, require_permission
-from groups_app.services.errors import InvalidInput, ServiceError
-from groups_app.services.membership import group_members_remove, group_membership
+from groups_app.services.errors import ChangeOutcomeUnknown, InvalidInput, NotAllowed, ServiceError
+from groups_app.services.groups import group_membership
+from groups_app.services.membership import group_members_remove
+from groups_app.services.segment_client import get_client
+from groups_app.services.text import plural
 
 REMOVAL_BATCH = 50
+
+
+def require_reviewer(actor: Any) -> None:
+    """Raises NotAllowed unless the actor's role runs reviews (views check and audit this first)."""
+    if actor is None or not actor.has_perm(RUN_REVIEWS):
+        raise NotAllowed("Your role does not allow running reviews.")
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,7 @@ def review_start(*, actor: Any, group_id: str, client: SegmentClient | None = No
     Raises:
         NotAllowed, NotFound, SegmentError.
     """
-    require_permission(actor, RUN_REVIEWS)
+    require_reviewer(actor)
     client = client or get_client()
     group = client.get_user_group(group_id)
     membership = group_membership(group_id=group_id, client=client)
@@ -48,7 +57,9 @@ def review_start(*, actor: Any, group_id: str, client: SegmentClient | None = No
             summary=f"{actor_name(actor)} started a review of {group.name} ({plural(snapshot, 'entry', 'entries')})",
             group_id=group.id,
             group_name=group.name,
-            details={"expected_count": group.member_count, "snapshot_count": snapshot},
+            details=details_for(
+                AuditEntry.Action.REVIEW_START, expected_count=group.member_count, snapshot_count=snapshot
+            ),
         ) as record,
         transaction.atomic(),
     ):
@@ -94,7 +105,7 @@ def review_decide(
     Raises:
         NotAllowed, InvalidInput.
     """
-    require_permission(actor, RUN_REVIEWS)
+    require_reviewer(actor)
     if decision not in ReviewItem.Decision.values:
         raise InvalidInput("Choose keep or remove.")
     review = _open_review(review_id)
@@ -151,7 +162,7 @@ def review_complete(*, actor: Any, review_id: int, submission_key: str | None = 
     Raises:
         NotAllowed, InvalidInput (undecided entries), DuplicateSubmission.
     """
-    require_permission(actor, RUN_REVIEWS)
+    require_reviewer(actor)
     review = _open_review(review_id)
     decided, total = review_progress(review)
     if decided < total:
@@ -166,7 +177,11 @@ def review_complete(*, actor: Any, review_id: int, submission_key: str | None = 
         ),
         group_id=review.group_id,
         group_name=review.group_name,
-        details={"kept": total - len(removals), "remove": [item.email for item in removals]},
+        details=details_for(
+            AuditEntry.Action.REVIEW_COMPLETE,
+            kept=total - len(removals),
+            remove=[item.email for item in removals],
+        ),
         submission_key=submission_key,
         review=review,
     ):
@@ -190,7 +205,7 @@ def review_retry_removals(*, actor: Any, review_id: int) -> Review:
     Raises:
         NotAllowed.
     """
-    require_permission(actor, RUN_REVIEWS)
+    require_reviewer(actor)
     review = Review.objects.get(pk=review_id)
     _remove(actor, review, list(review.items.filter(removal=ReviewItem.Removal.FAILED)))
     return review
@@ -201,7 +216,11 @@ def _remove(actor: Any, review: Review, items: list[ReviewItem]) -> None:
     for start in range(0, len(items), REMOVAL_BATCH):
         batch = items[start : start + REMOVAL_BATCH]
         try:
-            group_members_remove(actor=actor, group_id=review.group_id, emails=[item.email for item in batch])
+            group_members_remove(
+                actor=actor, group_id=review.group_id, emails=[item.email for item in batch], review=review
+            )
+        except ChangeOutcomeUnknown as exc:
+            _mark_from_read_back(batch, exc)
         except (SegmentError, ServiceError) as exc:
             failed_emails = set(getattr(exc, "remaining_emails", ()) or (item.email for item in batch))
             for item in batch:
@@ -212,6 +231,16 @@ def _remove(actor: Any, review: Review, items: list[ReviewItem]) -> None:
             for item in batch:
                 item.removal, item.removal_error = ReviewItem.Removal.REMOVED, ""
         ReviewItem.objects.bulk_update(batch, ["removal", "removal_error"])
+
+
+def _mark_from_read_back(batch: list[ReviewItem], exc: ChangeOutcomeUnknown) -> None:
+    """A batch whose outcome Segment did not confirm: removed where reading back says so."""
+    not_removed = set((exc.entry.evidence or {}).get("not_applied") or ())
+    for item in batch:
+        if exc.entry.resolution and item.email not in not_removed:
+            item.removal, item.removal_error = ReviewItem.Removal.REMOVED, ""
+        else:
+            item.removal, item.removal_error = ReviewItem.Removal.FAILED, exc.message
 
 
 def review_csv_rows(review: Review) -> Iterator[str]:

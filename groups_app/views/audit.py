@@ -13,6 +13,7 @@ from django.views.decorators.vary import vary_on_headers
 from groups_app.forms import AuditFilterForm
 from groups_app.models import AuditEntry
 from groups_app.roles import VIEW
+from groups_app.services.audit_details import detail_sections
 from groups_app.services.audit_log import audit_csv_rows, audit_entries
 
 PAGE_SIZE = 50
@@ -53,40 +54,10 @@ def audit_list_view(request: HttpRequest) -> HttpResponse:
 def audit_entry_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     """One entry with its details laid out."""
     entry = get_object_or_404(AuditEntry, pk=entry_id)
-    details = entry.details or {}
-    email_lists = [
-        (label, details[key])
-        for key, label in (
-            ("added_users", "Added (workspace users)"),
-            ("invited", "Invited (not yet workspace users)"),
-            ("already_members", "Already members"),
-            ("to_add", "Added"),
-            ("to_remove", "Removed"),
-            ("applied_emails", "Applied before the failure"),
-            ("not_applied_emails", "Not applied (or unknown)"),
-        )
-        if details.get(key)
-    ]
-    if entry.action == AuditEntry.Action.MEMBERS_REMOVE and details.get("emails"):
-        email_lists.insert(0, ("Removed", details["emails"]))
-    is_split_unknown = details.get("split_unknown") or entry.status != AuditEntry.Status.SUCCEEDED
-    if entry.action == AuditEntry.Action.MEMBERS_ADD and details.get("emails") and is_split_unknown:
-        email_lists.insert(0, ("Requested", details["emails"]))
-    permission_lists = [
-        (label, details[key])
-        for key, label in (
-            ("added", "Granted"),
-            ("removed", "Revoked"),
-            ("before", "Before"),
-            ("after", "After"),
-            ("permissions", "Permissions the group had"),
-        )
-        if isinstance(details.get(key), list)
-    ]
     context = {
         "entry": entry,
-        "email_lists": email_lists,
-        "permission_lists": permission_lists,
+        "sections": detail_sections(entry),
+        "evidence": entry.evidence or {},
         "nav_section": "audit",
     }
     return render(request, "groups_app/audit_entry.html", context)

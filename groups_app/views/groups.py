@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
@@ -22,6 +23,7 @@ from groups_app.services.groups import (
     group_detail,
     group_get,
     group_invites_page,
+    group_is_privileged,
     group_list,
     group_members_page,
 )
@@ -132,7 +134,7 @@ def group_detail_view(request: HttpRequest, group_id: str) -> HttpResponse:
         return _table_fragment(request, group_id, prefix=target.removesuffix("-panel"))
     if target == "group-header":
         group = group_get(group_id=group_id)
-        context = {"group": group, **_abilities(request.user)}
+        context = {"group": group, **_privilege(group), **_abilities(request.user)}
         return render(request, "groups_app/group_detail.html#group-header", context)
     if target == "history-panel":
         context = {"group_id": group_id, "history": audit_entries_for_group(group_id)}
@@ -160,8 +162,11 @@ def group_detail_view(request: HttpRequest, group_id: str) -> HttpResponse:
     context.update(
         detail=detail,
         group=detail.group,
-        users=_pager("users", detail.users, params),
-        invites=_pager("invites", detail.invites, params),
+        problems=detail.problems,
+        is_privileged=detail.is_privileged,
+        privileged_roles=settings.PRIVILEGED_ROLES,
+        users=_pager("users", detail.users, params) if detail.users else None,
+        invites=_pager("invites", detail.invites, params) if detail.invites else None,
     )
     return render(request, "groups_app/group_detail.html", context)
 
@@ -204,6 +209,10 @@ def _table_fragment(request: HttpRequest, group_id: str, *, prefix: str) -> Http
     if is_refresh:
         return response
     return push_url(response, f"{request.path}?{query.urlencode()}" if query else request.path)
+
+
+def _privilege(group) -> dict:
+    return {"is_privileged": group_is_privileged(group), "privileged_roles": settings.PRIVILEGED_ROLES}
 
 
 def _abilities(user) -> dict[str, bool]:

@@ -16,7 +16,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
 from groups_app.forms import ReviewDecisionForm
-from groups_app.models import Review, ReviewItem
+from groups_app.models import AuditEntry, Review, ReviewItem
 from groups_app.roles import RUN_REVIEWS, VIEW
 from groups_app.services.errors import DuplicateSubmission, InvalidInput
 from groups_app.services.reviews import (
@@ -28,6 +28,7 @@ from groups_app.services.reviews import (
     review_retry_removals,
     review_start,
 )
+from groups_app.views.submit import change_permission_required
 
 PAGE_SIZE = 50
 
@@ -47,7 +48,7 @@ def review_list_view(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@permission_required(RUN_REVIEWS, raise_exception=True)
+@change_permission_required(RUN_REVIEWS, AuditEntry.Action.REVIEW_START)
 def review_start_view(request: HttpRequest, group_id: str) -> HttpResponse:
     review = review_start(actor=request.user, group_id=group_id)
     if review.count_mismatch:
@@ -155,7 +156,7 @@ def review_keep_page_view(request: HttpRequest, review_id: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required(RUN_REVIEWS, raise_exception=True)
+@change_permission_required(RUN_REVIEWS, AuditEntry.Action.REVIEW_COMPLETE)
 def review_complete_view(request: HttpRequest, review_id: int) -> HttpResponse:
     """Summary of who will be removed; confirming removes them."""
     review = get_object_or_404(Review, pk=review_id)
@@ -194,7 +195,7 @@ def review_complete_view(request: HttpRequest, review_id: int) -> HttpResponse:
 
 
 @require_POST
-@permission_required(RUN_REVIEWS, raise_exception=True)
+@change_permission_required(RUN_REVIEWS, AuditEntry.Action.MEMBERS_REMOVE)
 def review_retry_view(request: HttpRequest, review_id: int) -> HttpResponse:
     review = review_retry_removals(actor=request.user, review_id=review_id)
     failed = review.items.filter(removal=ReviewItem.Removal.FAILED).count()

@@ -48,7 +48,7 @@ def test_viewer_requests_access_and_help_desk_approves(browser, live_server, wor
     page.get_by_role("button", name="Approve and add vera.requester@partner.example").click()
 
     expect(
-        page.get_by_text(f"Approved: vera.requester@partner.example was added to {team.name}.")
+        page.get_by_text(f"Approved: vera.requester@partner.example was invited to {team.name}")
     ).to_be_visible()
     assert Invite.objects.filter(group=team, email="vera.requester@partner.example").exists()
     page.get_by_role("link", name="Audit log").click()

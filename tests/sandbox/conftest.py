@@ -1,6 +1,6 @@
 import pytest
 
-from groups_app.segment import get_client
+from groups_app.services.segment_client import get_client
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 
 AUTH = {"Authorization": "Bearer sandbox-token"}

@@ -3,7 +3,6 @@
 import pytest
 
 from groups_app.segment import (
-    SANDBOX_BASE_URL,
     AuthenticationFailed,
     NotFound,
     Permission,
@@ -13,6 +12,7 @@ from groups_app.segment import (
     Unavailable,
     ValidationFailed,
 )
+from groups_app.services.segment_client import SANDBOX_BASE_URL
 from sandbox.faults import inject_fault
 from sandbox.models import GroupPermission, Invite, Membership, UserGroup
 from sandbox.transport import SandboxAdapter

@@ -5,7 +5,8 @@ import json
 import pytest
 import requests
 
-from groups_app.segment import SANDBOX_BASE_URL, SegmentClient
+from groups_app.segment import SegmentClient
+from groups_app.services.segment_client import SANDBOX_BASE_URL
 from sandbox.transport import SandboxAdapter
 
 pytestmark = pytest.mark.django_db

@@ -10,17 +10,17 @@ from responses import matchers
 
 from groups_app.segment import (
     AuthenticationFailed,
+    IamRole,
     NotFound,
     Permission,
     RateLimited,
     Resource,
-    Role,
     SegmentClient,
     SegmentError,
     Unavailable,
-    User,
     UserGroup,
     ValidationFailed,
+    WorkspaceUser,
 )
 from groups_app.segment.client import ACCEPT, MAX_URL_LENGTH
 from tests.conftest import API, TOKEN
@@ -173,7 +173,7 @@ def test_list_users_from_user_group(segment):
 
     page = segment.list_users_from_user_group(GROUP_ID, count=10)
 
-    assert page.items[0] == User(id="user00001abc", name="User 1", email="user1@example.com")
+    assert page.items[0] == WorkspaceUser(id="user00001abc", name="User 1", email="user1@example.com")
     assert page.total_entries == 12
 
 
@@ -338,7 +338,7 @@ def test_list_roles(segment):
         json=envelope(roles=[role_payload()], pagination=pagination_payload()),
     )
 
-    assert segment.list_roles().items == (Role("roleWorkspaceOwner1", "Workspace Owner", "Full access"),)
+    assert segment.list_roles().items == (IamRole("roleWorkspaceOwner1", "Workspace Owner", "Full access"),)
 
 
 # -- identifiers, malformed answers ----------------------------------------------
@@ -505,9 +505,10 @@ def test_429_never_waits_beyond_the_total_budget(sleeps):
     client = SegmentClient(API, TOKEN, max_retries=5, max_retry_wait=30, sleep=sleeps.append)
     responses.get(f"{API}/roles", status=429, json=error_envelope("Too many", msBeforeNext=20_000))
 
-    with pytest.raises(RateLimited, match="try again in 20 s"):
+    with pytest.raises(RateLimited, match=r"try again at \d\d:\d\d:\d\d UTC") as caught:
         client.list_roles()
 
+    assert caught.value.retry_after == 20.0 and caught.value.is_read
     assert sleeps == [20.0]
     assert len(responses.calls) == 2
 

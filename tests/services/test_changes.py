@@ -8,6 +8,7 @@ from django.core.cache import cache
 from groups_app.models import AuditEntry
 from groups_app.segment import (
     NotFound,
+    OutcomeUnknown,
     Permission,
     RateLimited,
     Resource,
@@ -16,7 +17,13 @@ from groups_app.segment import (
     ValidationFailed,
 )
 from groups_app.services import groups as reads
-from groups_app.services.errors import DuplicateSubmission, InvalidInput, NotAllowed, StaleChange
+from groups_app.services.errors import (
+    ChangeOutcomeUnknown,
+    DuplicateSubmission,
+    InvalidInput,
+    NotAllowed,
+    StaleChange,
+)
 from groups_app.services.manage import group_create, group_delete, group_rename
 from groups_app.services.membership import (
     group_members_add,
@@ -119,7 +126,9 @@ def test_add_members_refuses_bad_input_before_sending(team, hana, emails, messag
         group_members_add(actor=hana, group_id=GROUP, emails=emails)
 
     assert "emails" in caught.value.field_errors
-    assert not AuditEntry.objects.exists()
+    entry = only_entry()
+    assert entry.status == AuditEntry.Status.REFUSED and message in entry.error
+    assert entry.actor_username == "hana" and entry.group_id == GROUP
     assert sandbox_emails() == {"alice@example.com", "bob@example.com", "newbie@example.com"}
 
 
@@ -139,59 +148,111 @@ def test_add_members_refuses_more_than_the_limit(team, hana, settings):
         group_members_add(actor=hana, group_id=GROUP, emails=["a@x.org", "b@x.org", "c@x.org"])
 
 
-def test_viewer_may_not_add_members(team):
+def test_viewer_may_not_add_members_and_the_refusal_is_audited(team):
     with pytest.raises(NotAllowed):
-        group_members_add(actor=viewer(), group_id=GROUP, emails=["carol@example.com"])
+        group_members_add(actor=viewer(username="vera"), group_id=GROUP, emails=["carol@example.com"])
 
-    assert not AuditEntry.objects.exists()
+    entry = only_entry()
+    assert entry.status == AuditEntry.Status.REFUSED and entry.actor_username == "vera"
+    assert entry.error == "Your role does not allow this change."
+    assert "carol@example.com" not in sandbox_emails()
 
 
-@pytest.mark.parametrize(
-    ("fault", "error", "status"),
-    [("429", RateLimited, 429), ("503", Unavailable, 503), ("500", Unavailable, 500)],
-)
-def test_add_members_failure_is_audited_with_status(team, hana, settings, fault, error, status):
+def test_add_members_rate_limited_is_audited_as_failed(team, hana, settings):
     settings.SEGMENT_MAX_RETRIES = 0
-    inject_fault("add_users_to_user_group", fault)
+    inject_fault("add_users_to_user_group", "429")
     cache.set(reads.INDEX_KEY, "stale index")
 
-    with pytest.raises(error):
+    with pytest.raises(RateLimited):
         group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"])
 
     entry = only_entry()
-    assert entry.status == AuditEntry.Status.FAILED
-    assert entry.upstream_status == status
-    assert entry.error.startswith(error.__name__)
-    assert cache.get(reads.INDEX_KEY) is None  # a failed mutation may still have been applied
+    assert entry.status == AuditEntry.Status.FAILED and entry.upstream_status == 429
+    assert entry.error.startswith("RateLimited")
+    assert cache.get(reads.INDEX_KEY) is None
 
 
-def test_add_members_timeout_is_audited_as_failed(team, hana, settings):
+@pytest.mark.parametrize("fault", ["500", "503"])
+def test_add_members_server_error_is_unknown_then_read_back_as_not_applied(team, hana, settings, fault):
+    settings.SEGMENT_MAX_RETRIES = 0
+    inject_fault("add_users_to_user_group", fault)
+
+    with pytest.raises(ChangeOutcomeUnknown, match="it was not applied; you can submit it again") as caught:
+        group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"])
+
+    entry = only_entry()
+    assert caught.value.entry == entry and caught.value.may_resubmit
+    assert entry.status == AuditEntry.Status.UNKNOWN and entry.upstream_status == int(fault)
+    assert entry.resolution == AuditEntry.Resolution.NOT_APPLIED
+    assert entry.evidence["not_applied"] == ["carol@example.com"] and entry.evidence["read_at"]
+
+
+def test_add_members_applied_but_reply_lost_is_read_back_as_applied(team, hana, settings):
+    settings.SEGMENT_MAX_RETRIES = 0
+    inject_fault("add_users_to_user_group", "applied-500")
+
+    with pytest.raises(ChangeOutcomeUnknown, match="it was applied") as caught:
+        group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"], submission_key="lost")
+
+    assert not caught.value.may_resubmit
+    assert "carol@example.com" in sandbox_emails()
+    entry = only_entry()
+    assert entry.status == AuditEntry.Status.UNKNOWN and entry.resolution == AuditEntry.Resolution.APPLIED
+    assert entry.evidence["applied"] == ["carol@example.com"]
+    with pytest.raises(ChangeOutcomeUnknown, match="already submitted"):
+        group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"], submission_key="lost")
+    assert AuditEntry.objects.filter(status=AuditEntry.Status.UNKNOWN).count() == 1
+
+
+def test_add_members_timeout_is_unknown_and_never_resent(team, hana, settings):
     settings.SEGMENT_READ_TIMEOUT = 0.05
     settings.SANDBOX_HANG_SECONDS = 1
     inject_fault("add_users_to_user_group", "hang")
 
-    with pytest.raises(Unavailable, match="timed out"):
+    with pytest.raises(ChangeOutcomeUnknown, match="it was applied"):
         group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"])
 
     entry = only_entry()
-    assert entry.status == AuditEntry.Status.FAILED
-    assert "may or may not have been applied" in entry.error
+    assert entry.status == AuditEntry.Status.UNKNOWN and "may or may not have been applied" in entry.error
+    assert entry.resolution == AuditEntry.Resolution.APPLIED  # the sandbox performs a call it hung on
+    assert "carol@example.com" in sandbox_emails()
 
 
 @responses.activate
-def test_add_members_connection_refused_is_audited(hana, db):
+def test_add_members_connection_refused_before_sending_is_failed(hana, db):
+    from urllib3.exceptions import NewConnectionError
+
     client = SegmentClient(API, TOKEN, max_retries=0)
     responses.get(f"{API}/groups/{GROUP}", json=envelope(userGroup=user_group_payload(id=GROUP)))
     responses.get(f"{API}/groups/{GROUP}/users", json=envelope(users=[], pagination=pagination_payload()))
     responses.get(f"{API}/groups/{GROUP}/invites", json=envelope(emails=[], pagination=pagination_payload()))
-    responses.post(f"{API}/groups/{GROUP}/users", body=requests.ConnectionError("refused"))
+    refused = requests.ConnectionError(NewConnectionError(None, "Connection refused"))
+    responses.post(f"{API}/groups/{GROUP}/users", body=refused)
 
-    with pytest.raises(Unavailable):
+    with pytest.raises(Unavailable) as caught:
         group_members_add(actor=hana, group_id=GROUP, emails=["a@example.com"], client=client)
 
+    assert not isinstance(caught.value, OutcomeUnknown)
     entry = only_entry()
     assert entry.status == AuditEntry.Status.FAILED and entry.upstream_status is None
     assert "connection failed" in entry.error
+    assert len([call for call in responses.calls if call.request.method == "POST"]) == 1
+
+
+@responses.activate
+def test_add_members_connection_reset_after_sending_is_unknown(hana, db):
+    client = SegmentClient(API, TOKEN, max_retries=0)
+    responses.get(f"{API}/groups/{GROUP}", json=envelope(userGroup=user_group_payload(id=GROUP)))
+    responses.get(f"{API}/groups/{GROUP}/users", json=envelope(users=[], pagination=pagination_payload()))
+    responses.get(f"{API}/groups/{GROUP}/invites", json=envelope(emails=[], pagination=pagination_payload()))
+    responses.post(f"{API}/groups/{GROUP}/users", body=requests.ConnectionError("Connection reset by peer"))
+
+    with pytest.raises(ChangeOutcomeUnknown, match="not applied"):
+        group_members_add(actor=hana, group_id=GROUP, emails=["a@example.com"], client=client)
+
+    entry = only_entry()
+    assert entry.status == AuditEntry.Status.UNKNOWN and entry.resolution == AuditEntry.Resolution.NOT_APPLIED
+    assert len([call for call in responses.calls if call.request.method == "POST"]) == 1
 
 
 @responses.activate
@@ -226,14 +287,23 @@ def test_bulk_add_partial_failure_is_reported_per_email(hana, db):
         mock.get(f"{API}/groups/{GROUP}/invites", json=envelope(emails=[], pagination=pagination_payload()))
         mock.post(f"{API}/groups/{GROUP}/users", json=envelope(userGroup=user_group_payload(id=GROUP)))
         mock.post(f"{API}/groups/{GROUP}/users", status=503)
+        # Reading back: the first batch is there, the second is not.
+        mock.get(f"{API}/groups/{GROUP}/users", json=envelope(users=[], pagination=pagination_payload()))
+        mock.get(
+            f"{API}/groups/{GROUP}/invites",
+            json=envelope(emails=emails[:100], pagination=pagination_payload()),
+        )
 
-        with pytest.raises(Unavailable) as caught:
+        with pytest.raises(ChangeOutcomeUnknown, match="only partly applied") as caught:
             group_members_add(actor=hana, group_id=GROUP, emails=emails, client=client)
 
-    assert caught.value.completed_emails == tuple(emails[:100])
+    assert caught.value.__cause__.completed_emails == tuple(emails[:100])
     entry = only_entry()
+    assert entry.status == AuditEntry.Status.UNKNOWN
+    assert entry.resolution == AuditEntry.Resolution.PARTLY_APPLIED
     assert entry.details["applied_emails"] == emails[:100]
-    assert entry.details["not_applied_emails"] == emails[100:]
+    assert entry.details["unconfirmed_emails"] == emails[100:]
+    assert entry.evidence["applied"] == emails[:100] and entry.evidence["not_applied"] == emails[100:]
 
 
 def test_same_submission_is_not_applied_twice(team, hana):
@@ -243,18 +313,33 @@ def test_same_submission_is_not_applied_twice(team, hana):
         group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"], submission_key="k1")
 
     assert caught.value.entry.status == AuditEntry.Status.SUCCEEDED
-    assert AuditEntry.objects.count() == 1
+    statuses = list(AuditEntry.objects.order_by("id").values_list("status", flat=True))
+    assert statuses == [AuditEntry.Status.SUCCEEDED, AuditEntry.Status.REFUSED]
 
 
 def test_a_failed_submission_may_be_retried(team, hana, settings):
     settings.SEGMENT_MAX_RETRIES = 0
-    inject_fault("add_users_to_user_group", "503")
-    with pytest.raises(Unavailable):
+    inject_fault("add_users_to_user_group", "429")
+    with pytest.raises(RateLimited):
         group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"], submission_key="k2")
 
     group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"], submission_key="k2")
 
     assert list(AuditEntry.objects.order_by("id").values_list("status", flat=True)) == ["failed", "succeeded"]
+
+
+def test_an_unknown_submission_is_never_resent_with_the_same_key(team, hana, settings):
+    settings.SEGMENT_MAX_RETRIES = 0
+    inject_fault("add_users_to_user_group", "503")
+    with pytest.raises(ChangeOutcomeUnknown):
+        group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"], submission_key="k3")
+
+    with pytest.raises(ChangeOutcomeUnknown, match=r"already submitted.*not applied") as caught:
+        group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"], submission_key="k3")
+
+    assert caught.value.resubmitted and "carol@example.com" not in sandbox_emails()
+    group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"], submission_key="k4")
+    assert "carol@example.com" in sandbox_emails()
 
 
 # -- remove and replace ----------------------------------------------------------------------------------
@@ -269,11 +354,13 @@ def test_remove_members_audits_and_removes_users_and_invites(team, hana):
     assert entry.summary == "hana removed 2 members from Data Engineering"
 
 
-def test_remove_of_unknown_group_is_not_found_and_not_audited(team, hana):
+def test_remove_of_unknown_group_is_not_found_and_audited_as_failed_before_sending(team, hana):
     with pytest.raises(NotFound):
         group_members_remove(actor=hana, group_id="groupMissing", emails=["a@example.com"])
 
-    assert not AuditEntry.objects.exists()
+    entry = only_entry()
+    assert entry.status == AuditEntry.Status.FAILED and entry.upstream_status == 404
+    assert entry.group_id == "groupMissing"
 
 
 def test_replace_preview_and_apply(team, hana):
@@ -303,7 +390,8 @@ def test_replace_refuses_a_stale_preview_and_returns_the_new_one(team, hana):
 
     assert "late@example.com" in caught.value.preview.to_remove
     assert "late@example.com" in sandbox_emails()
-    assert not AuditEntry.objects.exists()
+    entry = only_entry()
+    assert entry.status == AuditEntry.Status.REFUSED and "changed since the preview" in entry.error
 
 
 # -- permissions ---------------------------------------------------------------------------------------
@@ -320,7 +408,7 @@ def test_add_permission_records_before_and_after(team, ada):
         {
             "roleId": "roleReader0000000000000000002",
             "roleName": "Source Read-only",
-            "resources": [{"type": "SOURCE", "id": "src1"}],
+            "resources": [{"type": "SOURCE", "id": "src1", "labels": []}],
         }
     ]
     assert entry.summary == "ada granted Source Read-only to Data Engineering"
@@ -363,7 +451,8 @@ def test_replace_permissions_preview_apply_and_empty_confirmation(team, ada):
     assert [p["roleName"] for p in preview.added] == ["Source Read-only"]
     assert [p["roleName"] for p in preview.removed] == ["Workspace Owner"]
     assert not GroupPermission.objects.exists()
-    assert AuditEntry.objects.count() == 2
+    statuses = list(AuditEntry.objects.order_by("id").values_list("status", flat=True))
+    assert statuses == ["succeeded", "refused", "succeeded"]
 
 
 def test_replace_permissions_refuses_a_stale_preview(team, ada):
@@ -402,7 +491,7 @@ def test_delete_needs_the_exact_name(team, ada):
 
     assert "confirm_name" in caught.value.field_errors
     assert UserGroup.objects.filter(pk=GROUP).exists()
-    assert not AuditEntry.objects.exists()
+    assert only_entry().status == AuditEntry.Status.REFUSED
 
 
 def test_create_with_a_taken_name_is_audited_as_failed(team, ada):
@@ -467,22 +556,49 @@ FAILING_ACTIONS = [
 ]
 
 
+@pytest.fixture
+def granting_team(team):
+    """The team with one (not privileged) grant, so that replacing permissions is a real change."""
+    GroupPermission.objects.create(
+        group=team, role_id="roleReader0000000000000000002", resources=[{"id": "src0", "type": "SOURCE"}]
+    )
+    return team
+
+
 @pytest.mark.parametrize(("operation", "act"), FAILING_ACTIONS, ids=[op for op, _ in FAILING_ACTIONS])
-@pytest.mark.parametrize(("fault", "error", "status"), [("503", Unavailable, 503), ("429", RateLimited, 429)])
-def test_every_action_audits_its_failure_and_drops_the_cache(
-    team, ada, settings, operation, act, fault, error, status
+def test_every_action_audits_a_rate_limit_as_failed_and_drops_the_cache(
+    granting_team, ada, settings, operation, act
 ):
     settings.SEGMENT_MAX_RETRIES = 0
-    inject_fault(operation, fault)
+    inject_fault(operation, "429")
     cache.set(reads.INDEX_KEY, "stale index")
 
-    with pytest.raises(error):
+    with pytest.raises(RateLimited):
         act(ada)
 
     entry = only_entry()
-    assert entry.status == AuditEntry.Status.FAILED and entry.upstream_status == status
+    assert entry.status == AuditEntry.Status.FAILED and entry.upstream_status == 429
     assert entry.completed_at is not None
     assert cache.get(reads.INDEX_KEY) is None
+
+
+@pytest.mark.parametrize(("operation", "act"), FAILING_ACTIONS, ids=[op for op, _ in FAILING_ACTIONS])
+@pytest.mark.parametrize(
+    ("fault", "resolution"),
+    [("503", AuditEntry.Resolution.NOT_APPLIED), ("applied-500", AuditEntry.Resolution.APPLIED)],
+)
+def test_every_action_reads_back_an_unknown_outcome(
+    granting_team, ada, settings, operation, act, fault, resolution
+):
+    settings.SEGMENT_MAX_RETRIES = 0
+    inject_fault(operation, fault)
+
+    with pytest.raises(ChangeOutcomeUnknown):
+        act(ada)
+
+    entry = only_entry()
+    assert entry.status == AuditEntry.Status.UNKNOWN and entry.upstream_status in (500, 503)
+    assert entry.resolution == resolution and entry.resolved_at and entry.evidence["read_at"]
 
 
 @pytest.mark.parametrize(("operation", "act"), FAILING_ACTIONS, ids=[op for op, _ in FAILING_ACTIONS])

@@ -7,7 +7,7 @@ import pytest
 import responses
 from responses import matchers
 
-from groups_app.segment import NotFound, Permission, Resource, Role, UserGroup
+from groups_app.segment import IamRole, NotFound, Permission, Resource, UserGroup
 from groups_app.services import groups as services
 from tests.conftest import API
 from tests.payloads import envelope, pagination_payload, role_payload, user_group_payload, user_payload
@@ -132,7 +132,7 @@ def test_list_clamps_page_beyond_the_end(segment):
 
 
 def test_role_name_falls_back_to_payload_then_id():
-    roles = {"r1": Role("r1", "Known")}
+    roles = {"r1": IamRole("r1", "Known")}
 
     assert services.role_name(Permission("r1", "Stale name"), roles) == "Known"
     assert services.role_name(Permission("r2", "From payload"), roles) == "From payload"
@@ -212,7 +212,7 @@ def test_detail_against_the_sandbox_reads_sequentially_in_process():
 
     from django.core.management import call_command
 
-    from groups_app.segment import get_client
+    from groups_app.services.segment_client import get_client
     from sandbox.models import UserGroup as SandboxGroup
 
     call_command("seed_sandbox", "--groups", "3", "--users", "450", stdout=StringIO())

@@ -6,7 +6,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from groups_app.segment import SANDBOX_BASE_URL, SegmentClient
+from groups_app.segment import SegmentClient
+from groups_app.services.segment_client import SANDBOX_BASE_URL
 from sandbox.faults import inject_fault
 from sandbox.models import Invite, UserGroup
 from sandbox.transport import SandboxAdapter
@@ -279,10 +280,9 @@ def test_rejected_token_says_to_check_it(viewer_client, demo_workspace):
 @pytest.mark.parametrize(
     ("operation", "url", "status", "message"),
     [
-        ("list_user_groups", "list", 429, "Segment is rate-limiting requests; try again in 1 s."),
+        ("list_user_groups", "list", 429, "Segment is rate-limiting requests; try again at "),
         ("list_user_groups", "list", 503, "Segment is not responding."),
         ("get_user_group", "detail", 503, "Segment is not responding."),
-        ("list_users_from_user_group", "detail", 503, "Segment is not responding."),
     ],
 )
 def test_upstream_failures_become_banners(
@@ -299,6 +299,37 @@ def test_upstream_failures_become_banners(
     assert "Try again" in html(response)
     if status == 429:
         assert response["Retry-After"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("operation", "part"),
+    [("list_users_from_user_group", "users"), ("list_invites_from_user_group", "invites")],
+)
+def test_a_failed_table_read_still_shows_the_rest_of_the_detail_page(
+    viewer_client, demo_workspace, settings, operation, part
+):
+    settings.SEGMENT_MAX_RETRIES = 0
+    inject_fault(operation, "503")
+    group = demo_workspace["All Employees"]
+
+    response = viewer_client.get(detail_url(group))
+
+    page = html(response)
+    assert response.status_code == 200
+    assert f"The {part} could not be read: Segment is not responding." in page
+    other = "invites" if part == "users" else "users"
+    assert f"The {other} could not be read" not in page
+    assert group.name in page and "Permissions" in page
+
+
+def test_failed_role_names_fall_back_to_the_names_the_group_carries(viewer_client, demo_workspace, settings):
+    settings.SEGMENT_MAX_RETRIES = 0
+    inject_fault("list_roles", "503")
+
+    response = viewer_client.get(detail_url(demo_workspace["All Employees"]))
+
+    assert response.status_code == 200
+    assert "Role names could not be read" in html(response)
 
 
 def test_timeout_becomes_a_banner_inside_the_htmx_target(viewer_client, demo_workspace, settings):

@@ -121,10 +121,10 @@ def test_approve_from_the_detail_page(client, vera, team):
 
     response = client.post(reverse("groups:request-decide", args=[request.pk, "approve"]), follow=True)
 
-    assert f"Approved: vera@example.com was added to {team.name}." in html(response)
+    assert f"Approved: vera@example.com was invited to {team.name}; the access starts when" in html(response)
     assert "Membership change" in html(response)
     request.refresh_from_db()
-    assert request.status == "approved"
+    assert request.status == "provisioned"
 
 
 def test_self_approval_is_refused_with_a_message(client, team):
@@ -142,7 +142,7 @@ def test_self_approval_is_refused_with_a_message(client, team):
     response = client.post(reverse("groups:request-decide", args=[request.pk, "approve"]), follow=True)
 
     assert "You cannot approve a request you filed" in html(response)
-    assert AuditEntry.objects.get(action="request.approve").status == "failed"
+    assert AuditEntry.objects.get(action="request.approve").status == "refused"
 
 
 def test_denial_without_reason_is_refused_by_the_field(client, team):

@@ -7,16 +7,20 @@ from django.core import mail
 from django.utils import timezone
 
 from groups_app.models import AccessRequest, AuditEntry
-from groups_app.services.errors import InvalidInput, NotAllowed
-from groups_app.services.requests import (
+from groups_app.segment import deadline
+from groups_app.services.access_requests import (
     request_approve,
     request_cancel,
+    request_close,
     request_deny,
     request_file,
     request_queue,
+    request_reconcile,
     request_retry,
     requests_expire,
 )
+from groups_app.services.errors import InvalidInput, NotAllowed
+from groups_app.services.reconcile import reconcile_changes
 from sandbox.faults import inject_fault
 from sandbox.models import Invite, Membership, UserGroup, WorkspaceUser
 from tests.factories import help_desk, viewer
@@ -135,7 +139,7 @@ def test_approval_adds_the_member_links_the_audit_entry_and_tells_the_requester(
 
     approved = request_approve(actor=hana, request_id=request.pk)
 
-    assert approved.status == "approved" and approved.decided_by_username == "hana"
+    assert approved.status == "provisioned" and approved.decided_by_username == "hana"
     assert in_group("vera@example.com")
     assert approved.provisioning_entry.action == "members.add"
     assert approved.provisioning_entry.status == "succeeded"
@@ -161,28 +165,121 @@ def test_nobody_approves_their_own_request_and_the_attempt_is_audited(group, han
     request.refresh_from_db()
     assert request.status == "pending"
     entry = AuditEntry.objects.get(action="request.approve")
-    assert entry.status == "failed" and "NotAllowed" in entry.error
-    assert "tried to approve their own request" in entry.summary
+    assert entry.status == "refused" and "NotAllowed" in entry.error
+    assert "was refused approving access" in entry.summary
 
 
 def test_provisioning_failure_then_retry(group, vera, hana, settings):
     settings.SEGMENT_MAX_RETRIES = 0
     request = file_for_vera(vera)
-    inject_fault("add_users_to_user_group", "503")
+    inject_fault("add_users_to_user_group", "429")
 
     failed = request_approve(actor=hana, request_id=request.pk)
 
     assert failed.status == "provisioning_failed"
     assert failed.get_status_display() == "Approved — provisioning failed"
-    assert "not responding" in failed.provisioning_error
+    assert "rate-limiting changes" in failed.provisioning_error
     assert failed.provisioning_entry.status == "failed"
     assert not in_group("vera@example.com")
 
     retried = request_retry(actor=hana, request_id=request.pk)
 
-    assert retried.status == "approved" and retried.provisioning_error == ""
+    assert retried.status == "provisioned" and retried.provisioning_error == ""
     assert in_group("vera@example.com")
     assert retried.provisioning_entry.status == "succeeded"
+
+
+def test_provisioning_whose_reply_was_lost_is_read_back_as_provisioned(group, vera, hana, settings):
+    settings.SEGMENT_MAX_RETRIES = 0
+    request = file_for_vera(vera)
+    inject_fault("add_users_to_user_group", "applied-500")
+
+    approved = request_approve(actor=hana, request_id=request.pk)
+
+    assert approved.status == "provisioned" and in_group("vera@example.com")
+    entry = approved.provisioning_entry
+    assert entry.status == "unknown" and entry.resolution == "applied"
+    assert entry.access_request == approved
+
+
+def test_provisioning_with_an_unreadable_outcome_waits_then_is_reconciled(group, vera, hana, settings):
+    settings.SEGMENT_MAX_RETRIES = 0
+    request = file_for_vera(vera)
+    inject_fault("add_users_to_user_group", "503")
+
+    with deadline(0.5):  # too little time left to read back at once
+        unknown = request_approve(actor=hana, request_id=request.pk)
+
+    assert unknown.status == "outcome_unknown"
+    assert unknown.get_status_display() == "Approved — outcome unknown"
+    with pytest.raises(InvalidInput, match="outcome unknown"):
+        request_retry(actor=hana, request_id=request.pk)  # never resent while unknown
+
+    reconciled = request_reconcile(actor=hana, request_id=request.pk)
+
+    assert reconciled.status == "provisioning_failed"  # the injected 503 did not apply it
+    assert "not applied" in reconciled.provisioning_error
+    assert request_retry(actor=hana, request_id=request.pk).status == "provisioned"
+
+
+def test_a_crash_while_provisioning_never_leaves_the_request_stuck(group, vera, hana, monkeypatch):
+    request = file_for_vera(vera)
+
+    def crash(**kwargs):
+        raise RuntimeError("worker killed")
+
+    monkeypatch.setattr("groups_app.services.access_requests.group_members_add", crash)
+
+    approved = request_approve(actor=hana, request_id=request.pk)
+
+    assert approved.status == "provisioning_failed"
+    assert "internal error" in approved.provisioning_error
+    monkeypatch.undo()
+    assert request_retry(actor=hana, request_id=request.pk).status == "provisioned"
+
+
+def test_a_request_left_in_flight_by_a_dead_process_is_recovered(group, vera, hana):
+    request = file_for_vera(vera)
+    long_ago = timezone.now() - timedelta(hours=1)
+    AccessRequest.objects.filter(pk=request.pk).update(
+        status="provisioning", decided_at=long_ago, provisioning_started_at=long_ago
+    )
+
+    assert request_queue(status="open").filter(pk=request.pk).exists()  # it needs a person
+    run = reconcile_changes()
+
+    request.refresh_from_db()
+    assert run.requests_recovered == 1
+    assert (
+        request.status == "provisioning_failed" and "before anything was sent" in request.provisioning_error
+    )
+
+
+def test_filing_for_your_own_email_outside_the_allowed_domains_is_refused(group, vera, settings):
+    settings.ALLOWED_EMAIL_DOMAINS = ["acme.example"]
+
+    with pytest.raises(InvalidInput, match="outside the allowed domains"):
+        file_for_vera(vera)
+
+    assert not AccessRequest.objects.exists()
+
+
+def test_a_request_that_cannot_be_provisioned_is_closed_with_a_reason(group, vera, hana, settings):
+    request = file_for_vera(vera)
+    settings.ALLOWED_EMAIL_DOMAINS = ["acme.example"]  # the policy changed after filing
+    failed = request_approve(actor=hana, request_id=request.pk)
+    assert (
+        failed.status == "provisioning_failed" and "outside the allowed domains" in failed.provisioning_error
+    )
+    mail.outbox.clear()
+
+    with pytest.raises(InvalidInput, match="Say why"):
+        request_close(actor=hana, request_id=request.pk, reason=" ")
+    closed = request_close(actor=hana, request_id=request.pk, reason="Contractors use the partner workspace")
+
+    assert closed.status == "closed" and closed.decision_reason.startswith("Contractors")
+    assert "Contractors use the partner workspace" in mail.outbox[0].body
+    assert AuditEntry.objects.filter(action="request.close", status="succeeded").count() == 1
 
 
 def test_denial_needs_a_reason_and_tells_the_requester(group, vera, hana):
@@ -196,7 +293,12 @@ def test_denial_needs_a_reason_and_tells_the_requester(group, vera, hana):
     assert denied.status == "denied" and denied.decision_reason == "Use the Analysts group"
     assert not in_group("vera@example.com")
     assert "Use the Analysts group" in mail.outbox[0].body
-    assert AuditEntry.objects.get(action="request.deny").details["reason"] == "Use the Analysts group"
+    assert AuditEntry.objects.get(action="request.deny", status="succeeded").details["reason"] == (
+        "Use the Analysts group"
+    )
+    assert AuditEntry.objects.get(action="request.deny", status="refused").error.endswith(
+        "reason for the denial."
+    )
 
 
 def test_only_the_requester_cancels_and_only_while_pending(group, vera, hana):
@@ -220,7 +322,7 @@ def test_a_failing_mail_server_never_blocks_a_decision(group, vera, hana, monkey
 
     approved = request_approve(actor=hana, request_id=request.pk)
 
-    assert approved.status == "approved"
+    assert approved.status == "provisioned"
 
 
 def test_expiry_removes_exactly_the_expired_memberships_and_is_idempotent(group, hana):
@@ -319,9 +421,11 @@ def test_only_one_of_two_simultaneous_decisions_wins(group, vera, hana, monkeypa
     request_deny(
         actor=help_desk(username="quick", email="quick@example.com"), request_id=stale.pk, reason="No"
     )
-    monkeypatch.setattr("groups_app.services.requests._open_request", lambda request_id, *statuses: stale)
+    monkeypatch.setattr(
+        "groups_app.services.access_requests._open_request", lambda request_id, *statuses, **kw: stale
+    )
 
-    with pytest.raises(InvalidInput, match="denied a moment ago by someone else"):
+    with pytest.raises(InvalidInput, match="changed a moment ago by someone else; it is now denied"):
         request_approve(actor=hana, request_id=stale.pk)
 
     assert not in_group("vera@example.com")

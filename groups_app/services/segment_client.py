@@ -1,0 +1,56 @@
+"""The one place that decides which Segment client the dashboard uses: the live API or the sandbox."""
+
+from __future__ import annotations
+
+import functools
+
+from django.conf import settings
+
+from groups_app.segment import SegmentClient
+
+SANDBOX_BASE_URL = "http://sandbox.internal/sandbox/api"
+
+
+def get_client() -> SegmentClient:
+    """The client the settings describe: the real API, or the in-process sandbox.
+
+    One client (and so one pooled HTTP session) is kept per configuration.
+    """
+    return _build_client(
+        settings.SEGMENT_API_URL,
+        settings.SEGMENT_API_TOKEN,
+        settings.SANDBOX_API_TOKEN,
+        (settings.SEGMENT_CONNECT_TIMEOUT, settings.SEGMENT_READ_TIMEOUT),
+        settings.SEGMENT_MAX_RETRIES,
+        settings.SEGMENT_MAX_RETRY_WAIT,
+        settings.SEGMENT_PAGE_SIZE,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _build_client(
+    api_url: str,
+    api_token: str,
+    sandbox_token: str,
+    timeout: tuple[float, float],
+    max_retries: int,
+    max_retry_wait: float,
+    page_size: int,
+) -> SegmentClient:
+    options = {
+        "timeout": timeout,
+        "max_retries": max_retries,
+        "max_retry_wait": max_retry_wait,
+        "page_size": page_size,
+    }
+    if api_token:
+        return SegmentClient(api_url, api_token, **options)
+
+    from sandbox.transport import SandboxAdapter
+
+    client = SegmentClient(SANDBOX_BASE_URL, sandbox_token, **options)
+    client.session.mount("http://sandbox.internal/", SandboxAdapter())
+    # The in-process sandbox runs on the caller's database connection: other threads
+    # would open connections of their own, outside the request's transaction.
+    client.concurrent_requests = False
+    return client

@@ -1,0 +1,232 @@
+"""Access requests: file, the approvers' queue, one request with its history and what can be done."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from groups_app.forms import AccessRequestForm, CloseRequestForm, DenyForm, RequestQueueFilter
+from groups_app.models import AccessRequest, AuditEntry
+from groups_app.roles import HANDLE_ACCESS_REQUESTS
+from groups_app.segment import ValidationFailed
+from groups_app.services.access_requests import (
+    is_own,
+    is_stuck,
+    request_approve,
+    request_cancel,
+    request_close,
+    request_deny,
+    request_file,
+    request_queue,
+    request_reconcile,
+    request_retry,
+)
+from groups_app.services.changes import change_refused
+from groups_app.services.errors import InvalidInput, NotAllowed
+from groups_app.services.groups import group_index
+from groups_app.views.submit import show_errors
+
+Status = AccessRequest.Status
+
+
+@require_http_methods(["GET", "POST"])
+def request_new_view(request: HttpRequest) -> HttpResponse:
+    """Ask for access to a group, for yourself or (Help desk) for others."""
+    can_file_for_others = request.user.has_perm(HANDLE_ACCESS_REQUESTS)
+    groups = sorted(group_index().groups, key=lambda g: g.name.casefold())
+    form = AccessRequestForm(
+        request.POST or None,
+        groups=groups,
+        can_file_for_others=can_file_for_others,
+        initial={"group": request.GET.get("group", "")},
+    )
+    result = None
+    if form.is_valid():
+        try:
+            result = request_file(
+                actor=request.user,
+                group_id=form.cleaned_data["group"],
+                emails=form.cleaned_data.get("emails") or None,
+                justification=form.cleaned_data["justification"],
+                needed_until=form.cleaned_data["needed_until"],
+            )
+        except (InvalidInput, ValidationFailed) as exc:
+            show_errors(form, exc)
+        except NotAllowed as exc:
+            form.add_error("emails" if "emails" in form.fields else None, exc.message)
+        else:
+            if result.filed:
+                for access_request in result.filed:
+                    messages.success(
+                        request,
+                        f"Requested access to {access_request.group_name} for {access_request.email}.",
+                    )
+                for email in result.already_members:
+                    messages.info(request, f"{email} is already a member; no request was filed for it.")
+                for duplicate in result.duplicates:
+                    messages.info(
+                        request, f"{duplicate.email} already has a pending request (#{duplicate.pk})."
+                    )
+                return redirect("groups:requests")
+    context = {"form": form, "result": result, "nav_section": "requests"}
+    return render(request, "groups_app/request_new.html", context, status=422 if form.errors else 200)
+
+
+@require_http_methods(["GET"])
+def request_list_view(request: HttpRequest) -> HttpResponse:
+    """Approvers see the queue (oldest first, filtered); everyone else their own requests."""
+    is_approver = request.user.has_perm(HANDLE_ACCESS_REQUESTS)
+    mine = not is_approver or request.GET.get("mine") == "1"
+    form = RequestQueueFilter(request.GET or None, initial={"status": "open"})
+    if mine:
+        access_requests = AccessRequest.objects.filter(requester=request.user).order_by("-created_at")
+    else:
+        filters = {"status": "open"}
+        if form.is_bound and form.is_valid():
+            filters = {k: v for k, v in form.cleaned_data.items() if v is not None}
+        access_requests = request_queue(**filters)
+    page = Paginator(access_requests, 50).get_page(request.GET.get("page"))
+    context = {
+        "form": form,
+        "page": page,
+        "mine": mine,
+        "is_approver": is_approver,
+        "nav_section": "requests",
+    }
+    return render(request, "groups_app/request_list.html", context)
+
+
+def _visible_request(request: HttpRequest, request_id: int) -> AccessRequest:
+    access_request = get_object_or_404(AccessRequest, pk=request_id)
+    user = request.user
+    own_email = (user.email or "").lower()
+    if not (
+        user.has_perm(HANDLE_ACCESS_REQUESTS)
+        or access_request.requester_id == user.pk
+        or access_request.email == own_email
+    ):
+        raise Http404("No such request.")
+    return access_request
+
+
+def _detail_context(request: HttpRequest, access_request: AccessRequest, **forms) -> dict:
+    """The request, its history, and the actions the signed-in person may take on it now."""
+    is_approver = request.user.has_perm(HANDLE_ACCESS_REQUESTS)
+    status = access_request.status
+    can_provision = is_approver and not is_own(access_request, request.user)
+    return {
+        "access_request": access_request,
+        "history": access_request.audit_entries.order_by("created_at", "id"),
+        "can_decide": can_provision and status == Status.PENDING,
+        "is_own_pending": is_approver and status == Status.PENDING and not can_provision,
+        "can_retry": can_provision and (status == Status.PROVISIONING_FAILED or is_stuck(access_request)),
+        "can_reconcile": is_approver and status == Status.OUTCOME_UNKNOWN,
+        "can_close": is_approver and status == Status.PROVISIONING_FAILED,
+        "can_cancel": access_request.requester_id == request.user.pk and status == Status.PENDING,
+        "deny_form": forms.get("deny_form") or DenyForm(),
+        "close_form": forms.get("close_form") or CloseRequestForm(),
+        "nav_section": "requests",
+    }
+
+
+@require_http_methods(["GET"])
+def request_detail_view(request: HttpRequest, request_id: int) -> HttpResponse:
+    """One request: who, where, why, until when, its history, and what can be done now."""
+    access_request = _visible_request(request, request_id)
+    return render(request, "groups_app/request_detail.html", _detail_context(request, access_request))
+
+
+ACTIONS = {
+    "approve": AuditEntry.Action.REQUEST_APPROVE,
+    "retry": AuditEntry.Action.REQUEST_APPROVE,
+    "reconcile": AuditEntry.Action.REQUEST_APPROVE,
+    "deny": AuditEntry.Action.REQUEST_DENY,
+    "close": AuditEntry.Action.REQUEST_CLOSE,
+    "cancel": AuditEntry.Action.REQUEST_CANCEL,
+}
+
+
+@require_POST
+def request_decide_view(request: HttpRequest, request_id: int, action: str) -> HttpResponse:
+    """Approve, deny, cancel, retry, reconcile or close; each through its service, each audited."""
+    if action not in ACTIONS:
+        raise Http404("Unknown action.")
+    access_request = _visible_request(request, request_id)
+    if action != "cancel" and not request.user.has_perm(HANDLE_ACCESS_REQUESTS):
+        change_refused(
+            actor=request.user,
+            action=ACTIONS[action],
+            reason="Your role does not allow deciding access requests.",
+            group_id=access_request.group_id,
+            path=request.path,
+        )
+        raise PermissionDenied("Your role does not allow deciding access requests.")
+    deny_form = DenyForm(request.POST if action == "deny" else None)
+    close_form = CloseRequestForm(request.POST if action == "close" else None)
+    actor = request.user
+    try:
+        if action == "approve":
+            access_request = request_approve(actor=actor, request_id=request_id)
+        elif action == "retry":
+            access_request = request_retry(actor=actor, request_id=request_id)
+        elif action == "reconcile":
+            access_request = request_reconcile(actor=actor, request_id=request_id)
+        elif action == "cancel":
+            request_cancel(actor=actor, request_id=request_id)
+        elif action == "deny":
+            reason = deny_form.cleaned_data["reason"] if deny_form.is_valid() else ""
+            request_deny(actor=actor, request_id=request_id, reason=reason)
+        else:
+            reason = close_form.cleaned_data["reason"] if close_form.is_valid() else ""
+            request_close(actor=actor, request_id=request_id, reason=reason)
+    except NotAllowed as exc:
+        messages.error(request, exc.message)
+    except InvalidInput as exc:
+        form = {"deny": deny_form, "close": close_form}.get(action)
+        if form is not None and "reason" in exc.field_errors:
+            form.add_error("reason", exc.field_errors["reason"])
+            context = _detail_context(request, access_request, deny_form=deny_form, close_form=close_form)
+            return render(request, "groups_app/request_detail.html", context, status=422)
+        messages.error(request, exc.message)
+    else:
+        access_request.refresh_from_db()
+        level, text = _decision_message(action, access_request)
+        messages.add_message(request, level, text)
+    return redirect("groups:request", request_id=request_id)
+
+
+def _decision_message(action: str, access_request: AccessRequest) -> tuple[int, str]:
+    """Words that say what happened, and whether it went well (a failure is never shown as success)."""
+    email, group = access_request.email, access_request.group_name
+    status = access_request.status
+    if action in ("approve", "retry", "reconcile"):
+        if status == Status.PROVISIONED:
+            entry = access_request.provisioning_entry
+            if entry is not None and email in (entry.details.get("invited") or ()):
+                return (
+                    messages.SUCCESS,
+                    f"Approved: {email} was invited to {group}; the access starts when they accept "
+                    "Segment's workspace invitation.",
+                )
+            return messages.SUCCESS, f"Approved: {email} was added to {group}."
+        if status == Status.PROVISIONING_FAILED:
+            return (
+                messages.ERROR,
+                f"Segment did not add {email}: {access_request.provisioning_error} "
+                "Retry, or close the request if it cannot be done.",
+            )
+        if status == Status.OUTCOME_UNKNOWN:
+            return (
+                messages.WARNING,
+                f"Segment did not confirm adding {email}. Nothing will be sent again until "
+                "reading the group back shows whether it was applied; use Check again.",
+            )
+    return messages.SUCCESS, {
+        "deny": "Denied; the requester was told why.",
+        "cancel": "Your request was cancelled.",
+        "close": "Closed as not possible; the requester was told why.",
+    }.get(action, f"The request is now {access_request.get_status_display().lower()}.")
