@@ -23,8 +23,8 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import Count, Prefetch, QuerySet
-from django.db.models.functions import Lower
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Lower
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -261,10 +261,16 @@ def _page(queryset: QuerySet, listing: str, offset: int, count: int) -> tuple[li
 # -- serialization and lookups ------------------------------------------------------------
 
 
+def _count_of(model: type[Membership] | type[Invite]) -> Coalesce:
+    """A correlated count per group (two joins would multiply users by invites)."""
+    counts = model.objects.filter(group=OuterRef("pk")).order_by().values("group").annotate(n=Count("pk"))
+    return Coalesce(Subquery(counts.values("n")), 0)
+
+
 def _groups() -> QuerySet[UserGroup]:
     return UserGroup.objects.annotate(
-        user_count=Count("memberships", distinct=True),
-        invite_count=Count("invites", distinct=True),
+        user_count=_count_of(Membership),
+        invite_count=_count_of(Invite),
     ).prefetch_related(Prefetch("permissions", GroupPermission.objects.select_related("role")))
 
 
@@ -344,10 +350,33 @@ def _checked_permissions(body: dict[str, Any]) -> list[tuple[Role, list[dict[str
             if resource.get("type") not in RESOURCE_TYPES:
                 raise invalid(f"{where}.type", f"type must be one of {', '.join(RESOURCE_TYPES)}.")
             entry: dict[str, Any] = {"id": resource["id"], "type": resource["type"]}
-            if resource.get("labels"):
-                entry["labels"] = resource["labels"]
+            labels = _checked_labels(resource, where)
+            if labels:
+                entry["labels"] = labels
             cleaned.append(entry)
         checked.append((role, cleaned))
+    return checked
+
+
+def _checked_labels(resource: dict[str, Any], where: str) -> list[dict[str, str]]:
+    """Labels restrict a WORKSPACE grant: a list of {key, value} strings (and an optional description)."""
+    labels = resource.get("labels")
+    if labels is None or labels == []:
+        return []
+    if not isinstance(labels, list):
+        raise invalid(f"{where}.labels", "labels must be a list.")
+    if resource["type"] != "WORKSPACE":
+        raise invalid(f"{where}.labels", "Only WORKSPACE resources take labels.")
+    checked = []
+    for k, label in enumerate(labels):
+        field = f"{where}.labels.{k}"
+        if not isinstance(label, dict) or set(label) - {"key", "value", "description"}:
+            raise invalid(field, "Each label is an object with key and value.")
+        if not all(isinstance(label.get(name), str) and label[name].strip() for name in ("key", "value")):
+            raise invalid(field, "A label's key and value must be non-empty strings.")
+        if not isinstance(label.get("description", ""), str):
+            raise invalid(field, "A label's description must be a string.")
+        checked.append({name: label[name] for name in ("key", "value", "description") if name in label})
     return checked
 
 
@@ -462,13 +491,17 @@ def unknown_path(request: HttpRequest, path: str = "") -> JsonResponse:
 
 
 def _emails_from_query(request: HttpRequest) -> list[str]:
-    indexed = []
+    """The emails to remove, as documented (`emails.0=`), bracketed, or repeated (`emails=a&emails=b`)."""
+    indexed, repeated = [], []
     for key in request.GET:
+        if key == "emails":
+            repeated += request.GET.getlist(key)
+            continue
         match = _EMAIL_KEY.match(key)
         if not match:
             raise invalid(key, f"Unexpected query parameter: {key}")
         indexed.append((int(match.group(1) or match.group(2)), request.GET[key]))
-    return [email for _, email in sorted(indexed)]
+    return [email for _, email in sorted(indexed)] + repeated
 
 
 def _add_emails(group: UserGroup, emails: list[str]) -> None:

@@ -1,6 +1,18 @@
 from django.apps import AppConfig
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 class SandboxConfig(AppConfig):
     name = "sandbox"
     verbose_name = "Sandbox workspace"
+
+    def ready(self) -> None:
+        """A malformed SANDBOX_FAULTS stops start-up with a clear message, not a 500 on first use."""
+        from sandbox.api import OPERATIONS
+        from sandbox.faults import parse_faults
+
+        try:
+            parse_faults(settings.SANDBOX_FAULTS, OPERATIONS)
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from None

@@ -239,3 +239,34 @@ def test_faults_from_settings(sandbox, workspace, settings):
     sandbox.delete_user_group(GROUP)
 
     assert not UserGroup.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("delete_user_group=502", "cannot read 'delete_user_group=502'"),
+        ("delete_user_group=503*x", "cannot read"),
+        ("delete_group=503", "unknown operation 'delete_group'"),
+    ],
+)
+def test_a_malformed_fault_plan_stops_start_up_with_a_clear_message(settings, spec, message):
+    from django.apps import apps
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.SANDBOX_FAULTS = spec
+
+    with pytest.raises(ImproperlyConfigured, match=message):
+        apps.get_app_config("sandbox").ready()
+
+
+def test_a_changed_fault_plan_takes_effect_even_with_a_shared_cache(sandbox, workspace, settings):
+    settings.SANDBOX_FAULTS = "list_roles=503*1"
+    with pytest.raises(Unavailable):
+        SegmentClient(SANDBOX_BASE_URL, "sandbox-token", max_retries=0, session=sandbox.session).list_roles()
+
+    settings.SANDBOX_FAULTS = "get_user_group=503*1"  # a restart with a new value; the cache stays
+
+    with pytest.raises(Unavailable):
+        SegmentClient(
+            SANDBOX_BASE_URL, "sandbox-token", max_retries=0, session=sandbox.session
+        ).get_user_group(GROUP)

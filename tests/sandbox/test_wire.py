@@ -224,3 +224,73 @@ def test_operations_without_query_parameters_refuse_them(client, workspace, meth
 
     assert response.status_code == 422
     assert response.json()["errors"][0]["message"].startswith("Unexpected query parameter")
+
+
+def test_remove_accepts_the_python_sdks_repeated_emails(client, workspace):
+    response = client.delete(
+        f"{BASE}/group/{GROUP}/users?emails=alice@example.com&emails=newbie@example.com", headers=AUTH
+    )
+
+    assert response.status_code == 200 and response.json() == {"data": {"status": "SUCCESS"}}
+    members = get(client, f"/groups/{GROUP}").json()["data"]["userGroup"]["memberCount"]
+    assert members == 1
+
+
+def test_labels_round_trip_on_workspace_resources(client, workspace):
+    labelled = {"id": "ws1", "type": "WORKSPACE", "labels": [{"key": "environment", "value": "prod"}]}
+
+    response = send(
+        client,
+        "PUT",
+        f"/groups/{GROUP}/permissions",
+        {"permissions": [{"roleId": workspace["owner"].id, "resources": [labelled]}]},
+    )
+
+    assert response.status_code == 200
+    assert response.json()["data"]["permissions"][0]["resources"] == [labelled]
+
+
+@pytest.mark.parametrize(
+    ("resource", "field", "message"),
+    [
+        (
+            {"id": "src1", "type": "SOURCE", "labels": [{"key": "a", "value": "b"}]},
+            "labels",
+            "Only WORKSPACE",
+        ),
+        ({"id": "ws1", "type": "WORKSPACE", "labels": "environment=prod"}, "labels", "must be a list"),
+        ({"id": "ws1", "type": "WORKSPACE", "labels": [{"key": "a"}]}, "labels.0", "non-empty strings"),
+        ({"id": "ws1", "type": "WORKSPACE", "labels": [{"key": "a", "value": 3}]}, "labels.0", "non-empty"),
+        ({"id": "ws1", "type": "WORKSPACE", "labels": [["a", "b"]]}, "labels.0", "key and value"),
+    ],
+)
+def test_bad_labels_are_refused_so_no_write_can_break_later_reads(
+    client, workspace, resource, field, message
+):
+    response = send(
+        client,
+        "POST",
+        f"/groups/{GROUP}/permissions",
+        {"permissions": [{"roleId": workspace["owner"].id, "resources": [resource]}]},
+    )
+
+    assert response.status_code == 422
+    error = response.json()["errors"][0]
+    assert error["field"] == f"permissions.0.resources.0.{field}" and message in error["message"]
+    assert get(client, f"/groups/{GROUP}").status_code == 200
+
+
+def test_member_count_does_not_multiply_users_by_invites(client, workspace):
+    from sandbox.models import Invite, Membership, WorkspaceUser
+
+    group = workspace["group"]
+    users = WorkspaceUser.objects.bulk_create(
+        WorkspaceUser(id=f"userBulk{i:019d}", name=f"U{i}", email=f"u{i}@example.com") for i in range(60)
+    )
+    Membership.objects.bulk_create(Membership(group=group, user=user) for user in users)
+    Invite.objects.bulk_create(Invite(group=group, email=f"i{i}@example.org") for i in range(440))
+
+    listed = get(client, "/groups").json()["data"]["userGroups"][0]["memberCount"]
+    single = get(client, f"/groups/{GROUP}").json()["data"]["userGroup"]["memberCount"]
+
+    assert listed == single == 2 + 60 + 1 + 440
