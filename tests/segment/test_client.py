@@ -7,11 +7,14 @@ import pytest
 import requests
 import responses
 from responses import matchers
+from urllib3.exceptions import NewConnectionError
 
 from groups_app.segment import (
     AuthenticationFailed,
+    DeadlineExceeded,
     IamRole,
     NotFound,
+    OutcomeUnknown,
     Permission,
     RateLimited,
     Resource,
@@ -21,6 +24,8 @@ from groups_app.segment import (
     UserGroup,
     ValidationFailed,
     WorkspaceUser,
+    deadline,
+    time_left,
 )
 from groups_app.segment.client import ACCEPT, MAX_URL_LENGTH
 from tests.conftest import API, TOKEN
@@ -585,11 +590,152 @@ def test_failed_mutation_is_sent_once_and_raises_unavailable(segment, sleeps, fa
     else:
         responses.add(method, f"{API}{path}", body=failure)
 
-    with pytest.raises(Unavailable, match="may or may not have been applied"):
+    with pytest.raises(OutcomeUnknown, match="may or may not have been applied"):
         call(segment)
 
     assert len(responses.calls) == 1
     assert sleeps == []
+
+
+@responses.activate
+def test_a_mutation_whose_connection_never_opened_is_known_not_sent(segment):
+    refused = requests.ConnectionError(NewConnectionError(None, "Connection refused"))
+    responses.post(f"{API}/groups", body=refused)
+
+    with pytest.raises(Unavailable) as caught:
+        segment.create_user_group("n")
+
+    assert not isinstance(caught.value, OutcomeUnknown)
+    assert "may or may not" not in caught.value.message
+
+
+@responses.activate
+def test_a_mutation_whose_connect_timed_out_is_known_not_sent(segment):
+    responses.post(f"{API}/groups", body=requests.ConnectTimeout("connect timed out"))
+
+    with pytest.raises(Unavailable) as caught:
+        segment.create_user_group("n")
+
+    assert not isinstance(caught.value, OutcomeUnknown)
+
+
+# -- the deadline ---------------------------------------------------------------------------
+
+
+@responses.activate
+def test_timeouts_shrink_to_what_is_left_of_the_deadline():
+    seen = []
+
+    class RecordingSession(requests.Session):
+        def request(self, *args, **kwargs):
+            seen.append(kwargs.get("timeout"))
+            return super().request(*args, **kwargs)
+
+    client = SegmentClient(API, TOKEN, timeout=(3.05, 15), session=RecordingSession())
+    responses.get(f"{API}/roles", json=envelope(roles=[], pagination=pagination_payload()))
+
+    with deadline(2.0):
+        client.list_roles()
+
+    ((connect, read),) = seen
+    assert 1.5 < connect <= 2.0 and 1.5 < read <= 2.0
+
+
+@responses.activate
+def test_a_429_whose_wait_would_pass_the_deadline_answers_at_once(sleeps):
+    now = datetime(2026, 11, 28, 14, 2, 1, tzinfo=UTC)
+    client = SegmentClient(API, TOKEN, max_retries=3, sleep=sleeps.append, now=lambda: now)
+    responses.post(f"{API}/groups", status=429, json=error_envelope("Too many", msBeforeNext=30_500))
+
+    with deadline(10), pytest.raises(RateLimited) as caught:
+        client.create_user_group("n")
+
+    assert sleeps == [] and len(responses.calls) == 1
+    assert str(caught.value).startswith("Segment is rate-limiting changes; try again at 14:02:31 UTC.")
+    assert caught.value.retry_at == datetime(2026, 11, 28, 14, 2, 31, 500000, tzinfo=UTC)
+    assert not caught.value.is_read
+
+
+@responses.activate
+def test_a_429_that_fits_the_deadline_is_waited_out(sleeps):
+    client = SegmentClient(API, TOKEN, max_retries=3, sleep=sleeps.append)
+    with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as mock:
+        mock.post(f"{API}/groups", status=429, json=error_envelope("Too many", msBeforeNext=1_500))
+        mock.post(f"{API}/groups", json=envelope(userGroup=user_group_payload()))
+
+        with deadline(10):
+            client.create_user_group("n")
+
+    assert sleeps == [1.5]
+
+
+@responses.activate
+def test_read_retries_stop_when_the_deadline_is_spent(sleeps):
+    client = SegmentClient(API, TOKEN, max_retries=5, sleep=sleeps.append)
+    responses.get(f"{API}/roles", status=503)
+
+    with deadline(0.2), pytest.raises(Unavailable):
+        client.list_roles()
+
+    assert sum(sleeps) < 0.2
+    assert len(responses.calls) <= 2
+
+
+@responses.activate
+def test_nothing_is_sent_once_the_deadline_is_spent():
+    client = SegmentClient(API, TOKEN)
+    responses.get(f"{API}/roles", json=envelope(roles=[], pagination=pagination_payload()))
+
+    with deadline(0.01), pytest.raises(DeadlineExceeded):
+        client.list_roles()
+
+    assert len(responses.calls) == 0
+
+
+def test_an_inner_deadline_never_extends_an_outer_one():
+    with deadline(1.0):
+        with deadline(60.0):
+            assert time_left() <= 1.0
+        assert time_left() <= 1.0
+    assert time_left() is None
+
+
+# -- lossless permissions -------------------------------------------------------------------
+
+
+@responses.activate
+def test_labels_and_unknown_fields_survive_a_read_then_a_write(segment):
+    resource = {
+        "id": "ws1",
+        "type": "WORKSPACE",
+        "labels": [{"key": "environment", "value": "prod", "description": "Production only"}],
+        "futureField": {"kept": True},
+    }
+    permission = {
+        "roleId": "roleOwner1",
+        "roleName": "Workspace Owner",
+        "resources": [resource],
+        "scope": "x",
+    }
+    responses.get(
+        f"{API}/groups/{GROUP_ID}",
+        json=envelope(userGroup=user_group_payload(permissions=[permission])),
+    )
+    responses.put(
+        f"{API}/groups/{GROUP_ID}/permissions",
+        json=envelope(permissions=[permission]),
+        match=[
+            matchers.json_params_matcher(
+                {"permissions": [{"roleId": "roleOwner1", "resources": [resource], "scope": "x"}]}
+            )
+        ],
+    )
+
+    group = segment.get_user_group(GROUP_ID)
+    written = segment.replace_permissions_for_user_group(GROUP_ID, group.permissions)
+
+    assert written == list(group.permissions)
+    assert group.permissions[0].resources[0].labels[0].value == "prod"
 
 
 @responses.activate

@@ -1,0 +1,164 @@
+"""The change pipeline's rules: privileged groups, nobody adds themselves, the two-person rule."""
+
+import pytest
+
+from groups_app.models import AccessRequest, AuditEntry
+from groups_app.segment import Permission, Resource
+from groups_app.services.changes import PrivilegedGroupRule, SelfChangeRule
+from groups_app.services.errors import InvalidInput
+from groups_app.services.groups import group_list
+from groups_app.services.membership import (
+    group_members_add,
+    group_members_remove,
+    group_members_replace,
+    group_members_replace_preview,
+)
+from groups_app.services.permissions import group_permissions_add
+from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
+from tests.factories import administrator, help_desk
+
+pytestmark = pytest.mark.django_db
+
+OWNERS = "groupOwners00000000000000001"
+READERS = "groupReaders0000000000000001"
+
+
+@pytest.fixture
+def workspace(db):
+    owner = Role.objects.create(id="roleOwner00000000000000000001", name="Workspace Owner")
+    reader = Role.objects.create(id="roleReader0000000000000000002", name="Source Read-only")
+    owners = UserGroup.objects.create(id=OWNERS, name="Owners")
+    readers = UserGroup.objects.create(id=READERS, name="Readers")
+    GroupPermission.objects.create(group=owners, role=owner, resources=[{"id": "ws1", "type": "WORKSPACE"}])
+    GroupPermission.objects.create(group=readers, role=reader, resources=[{"id": "src1", "type": "SOURCE"}])
+    alice = WorkspaceUser.objects.create(name="Alice", email="alice@example.com")
+    Membership.objects.create(group=owners, user=alice)
+    return {"owners": owners, "readers": readers}
+
+
+def emails_of(group_id):
+    users = set(Membership.objects.filter(group_id=group_id).values_list("user__email", flat=True))
+    return users | set(Invite.objects.filter(group_id=group_id).values_list("email", flat=True))
+
+
+def test_groups_granting_a_privileged_role_are_marked(workspace, settings):
+    rows = {row.group.name: row.is_privileged for row in group_list().rows}
+
+    assert rows == {"Owners": True, "Readers": False}
+    settings.PRIVILEGED_ROLES = ["Source Read-only"]
+    assert {row.group.name: row.is_privileged for row in group_list(refresh=True).rows} == {
+        "Owners": False,
+        "Readers": True,
+    }
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda actor: group_members_add(actor=actor, group_id=OWNERS, emails=["new@example.com"]),
+        lambda actor: group_members_remove(actor=actor, group_id=OWNERS, emails=["alice@example.com"]),
+    ],
+    ids=["add", "remove"],
+)
+def test_help_desk_cannot_change_a_privileged_group_and_the_refusal_is_audited(workspace, change):
+    with pytest.raises(PrivilegedGroupRule, match="Owners is a privileged group"):
+        change(help_desk(username="hana"))
+
+    assert emails_of(OWNERS) == {"alice@example.com"}
+    entry = AuditEntry.objects.get()
+    assert entry.status == AuditEntry.Status.REFUSED and entry.group_name == "Owners"
+    assert "only Administrators change it" in entry.error
+
+
+def test_help_desk_still_changes_ordinary_groups(workspace):
+    group_members_add(actor=help_desk(username="hana"), group_id=READERS, emails=["new@example.com"])
+
+    assert "new@example.com" in emails_of(READERS)
+
+
+@pytest.mark.parametrize("role", [help_desk, administrator])
+def test_nobody_adds_themselves_directly(workspace, role):
+    actor = role(username="me", email="Me@Example.com")
+
+    with pytest.raises(SelfChangeRule, match="request access instead"):
+        group_members_add(actor=actor, group_id=READERS, emails=["someone@example.com", "me@example.com"])
+
+    assert emails_of(READERS) == set()
+    assert AuditEntry.objects.get().status == AuditEntry.Status.REFUSED
+
+
+def test_nobody_adds_themselves_by_replacing_the_members(workspace):
+    actor = help_desk(username="me", email="me@example.com")
+    preview = group_members_replace_preview(group_id=READERS, emails=["me@example.com"])
+
+    with pytest.raises(SelfChangeRule):
+        group_members_replace(
+            actor=actor, group_id=READERS, emails=["me@example.com"], fingerprint=preview.fingerprint
+        )
+
+    assert emails_of(READERS) == set()
+
+
+def test_an_administrator_adding_to_a_privileged_group_files_requests_for_a_second_one(workspace):
+    ada = administrator(username="ada", email="ada@example.com")
+
+    result = group_members_add(actor=ada, group_id=OWNERS, emails=["new@example.com", "alice@example.com"])
+
+    assert result.awaiting_approval == ("new@example.com",)
+    assert "a second Administrator must approve" in result.message
+    assert emails_of(OWNERS) == {"alice@example.com"}
+    request = AccessRequest.objects.get()
+    assert request.email == "new@example.com" and request.requester == ada
+    refused = AuditEntry.objects.get(action="members.add")
+    assert refused.status == AuditEntry.Status.REFUSED and "second Administrator" in refused.error
+    assert AuditEntry.objects.filter(action="request.file", status="succeeded").count() == 1
+
+
+def test_the_second_administrator_approves_and_the_member_is_added(workspace):
+    from groups_app.services.access_requests import request_approve
+
+    ada = administrator(username="ada", email="ada@example.com")
+    group_members_add(actor=ada, group_id=OWNERS, emails=["new@example.com"])
+    request = AccessRequest.objects.get()
+
+    with pytest.raises(Exception, match="cannot approve a request you filed"):
+        request_approve(actor=ada, request_id=request.pk)
+    with pytest.raises(Exception, match="only an Administrator can approve"):
+        request_approve(actor=help_desk(username="hana"), request_id=request.pk)
+    approved = request_approve(
+        actor=administrator(username="bea", email="bea@example.com"), request_id=request.pk
+    )
+
+    assert approved.status == "provisioned"
+    assert "new@example.com" in emails_of(OWNERS)
+
+
+def test_the_two_person_rule_can_be_turned_off(workspace, settings):
+    settings.TWO_PERSON_RULE = False
+
+    group_members_add(actor=administrator(username="ada"), group_id=OWNERS, emails=["new@example.com"])
+
+    assert "new@example.com" in emails_of(OWNERS)
+    assert not AccessRequest.objects.exists()
+
+
+def test_replacing_with_additions_on_a_privileged_group_needs_a_second_administrator(workspace):
+    preview = group_members_replace_preview(group_id=OWNERS, emails=["alice@example.com", "new@example.com"])
+
+    with pytest.raises(InvalidInput, match="second Administrator"):
+        group_members_replace(
+            actor=administrator(username="ada"),
+            group_id=OWNERS,
+            emails=list(preview.emails),
+            fingerprint=preview.fingerprint,
+        )
+
+    assert emails_of(OWNERS) == {"alice@example.com"}
+
+
+def test_administrators_change_the_permissions_of_a_privileged_group(workspace):
+    grant = Permission("roleReader0000000000000000002", resources=(Resource("src2", "SOURCE"),))
+
+    group_permissions_add(actor=administrator(username="ada"), group_id=OWNERS, permissions=[grant])
+
+    assert GroupPermission.objects.filter(group_id=OWNERS).count() == 2
