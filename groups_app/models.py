@@ -77,6 +77,8 @@ class AuditEntry(models.Model):
         MEMBERS_REPLACE = "members.replace", "Replace members"
         PERMISSIONS_ADD = "permissions.add", "Add permissions"
         PERMISSIONS_REPLACE = "permissions.replace", "Replace permissions"
+        PERMISSIONS_PROPOSE = "permissions.propose", "Propose a privileged grant"
+        PROPOSAL_REJECT = "permissions.reject", "Reject a proposed grant"
         REQUEST_FILE = "request.file", "File access request"
         REQUEST_APPROVE = "request.approve", "Approve access request"
         REQUEST_DENY = "request.deny", "Deny access request"
@@ -282,3 +284,50 @@ class ReviewItem(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+class ChangeProposal(models.Model):
+    """A permission change that grants a privileged role, waiting for a second Administrator.
+
+    The two-person rule: whoever proposes it cannot apply it; another Administrator approves
+    (the change then runs through the change pipeline) or rejects it.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for a second Administrator"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    class Kind(models.TextChoices):
+        ADD = "permissions.add", "Grant"
+        REPLACE = "permissions.replace", "Replace all permissions"
+
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    group_id = models.CharField(max_length=64, db_index=True)
+    group_name = models.CharField(max_length=200)
+    permissions = models.JSONField(help_text="The grants as the API takes them, labels included.")
+    summary = models.JSONField(default=list, help_text="The grants described for people.")
+    fingerprint = models.CharField(max_length=64, blank=True, help_text="The previewed permission set.")
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    proposed_by_username = models.CharField(max_length=150)
+    proposed_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    decided_by_username = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    entry = models.ForeignKey(
+        AuditEntry,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The audit entry of the change, once approved.",
+    )
+
+    class Meta:
+        ordering = ["-proposed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.group_name}"

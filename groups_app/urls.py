@@ -16,6 +16,7 @@ from groups_app.views.changes import (
     members_replace_view,
     permissions_add_view,
     permissions_edit_view,
+    proposal_decide_view,
 )
 from groups_app.views.groups import group_detail_view, group_list_view
 from groups_app.views.reviews import (
@@ -57,6 +58,11 @@ urlpatterns = [
     path("groups/<segment_id:group_id>/members/replace/", members_replace_view, name="members-replace"),
     path("groups/<segment_id:group_id>/permissions/add/", permissions_add_view, name="permissions-add"),
     path("groups/<segment_id:group_id>/permissions/edit/", permissions_edit_view, name="permissions-edit"),
+    path(
+        "groups/<segment_id:group_id>/proposals/<int:proposal_id>/<str:decision>/",
+        proposal_decide_view,
+        name="proposal-decide",
+    ),
     path("groups/<segment_id:group_id>/reviews/start/", review_start_view, name="review-start"),
     path("requests/", request_list_view, name="requests"),
     path("requests/new/", request_new_view, name="request-new"),

@@ -49,6 +49,8 @@ SCHEMAS: dict[str, dict[str, tuple[str, str] | None]] = {
         "wanted": None,
         "fingerprint": None,
     },
+    Action.PERMISSIONS_PROPOSE: {"added": ("Proposed grants", "permissions")},
+    Action.PROPOSAL_REJECT: {"reason": ("Reason", "text"), "added": ("Rejected grants", "permissions")},
     Action.GROUP_CREATE: {"name": ("Name", "text")},
     Action.GROUP_RENAME: {"old_name": ("Old name", "text"), "new_name": ("New name", "text")},
     Action.GROUP_DELETE: {

@@ -30,10 +30,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from django.conf import settings
+
 from groups_app.models import AuditEntry
 from groups_app.roles import is_administrator
 from groups_app.segment import OutcomeUnknown, SegmentClient, SegmentError, UserGroup, time_left
-from groups_app.services.audit import AuditRecord, complete, record_refused, write_pending
+from groups_app.services.audit import AuditRecord, SystemActor, complete, record_refused, write_pending
 from groups_app.services.errors import (
     ChangeOutcomeUnknown,
     DuplicateSubmission,
@@ -54,6 +56,15 @@ PRIVILEGED_GROUP = (
 SELF_CHANGE = "You cannot add yourself to a group; request access instead, and another person will decide."
 # Reading back an unknown outcome right away needs at least this much of the deadline left.
 RECONCILE_MIN_SECONDS = 1.0
+
+
+def two_person_rule_applies(actor: Any, *, approved: bool) -> bool:
+    """Whether a privileged change by `actor` still needs someone else's approval.
+
+    `approved` is that approval: an approved access request (its approver is never its
+    requester) or an approved proposal. Scheduled jobs act on decisions already taken.
+    """
+    return settings.TWO_PERSON_RULE and not approved and not isinstance(actor, SystemActor)
 
 
 class PrivilegedGroupRule(NotAllowed):

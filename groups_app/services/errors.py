@@ -39,6 +39,14 @@ class SecondApproverRequired(ServiceError):
         self.emails = tuple(emails)
 
 
+class AwaitingApproval(ServiceError):
+    """The change was not made: it waits for a second Administrator (`proposal`)."""
+
+    def __init__(self, message: str, proposal: Any) -> None:
+        super().__init__(message)
+        self.proposal = proposal
+
+
 class DuplicateSubmission(ServiceError):
     """The same form was submitted twice; `entry` is the audit entry of the first submission."""
 

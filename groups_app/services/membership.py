@@ -11,9 +11,9 @@ from groups_app.emails import email_problems
 from groups_app.models import AuditEntry
 from groups_app.roles import CHANGE_MEMBERSHIP
 from groups_app.segment import SegmentClient, SegmentError, UserGroup, normalize_emails
-from groups_app.services.audit import SystemActor, actor_name
+from groups_app.services.audit import actor_name
 from groups_app.services.audit_details import details_for
-from groups_app.services.changes import change_attempt
+from groups_app.services.changes import change_attempt, two_person_rule_applies
 from groups_app.services.errors import InvalidInput, SecondApproverRequired, StaleChange
 from groups_app.services.groups import Membership, group_membership
 from groups_app.services.segment_client import get_client
@@ -91,19 +91,6 @@ def checked_emails(emails: list[str]) -> list[str]:
     return cleaned
 
 
-def _needs_second_approver(actor: Any, is_privileged: bool, access_request: Any) -> bool:
-    """The two-person rule: an addition to a privileged group needs someone else's approval.
-
-    An approved access request is that approval (its approver is never its requester).
-    """
-    return (
-        is_privileged
-        and settings.TWO_PERSON_RULE
-        and access_request is None
-        and not isinstance(actor, SystemActor)
-    )
-
-
 def group_members_add(
     *,
     actor: Any,
@@ -143,7 +130,7 @@ def group_members_add(
                 details=details_for(Action.MEMBERS_ADD, emails=new, already_members=list(already)),
             )
             is_privileged = attempt.check_group_rules(group, adds_emails=new)
-            if new and _needs_second_approver(actor, is_privileged, access_request):
+            if new and is_privileged and two_person_rule_applies(actor, approved=access_request is not None):
                 raise SecondApproverRequired(
                     "Additions to a privileged group need a second Administrator's approval; "
                     "they were filed as access requests.",
@@ -292,7 +279,7 @@ def group_members_replace(
                 "The group's members changed since the preview; review the new changes.", preview
             )
         is_privileged = attempt.check_group_rules(group, adds_emails=preview.to_add)
-        if preview.to_add and _needs_second_approver(actor, is_privileged, None):
+        if preview.to_add and is_privileged and two_person_rule_applies(actor, approved=False):
             message = (
                 "Additions to a privileged group need a second Administrator's approval: add them "
                 "with Add members (they become access requests), or replace without additions."

@@ -9,20 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from groups_app.models import AuditEntry
+from groups_app.models import AuditEntry, ChangeProposal
 from groups_app.roles import CHANGE_PERMISSIONS
 from groups_app.segment import Permission, SegmentClient, UserGroup
 from groups_app.services.audit import actor_name
 from groups_app.services.audit_details import details_for
-from groups_app.services.changes import change_attempt
-from groups_app.services.errors import InvalidInput, StaleChange
+from groups_app.services.changes import change_attempt, two_person_rule_applies
+from groups_app.services.errors import AwaitingApproval, InvalidInput, SecondApproverRequired, StaleChange
 from groups_app.services.grants import (
     describe,
     keep_unedited_fields,
     permission_key,
     permissions_fingerprint,
 )
-from groups_app.services.groups import role_name, roles_by_id
+from groups_app.services.groups import is_privileged_role, role_name, roles_by_id
+from groups_app.services.proposals import proposal_file
 from groups_app.services.segment_client import get_client
 from groups_app.services.text import plural
 
@@ -47,21 +48,58 @@ class PermissionsPreview:
         return not self.wanted
 
 
+def _privileged_grants(descriptions: tuple[dict, ...] | list[dict]) -> list[str]:
+    return sorted({d["roleName"] for d in descriptions if is_privileged_role(d["roleName"])})
+
+
+def _propose_instead(exc: SecondApproverRequired, **proposal: Any) -> AwaitingApproval:
+    filed = proposal_file(**proposal)
+    return AwaitingApproval(exc.message, filed)
+
+
 def group_permissions_add(
     *,
     actor: Any,
     group_id: str,
     permissions: list[Permission],
     submission_key: str | None = None,
+    proposal: ChangeProposal | None = None,
     client: SegmentClient | None = None,
 ) -> list[Permission]:
     """Grant the group more roles on resources.
 
+    Granting a privileged role needs a second Administrator (unless the two-person rule is
+    off): the grant is filed as a proposal and AwaitingApproval raised; `proposal` is that
+    approval when a second Administrator applies it.
+
     Raises:
-        NotAllowed, InvalidInput, DuplicateSubmission, ChangeOutcomeUnknown, SegmentError
-        (ValidationFailed with fields such as `permissions.0.roleId`).
+        NotAllowed, InvalidInput, AwaitingApproval, DuplicateSubmission, ChangeOutcomeUnknown,
+        SegmentError (ValidationFailed with fields such as `permissions.0.roleId`).
     """
     client = client or get_client()
+    try:
+        return _permissions_add(actor, group_id, permissions, submission_key, proposal, client)
+    except SecondApproverRequired as exc:
+        group = client.get_user_group(group_id)
+        roles = roles_by_id(client=client)
+        raise _propose_instead(
+            exc,
+            actor=actor,
+            kind=ChangeProposal.Kind.ADD,
+            group=group,
+            permissions=keep_unedited_fields(permissions, group.permissions),
+            summary=[describe(p, roles) for p in permissions],
+        ) from None
+
+
+def _permissions_add(
+    actor: Any,
+    group_id: str,
+    permissions: list[Permission],
+    submission_key: str | None,
+    proposal: ChangeProposal | None,
+    client: SegmentClient,
+) -> list[Permission]:
     with change_attempt(
         actor=actor,
         action=Action.PERMISSIONS_ADD,
@@ -84,6 +122,7 @@ def group_permissions_add(
             ),
         )
         attempt.check_group_rules(group)
+        _check_two_person_rule(actor, attempt.details["added"], proposal)
 
         def grant() -> list[Permission]:
             result = client.add_permissions_to_user_group(group_id, permissions)
@@ -120,6 +159,15 @@ def group_permissions_preview(
     return _preview(group, permissions, roles_by_id(client=client))
 
 
+def _check_two_person_rule(actor: Any, added: list[dict], proposal: ChangeProposal | None) -> None:
+    privileged = _privileged_grants(added)
+    if privileged and two_person_rule_applies(actor, approved=proposal is not None):
+        raise SecondApproverRequired(
+            f"Granting {', '.join(privileged)} needs a second Administrator's approval: the change was "
+            "filed as a proposal on the group's page and nothing was changed yet."
+        )
+
+
 def group_permissions_replace(
     *,
     actor: Any,
@@ -128,15 +176,45 @@ def group_permissions_replace(
     fingerprint: str,
     confirm_empty: bool = False,
     submission_key: str | None = None,
+    proposal: ChangeProposal | None = None,
     client: SegmentClient | None = None,
 ) -> PermissionsPreview:
     """Set the group's permissions to exactly `permissions`, if unchanged since the preview.
 
+    A set that adds a privileged role is filed as a proposal instead (see group_permissions_add).
+
     Raises:
-        NotAllowed, InvalidInput (an empty set without confirmation), StaleChange,
+        NotAllowed, InvalidInput (an empty set without confirmation), StaleChange, AwaitingApproval,
         DuplicateSubmission, ChangeOutcomeUnknown, SegmentError.
     """
     client = client or get_client()
+    try:
+        return _permissions_replace(
+            actor, group_id, permissions, fingerprint, confirm_empty, submission_key, proposal, client
+        )
+    except SecondApproverRequired as exc:
+        preview = group_permissions_preview(group_id=group_id, permissions=permissions, client=client)
+        raise _propose_instead(
+            exc,
+            actor=actor,
+            kind=ChangeProposal.Kind.REPLACE,
+            group=preview.group,
+            permissions=preview.wanted,
+            summary=list(preview.added),
+            fingerprint=fingerprint,
+        ) from None
+
+
+def _permissions_replace(
+    actor: Any,
+    group_id: str,
+    permissions: list[Permission],
+    fingerprint: str,
+    confirm_empty: bool,
+    submission_key: str | None,
+    proposal: ChangeProposal | None,
+    client: SegmentClient,
+) -> PermissionsPreview:
     with change_attempt(
         actor=actor,
         action=Action.PERMISSIONS_REPLACE,
@@ -170,6 +248,7 @@ def group_permissions_replace(
                 "The group's permissions changed since the preview; review the new changes.", preview
             )
         attempt.check_group_rules(group)
+        _check_two_person_rule(actor, list(preview.added), proposal)
         attempt.send(
             lambda: client.replace_permissions_for_user_group(group_id, list(preview.wanted)),
             submission_key=submission_key,

@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
@@ -27,9 +27,10 @@ from groups_app.forms import (
     ReplaceMembersForm,
     permission_rows,
 )
-from groups_app.models import AuditEntry
+from groups_app.models import AuditEntry, ChangeProposal
 from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUPS
-from groups_app.segment import IamRole, UserGroup
+from groups_app.segment import IamRole, UserGroup, ValidationFailed
+from groups_app.services.errors import ChangeOutcomeUnknown, ServiceError
 from groups_app.services.groups import group_get, roles_by_id
 from groups_app.services.manage import group_create, group_delete, group_rename
 from groups_app.services.membership import (
@@ -43,6 +44,7 @@ from groups_app.services.permissions import (
     group_permissions_preview,
     group_permissions_replace,
 )
+from groups_app.services.proposals import proposal_approve, proposal_reject
 from groups_app.views.submit import Submission, change_permission_required, submit_change, submit_preview
 
 Action = AuditEntry.Action
@@ -312,6 +314,9 @@ def permissions_add_view(request: HttpRequest, group_id: str) -> HttpResponse:
     if submission.is_done:
         messages.success(request, f"Granted {form.permission().role_name}.")
         return _leave_to(request, reverse("groups:detail", args=[group_id]))
+    if submission.awaiting:
+        messages.warning(request, submission.awaiting.message)
+        return _leave_to(request, reverse("groups:detail", args=[group_id]))
     group = group_get(group_id=group_id)
     if request.method == "GET":
         form = AddPermissionForm(roles=_roles_for(group))
@@ -363,6 +368,9 @@ def permissions_edit_view(request: HttpRequest, group_id: str) -> HttpResponse:
             messages.success(
                 request, f"Permissions replaced: {len(result.added)} added, {len(result.removed)} removed."
             )
+            return redirect("groups:detail", group_id=group_id)
+        if submission.awaiting:
+            messages.warning(request, submission.awaiting.message)
             return redirect("groups:detail", group_id=group_id)
         if submission.stale:
             preview = submission.stale.preview
@@ -429,3 +437,34 @@ def _with_extra_row(data, prefix: str):
     if total.isdigit():
         data[f"{prefix}-TOTAL_FORMS"] = str(int(total) + 1)
     return data
+
+
+# -- proposals (the two-person rule for privileged grants) ------------------------------------
+
+
+@require_POST
+@change_permission_required(MANAGE_GROUPS, Action.PERMISSIONS_PROPOSE)
+def proposal_decide_view(
+    request: HttpRequest, group_id: str, proposal_id: int, decision: str
+) -> HttpResponse:
+    """A second Administrator approves (applies) or rejects a proposed privileged grant."""
+    if decision not in ("approve", "reject"):
+        raise Http404("Unknown decision.")
+    proposal = get_object_or_404(ChangeProposal, pk=proposal_id, group_id=group_id)
+    try:
+        if decision == "approve":
+            proposal_approve(actor=request.user, proposal_id=proposal.pk)
+            messages.success(
+                request,
+                f"Approved and applied: {proposal.get_kind_display().lower()} on {proposal.group_name}.",
+            )
+        else:
+            proposal_reject(
+                actor=request.user, proposal_id=proposal.pk, reason=request.POST.get("reason", "")
+            )
+            messages.success(request, "Rejected; nothing was changed.")
+    except ChangeOutcomeUnknown as exc:
+        messages.warning(request, exc.message)
+    except (ServiceError, ValidationFailed) as exc:
+        messages.error(request, exc.message)
+    return redirect("groups:detail", group_id=group_id)

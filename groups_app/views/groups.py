@@ -27,6 +27,7 @@ from groups_app.services.groups import (
     group_list,
     group_members_page,
 )
+from groups_app.services.proposals import may_decide, proposals_open
 
 STALE_CURSOR_NOTE = "That page link is no longer valid (the list changed); showing the first page."
 
@@ -149,6 +150,7 @@ def group_detail_view(request: HttpRequest, group_id: str) -> HttpResponse:
         "group_id": group_id,
         "add_members_form": AddMembersForm(),
         "history": audit_entries_for_group(group_id),
+        "proposals": [(p, may_decide(p, request.user)) for p in proposals_open(group_id=group_id)],
         **_abilities(request.user),
     }
     try:

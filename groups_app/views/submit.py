@@ -26,6 +26,7 @@ from groups_app.services.changes import (
     change_refused,
 )
 from groups_app.services.errors import (
+    AwaitingApproval,
     ChangeOutcomeUnknown,
     DuplicateSubmission,
     InvalidInput,
@@ -69,6 +70,7 @@ class Submission:
     refusal: NotAllowed | None = None
     uncertain: ChangeOutcomeUnknown | None = None
     stale: StaleChange | None = None  # the preview was out of date: `stale.preview` is the new one
+    awaiting: AwaitingApproval | None = None  # filed for a second Administrator instead
 
     @property
     def may_have_changed(self) -> bool:
@@ -121,6 +123,8 @@ def submit_change(
         show_errors(form, exc, field_map)
     except StaleChange as exc:
         submission.stale = exc
+    except AwaitingApproval as exc:
+        submission.awaiting = exc
     except NotAllowed as exc:
         submission.refusal = exc
         form.add_error(None, exc.message)

@@ -533,7 +533,7 @@ FAILING_ACTIONS = [
             actor=actor,
             group_id=GROUP,
             permissions=[
-                Permission("roleOwner00000000000000000001", resources=(Resource("w", "WORKSPACE"),))
+                Permission("roleReader0000000000000000002", resources=(Resource("src9", "SOURCE"),))
             ],
         ),
     ),

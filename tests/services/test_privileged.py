@@ -5,7 +5,7 @@ import pytest
 from groups_app.models import AccessRequest, AuditEntry
 from groups_app.segment import Permission, Resource
 from groups_app.services.changes import PrivilegedGroupRule, SelfChangeRule
-from groups_app.services.errors import InvalidInput
+from groups_app.services.errors import AwaitingApproval, InvalidInput, NotAllowed, StaleChange
 from groups_app.services.groups import group_list
 from groups_app.services.membership import (
     group_members_add,
@@ -14,6 +14,7 @@ from groups_app.services.membership import (
     group_members_replace_preview,
 )
 from groups_app.services.permissions import group_permissions_add
+from groups_app.services.proposals import proposal_approve, proposal_reject
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 from tests.factories import administrator, help_desk
 
@@ -162,3 +163,83 @@ def test_administrators_change_the_permissions_of_a_privileged_group(workspace):
     group_permissions_add(actor=administrator(username="ada"), group_id=OWNERS, permissions=[grant])
 
     assert GroupPermission.objects.filter(group_id=OWNERS).count() == 2
+
+
+# -- privileged grants: proposals -------------------------------------------------------------------
+
+
+OWNER_GRANT = Permission("roleOwner00000000000000000001", resources=(Resource("ws1", "WORKSPACE"),))
+
+
+def test_granting_a_privileged_role_is_proposed_not_applied(workspace):
+    ada = administrator(username="ada")
+
+    with pytest.raises(
+        AwaitingApproval, match="Granting Workspace Owner needs a second Administrator"
+    ) as caught:
+        group_permissions_add(actor=ada, group_id=READERS, permissions=[OWNER_GRANT])
+
+    assert GroupPermission.objects.filter(group_id=READERS).count() == 1
+    proposal = caught.value.proposal
+    assert proposal.status == "pending" and proposal.proposed_by_username == "ada"
+    assert proposal.summary[0]["roleName"] == "Workspace Owner"
+    assert AuditEntry.objects.get(action="permissions.add").status == AuditEntry.Status.REFUSED
+    assert AuditEntry.objects.get(action="permissions.propose").status == AuditEntry.Status.SUCCEEDED
+
+
+def test_a_second_administrator_applies_a_proposal_and_the_proposer_cannot(workspace):
+    ada, bea = administrator(username="ada"), administrator(username="bea")
+    with pytest.raises(AwaitingApproval) as caught:
+        group_permissions_add(actor=ada, group_id=READERS, permissions=[OWNER_GRANT])
+    proposal = caught.value.proposal
+
+    with pytest.raises(NotAllowed, match="second Administrator must decide"):
+        proposal_approve(actor=ada, proposal_id=proposal.pk)
+    with pytest.raises(NotAllowed, match="Only Administrators"):
+        proposal_approve(actor=help_desk(username="hana"), proposal_id=proposal.pk)
+    approved = proposal_approve(actor=bea, proposal_id=proposal.pk)
+
+    assert approved.status == "approved" and approved.decided_by_username == "bea"
+    assert GroupPermission.objects.filter(group_id=READERS, role_id=OWNER_GRANT.role_id).exists()
+    assert approved.entry.action == "permissions.add" and approved.entry.actor_username == "bea"
+    assert approved.entry.status == AuditEntry.Status.SUCCEEDED
+    with pytest.raises(InvalidInput, match="decided a moment ago"):
+        proposal_approve(actor=administrator(username="cy"), proposal_id=proposal.pk)
+
+
+def test_replacing_permissions_with_a_privileged_grant_is_proposed_and_stays_safe_if_stale(workspace):
+    from groups_app.services.permissions import group_permissions_preview, group_permissions_replace
+
+    ada, bea = administrator(username="ada"), administrator(username="bea")
+    wanted = [OWNER_GRANT]
+    preview = group_permissions_preview(group_id=READERS, permissions=wanted)
+    with pytest.raises(AwaitingApproval) as caught:
+        group_permissions_replace(
+            actor=ada, group_id=READERS, permissions=wanted, fingerprint=preview.fingerprint
+        )
+    GroupPermission.objects.filter(group_id=READERS).delete()  # someone changed the group meanwhile
+
+    with pytest.raises(StaleChange):
+        proposal_approve(actor=bea, proposal_id=caught.value.proposal.pk)
+
+    caught.value.proposal.refresh_from_db()
+    assert (
+        caught.value.proposal.status == "rejected"
+        and "propose it again" in caught.value.proposal.decision_reason
+    )
+    assert not GroupPermission.objects.filter(group_id=READERS).exists()
+
+
+def test_a_proposal_is_rejected_with_a_reason(workspace):
+    with pytest.raises(AwaitingApproval) as caught:
+        group_permissions_add(
+            actor=administrator(username="ada"), group_id=READERS, permissions=[OWNER_GRANT]
+        )
+    bea = administrator(username="bea")
+
+    with pytest.raises(InvalidInput, match="Say why"):
+        proposal_reject(actor=bea, proposal_id=caught.value.proposal.pk, reason="")
+    rejected = proposal_reject(actor=bea, proposal_id=caught.value.proposal.pk, reason="Use a narrower role")
+
+    assert rejected.status == "rejected" and rejected.decision_reason == "Use a narrower role"
+    assert not GroupPermission.objects.filter(group_id=READERS, role_id=OWNER_GRANT.role_id).exists()
