@@ -6,9 +6,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from groups_app.models import AuditEntry
+from groups_app.models import AuditEntry, ChangeProposal
 from sandbox.faults import inject_fault
-from sandbox.models import GroupPermission, Invite, Membership, UserGroup, WorkspaceUser
+from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 from tests.factories import UserFactory, administrator, help_desk, viewer
 
 pytestmark = pytest.mark.django_db
@@ -586,3 +586,78 @@ def test_audit_text_search_finds_an_email_inside_the_details(viewer_client, db):
     page = html(viewer_client.get(reverse("groups:audit"), {"q": "NEEDLE@example"}))
 
     assert "hana added 3 members" in page and "hana added 1 member" not in page
+
+
+@pytest.fixture
+def labelled(small):
+    """A grant restricted by a label, as Segment returns it."""
+    small.permissions.all().delete()
+    owner = Role.objects.get(name="Workspace Owner")
+    GroupPermission.objects.create(
+        group=small,
+        role=owner,
+        resources=[{"id": "ws1", "type": "WORKSPACE", "labels": [{"key": "environment", "value": "prod"}]}],
+    )
+    return small
+
+
+def test_labels_are_shown_on_the_detail_page(viewer_client, labelled):
+    page = html(viewer_client.get(url("detail", labelled)))
+
+    assert '<span class="label-tag" title="This grant applies only where environment is prod">' in page
+
+
+def test_edit_all_keeps_a_labelled_grant_and_previews_it_unchanged(admin_user_client, labelled):
+    form = html(admin_user_client.get(url("permissions-edit", labelled)))
+    data = _formset_data(form)
+    assert data["rows-0-resource_ids"] == "ws1[environment=prod]"
+    assert 'class="visually-hidden">Resource ids, row 2</label>' in form  # the blank row is labelled too
+
+    preview = admin_user_client.post(url("permissions-edit", labelled), {**data, "preview": "1"})
+
+    page = html(preview)
+    assert preview.status_code == 200 and "Nothing would change." in page
+    assert "Unchanged (1)" in page and "environment=prod" in page
+
+
+def test_edit_all_shows_a_label_change_as_a_change_and_applies_it(admin_user_client, labelled):
+    data = _formset_data(html(admin_user_client.get(url("permissions-edit", labelled))))
+    data["rows-0-resource_ids"] = "ws1[environment=staging]"
+    preview = admin_user_client.post(url("permissions-edit", labelled), {**data, "preview": "1"})
+    page = html(preview)
+    assert "Granted (1)" in page and "Revoked (1)" in page
+    fingerprint = re.search(r'name="fingerprint" value="([0-9a-f]+)"', page).group(1)
+    bea = administrator(username="bea")
+
+    admin_user_client.post(
+        url("permissions-edit", labelled),
+        {**data, "fingerprint": fingerprint, "submission_key": key(preview), "confirm": "1"},
+    )
+    admin_user_client.force_login(bea)  # the grant is privileged: a second Administrator applies it
+    proposal = ChangeProposal.objects.get()
+    admin_user_client.post(reverse("groups:proposal-decide", args=[labelled.id, proposal.pk, "approve"]))
+
+    (grant,) = GroupPermission.objects.filter(group=labelled)
+    assert grant.resources[0]["labels"] == [{"key": "environment", "value": "staging"}]
+    entry = AuditEntry.objects.get(action="permissions.replace", status="succeeded")
+    assert entry.details["added"][0]["resources"][0]["labels"] == [{"key": "environment", "value": "staging"}]
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        ("ws1[environment]", "Labels are written key=value"),
+        ("src1[environment=prod]", "Only WORKSPACE resources carry labels."),
+    ],
+)
+def test_bad_labels_are_refused_next_to_the_field(admin_user_client, small, ids, message):
+    form = html(admin_user_client.get(url("permissions-add", small)))
+    role = re.search(r'<option value="(\w+)">Source Admin</option>', form).group(1)
+    resource_type = "SOURCE" if ids.startswith("src") else "WORKSPACE"
+
+    response = admin_user_client.post(
+        url("permissions-add", small), {"role": role, "resource_type": resource_type, "resource_ids": ids}
+    )
+
+    assert response.status_code == 422 and message in html(response)
+    assert AuditEntry.objects.get().status == "refused"
