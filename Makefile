@@ -17,7 +17,7 @@ help:
 	@echo "make test   set up, lint and run the whole test suite (browser tests included)"
 	@echo "make lint   ruff check and ruff format --check"
 	@echo "make format apply ruff's fixes and formatting"
-	@echo "make benchmark  time the upstream reads of the group pages (prints figures)"
+	@echo "make benchmark  time the group pages' reads, and a flood of writes past the rate limit (prints figures)"
 
 $(PY):
 	@python=$$(scripts/find-python) && echo "Creating $(VENV) with $$python" && "$$python" -m venv $(VENV)
@@ -66,9 +66,11 @@ format: setup-dev
 test: setup-dev browser lint
 	CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# Prints how long the group pages' upstream reads take against a local sandbox server.
+# Prints how long the group pages' upstream reads take against a local sandbox server, then
+# floods writes past the rate limit while timing /healthz and a group page.
 benchmark: seed
 	$(RUN_ENV) $(MANAGE) benchmark_reads $(BENCHMARK_ARGS)
+	$(RUN_ENV) $(MANAGE) benchmark_writes $(BENCHMARK_WRITES_ARGS)
 
 # Everything but the browser tests, for a quick loop while editing.
 test-fast: setup-dev
