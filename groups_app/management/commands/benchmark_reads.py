@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
-from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from groups_app.management.commands._loopback import benchmark_env, loopback_server, sandbox_command
 from groups_app.segment import SegmentClient
 from groups_app.services.groups import group_detail
 
@@ -84,35 +80,14 @@ class Command(BaseCommand):
             samples.append(time.perf_counter() - started)
         return samples
 
-    @contextmanager
-    def _sandbox_server(self, port: int, latency_ms: int):
-        env = {
-            **os.environ,
-            "DEBUG": "true",
-            "SEGMENT_API_TOKEN": "",
-            "SANDBOX_LATENCY_MS": str(latency_ms),
-            "SANDBOX_READ_LIMIT_PER_MINUTE": "100000",
-        }
-        server = subprocess.Popen(  # noqa: S603 - our own manage.py, fixed arguments
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    @staticmethod
+    def _sandbox_server(port: int, latency_ms: int):
+        env = benchmark_env(
+            SEGMENT_API_TOKEN="",
+            SANDBOX_LATENCY_MS=str(latency_ms),
+            SANDBOX_READ_LIMIT_PER_MINUTE="100000",
         )
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise CommandError(f"The sandbox server did not start on port {port}.") from None
-                    time.sleep(0.2)
-            yield
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+        return loopback_server(sandbox_command(port), env, port, "sandbox")
 
 
 def _sequential(client: SegmentClient) -> SegmentClient:

@@ -9,7 +9,6 @@ p50/p99 of each; asserts nothing. Everything runs on loopback and stops by itsel
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
 import statistics
@@ -28,6 +27,7 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from groups_app.management.commands._loopback import benchmark_env, loopback_server, sandbox_command
 from groups_app.segment import SegmentClient
 
 MAX_WRITES_PER_THREAD = 500
@@ -95,27 +95,22 @@ class Command(BaseCommand):
         outcomes = ", ".join(f"{count} × {status}" for status, count in sorted(results["statuses"].items()))
         self.stdout.write(f"\nAddition responses: {outcomes or 'none'}")
 
-    @staticmethod
-    def _env(**extra: str) -> dict[str, str]:
-        return {**os.environ, "DEBUG": "true", "LOG_LEVEL": "WARNING", **extra}
-
     @contextmanager
     def _sandbox(self, port: int, latency_ms: int) -> Iterator[None]:
-        env = self._env(
+        env = benchmark_env(
             SEGMENT_API_TOKEN="",
             SANDBOX_LATENCY_MS=str(latency_ms),
             SANDBOX_READ_LIMIT_PER_MINUTE="100000",
             SANDBOX_WRITE_LIMIT_PER_MINUTE="60",
         )
-        command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
-        with _server(command, env, port, "sandbox"):
+        with loopback_server(sandbox_command(port), env, port, "sandbox"):
             yield
 
     @contextmanager
     def _dashboard(
         self, port: int, sandbox_url: str, workdir: Path, password: str, threads: int
     ) -> Iterator[None]:
-        env = self._env(
+        env = benchmark_env(
             DATABASE_URL=f"sqlite:///{workdir / 'dashboard.sqlite3'}",
             SEGMENT_API_TOKEN=settings.SANDBOX_API_TOKEN,
             SEGMENT_API_URL=f"{sandbox_url}/sandbox/api",
@@ -130,27 +125,8 @@ class Command(BaseCommand):
             "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
             "--workers", "1", "--threads", str(threads), "--timeout", "120",
         ]  # fmt: skip
-        with _server(command, env, port, "dashboard"):
+        with loopback_server(command, env, port, "dashboard"):
             yield
-
-
-@contextmanager
-def _server(command: list[str], env: dict[str, str], port: int, name: str) -> Iterator[None]:
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
-    try:
-        ready_by = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except requests.RequestException:
-                if time.monotonic() > ready_by or process.poll() is not None:
-                    raise CommandError(f"The {name} server did not start on port {port}.") from None
-                time.sleep(0.2)
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def _signed_in(base: str, username: str, password: str) -> requests.Session:
