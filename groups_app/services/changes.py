@@ -246,7 +246,7 @@ def _record_unsent(attempt: ChangeAttempt, status: str, exc: Exception) -> None:
     fields = {
         "actor": attempt.actor,
         "action": attempt.action,
-        "summary": attempt.summary or f"{AuditEntry.Action(attempt.action).label} (not sent)",
+        "summary": f"{attempt.summary or AuditEntry.Action(attempt.action).label} (not sent)",
         "group_id": attempt.group_id,
         "group_name": attempt.group_name,
         "details": attempt.details,
