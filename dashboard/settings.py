@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "groups_app.middleware.NoStoreMiddleware",
     "groups_app.middleware.SegmentErrorMiddleware",
 ]
 
@@ -131,16 +132,35 @@ STORAGES = {
     },
 }
 
-# Security headers. Cookies are marked Secure when the site is served over HTTPS.
-SECURE_COOKIES = env.bool("SECURE_COOKIES", default=False)
+# Security. With DEBUG off the site is served over HTTPS: Secure cookies, HSTS and the
+# redirect to HTTPS are on unless turned off explicitly (e.g. TLS ends at a proxy that
+# already redirects: keep SECURE_SSL_REDIRECT on and set BEHIND_HTTPS_PROXY=true).
+SECURE_COOKIES = env.bool("SECURE_COOKIES", default=not DEBUG)
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
 SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # htmx reads the token from the page (hx-headers), never the cookie
+SESSION_COOKIE_SAMESITE = "Lax"
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes speak plain HTTP inside the network
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env.bool("BEHIND_HTTPS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Proxies whose X-Forwarded-For is believed for the client's address (IPs or CIDR ranges).
+# Empty: the address is the TCP peer's (REMOTE_ADDR).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+
+# Sessions end after this many seconds without a request (and when the browser closes).
+SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
+SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT
+SESSION_SAVE_EVERY_REQUEST = True  # each request renews the idle timeout
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
@@ -153,7 +173,9 @@ SECURE_CSP = {
     "object-src": [CSP.NONE],
 }
 
-# Segment Public API. With no token the dashboard runs against the local sandbox workspace.
+# Segment Public API, or the local sandbox workspace: an explicit choice, never implied by a
+# missing token (see check_segment_mode below).
+SEGMENT_MODE = env.str("SEGMENT_MODE", default="sandbox")
 SEGMENT_API_TOKEN = env.str("SEGMENT_API_TOKEN", default="")
 SEGMENT_API_URL = env.str("SEGMENT_API_URL", default="https://api.segmentapis.com")
 SEGMENT_CONNECT_TIMEOUT = env.float("SEGMENT_CONNECT_TIMEOUT", default=3.05)
@@ -163,14 +185,50 @@ SEGMENT_MAX_RETRY_WAIT = env.float("SEGMENT_MAX_RETRY_WAIT", default=30.0)
 SEGMENT_PAGE_SIZE = env.int("SEGMENT_PAGE_SIZE", default=200)
 # The most one web request waits for Segment in all: timeouts, retries and rate-limit waits together.
 SEGMENT_REQUEST_DEADLINE = env.float("SEGMENT_REQUEST_DEADLINE", default=10.0)
+# /readyz asks Segment whether the token is accepted at most once per this many seconds.
+READINESS_SEGMENT_TTL = env.int("READINESS_SEGMENT_TTL", default=60)
 
 # Groups granting any of these IAM roles are privileged: only Administrators change them.
 PRIVILEGED_ROLES = env.list("PRIVILEGED_ROLES", default=["Workspace Owner"])
 # Additions to a privileged group, and grants of a privileged role, need a second Administrator.
 TWO_PERSON_RULE = env.bool("TWO_PERSON_RULE", default=True)
 
-SANDBOX_MODE = not SEGMENT_API_TOKEN
-SANDBOX_API_TOKEN = env.str("SANDBOX_API_TOKEN", default="sandbox-token")
+SANDBOX_DEFAULT_TOKEN = "sandbox-token"  # noqa: S105 - public on purpose; refused with DEBUG off
+SANDBOX_API_TOKEN = env.str("SANDBOX_API_TOKEN", default=SANDBOX_DEFAULT_TOKEN)
+# A sandbox served with DEBUG off (a shared demo server) must be allowed explicitly.
+SANDBOX_ALLOW_WITHOUT_DEBUG = env.bool("SANDBOX_ALLOW_WITHOUT_DEBUG", default=False)
+
+
+def check_segment_mode() -> bool:
+    """Refuse to start on a mode that is unsafe or not what was meant; return whether it is the sandbox."""
+    if SEGMENT_MODE not in ("sandbox", "live"):
+        raise ImproperlyConfigured(f"SEGMENT_MODE must be sandbox or live, not {SEGMENT_MODE!r}.")
+    if SEGMENT_MODE == "live":
+        if not SEGMENT_API_TOKEN:
+            raise ImproperlyConfigured(
+                "SEGMENT_MODE=live needs SEGMENT_API_TOKEN: a Public API token of the workspace "
+                "(Settings → Workspace settings → Access Management → Tokens)."
+            )
+        return False
+    if SEGMENT_API_TOKEN:
+        raise ImproperlyConfigured(
+            "SEGMENT_API_TOKEN is set but SEGMENT_MODE is sandbox: set SEGMENT_MODE=live to work on "
+            "the real workspace, or remove the token to use the sandbox."
+        )
+    if not DEBUG and not SANDBOX_ALLOW_WITHOUT_DEBUG:
+        raise ImproperlyConfigured(
+            "Sandbox mode serves a fake workspace and refuses to run with DEBUG off. Set "
+            "SEGMENT_MODE=live with SEGMENT_API_TOKEN for production, or SANDBOX_ALLOW_WITHOUT_DEBUG=true "
+            "(with a secret SANDBOX_API_TOKEN) for a shared demo server."
+        )
+    if not DEBUG and SANDBOX_API_TOKEN == SANDBOX_DEFAULT_TOKEN:
+        raise ImproperlyConfigured(
+            "A sandbox served with DEBUG off needs a secret SANDBOX_API_TOKEN: the default one is public."
+        )
+    return True
+
+
+SANDBOX_MODE = check_segment_mode()
 SANDBOX_LATENCY_MS = env.int("SANDBOX_LATENCY_MS", default=0)
 SANDBOX_WRITE_LIMIT_PER_MINUTE = env.int("SANDBOX_WRITE_LIMIT_PER_MINUTE", default=60)
 SANDBOX_READ_LIMIT_PER_MINUTE = env.int("SANDBOX_READ_LIMIT_PER_MINUTE", default=1200)
@@ -201,8 +259,13 @@ if smtp_host:
             },
         }
     }
-else:
+elif DEBUG:
     MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+else:
+    # No mail server in production: notifications are not sent (and logged as such), and there
+    # is no password reset. Mail is never printed to the log, where reset links would leak.
+    MAILERS = {"default": {"BACKEND": "groups_app.mail.DisabledEmailBackend"}}
+MAIL_CONFIGURED = bool(smtp_host)
 # The dashboard's address, for links in emails.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
@@ -215,6 +278,10 @@ DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="")
 # How long the searchable index of all groups is served from the cache.
 GROUP_INDEX_TTL = env.int("GROUP_INDEX_TTL", default=60)
 ROLES_CACHE_TTL = env.int("ROLES_CACHE_TTL", default=600)
+
+# HSTS preload is the domain owner's decision (it binds every subdomain, for good): the header
+# is sent without it unless SECURE_HSTS_PRELOAD=true, and Django's reminder is silenced.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

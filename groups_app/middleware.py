@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import uuid
@@ -11,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django_htmx.http import retarget
 
 from groups_app.request_log import request_id_var
@@ -30,21 +32,48 @@ logger = logging.getLogger("groups_app.errors")
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's address: the TCP peer, or behind TRUSTED_PROXIES the last untrusted hop of
+    X-Forwarded-For (a client can put anything at the front of that header, never at the end)."""
+    peer = _address(request.META.get("REMOTE_ADDR", ""))
+    trusted = [ipaddress.ip_network(entry, strict=False) for entry in settings.TRUSTED_PROXIES]
+    if peer is None or not any(peer in network for network in trusted):
+        return str(peer) if peer else None
+    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break  # a malformed hop: believe nothing before it
+        if not any(address in network for network in trusted):
+            return str(address)
+    return str(peer)
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
 class RequestIdMiddleware:
-    """Gives each request an id (or keeps a sane incoming X-Request-ID) for logs and audit, and
-    bounds the time it may spend waiting for Segment to SEGMENT_REQUEST_DEADLINE in all."""
+    """Gives each request a server-generated id for logs and audit (an incoming X-Request-ID is
+    kept apart, never trusted as ours), records where it comes from, and bounds the time it may
+    spend waiting for Segment to SEGMENT_REQUEST_DEADLINE in all."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
-        request.id = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
+        request.id = uuid.uuid4().hex
+        request.inbound_request_id = incoming if _INCOMING_ID.match(incoming) else ""
         token = request_id_var.set(request.id)
         origin_token = origin_var.set(
             RequestOrigin(
                 request_id=request.id,
-                client_ip=request.META.get("REMOTE_ADDR") or None,
+                inbound_request_id=request.inbound_request_id,
+                client_ip=client_ip(request),
                 user_agent=request.headers.get("User-Agent", "")[:300],
             )
         )
@@ -131,4 +160,18 @@ class SegmentErrorMiddleware:
             response = render(request, "groups_app/error.html", context, status=status)
         if isinstance(exception, RateLimited):
             response["Retry-After"] = str(max(1, round(exception.retry_after)))
+        return response
+
+
+class NoStoreMiddleware:
+    """Pages and exports for a signed-in person (emails, memberships) are never stored by a cache."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            add_never_cache_headers(response)
         return response

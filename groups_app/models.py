@@ -110,7 +110,12 @@ class AuditEntry(models.Model):
     error = models.TextField(blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
-    request_id = models.CharField(max_length=64, blank=True, db_index=True)
+    request_id = models.CharField(
+        max_length=64, blank=True, db_index=True, help_text="Ours, in the server log."
+    )
+    inbound_request_id = models.CharField(
+        max_length=64, blank=True, help_text="X-Request-ID as the client or a proxy sent it (not verified)."
+    )
     access_request = models.ForeignKey(
         "AccessRequest", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
     )

@@ -157,7 +157,10 @@ def _token(request: HttpRequest) -> str:
 
 
 def _authorized(request: HttpRequest) -> bool:
+    """The configured token; never the public default one while DEBUG is off."""
     token = _token(request)
+    if not settings.DEBUG and secrets.compare_digest(token.encode(), settings.SANDBOX_DEFAULT_TOKEN.encode()):
+        return False
     return bool(token) and secrets.compare_digest(token.encode(), settings.SANDBOX_API_TOKEN.encode())
 
 

@@ -7,7 +7,15 @@ suite runs against SQLite and local memory, or PostgreSQL and Redis.
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-suite-key-not-a-secret")
-os.environ["SEGMENT_API_TOKEN"] = ""  # tests run in sandbox mode; client tests mock HTTP
+# Tests run in sandbox mode (client tests mock HTTP) with DEBUG off, as a demo server would:
+# explicitly allowed, with a token of its own (the public default one is refused then).
+os.environ["SEGMENT_MODE"] = "sandbox"
+os.environ["SEGMENT_API_TOKEN"] = ""
+os.environ["SANDBOX_ALLOW_WITHOUT_DEBUG"] = "true"
+os.environ["SANDBOX_API_TOKEN"] = "sandbox-test-token"
+# The test client speaks plain HTTP; the production defaults are checked in tests/test_deploy.py.
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("SECURE_COOKIES", "false")
 os.environ.setdefault("CACHE_KEY_PREFIX", "group-admin-tests")
 
 from dashboard.settings import *  # noqa: F403

@@ -29,6 +29,7 @@ class RequestOrigin:
     """Where the current action comes from, for the audit log (empty outside web requests)."""
 
     request_id: str = ""
+    inbound_request_id: str = ""  # what the client or a proxy sent as X-Request-ID, kept apart
     client_ip: str | None = None
     user_agent: str = ""
 
@@ -91,6 +92,7 @@ def _entry_fields(
         "client_ip": origin.client_ip,
         "user_agent": origin.user_agent,
         "request_id": origin.request_id,
+        "inbound_request_id": origin.inbound_request_id,
         "access_request": access_request,
         "review": review,
     }

@@ -17,6 +17,7 @@ def get_client() -> SegmentClient:
     One client (and so one pooled HTTP session) is kept per configuration.
     """
     return _build_client(
+        settings.SANDBOX_MODE,
         settings.SEGMENT_API_URL,
         settings.SEGMENT_API_TOKEN,
         settings.SANDBOX_API_TOKEN,
@@ -29,6 +30,7 @@ def get_client() -> SegmentClient:
 
 @functools.lru_cache(maxsize=8)
 def _build_client(
+    is_sandbox: bool,
     api_url: str,
     api_token: str,
     sandbox_token: str,
@@ -43,7 +45,7 @@ def _build_client(
         "max_retry_wait": max_retry_wait,
         "page_size": page_size,
     }
-    if api_token:
+    if not is_sandbox:
         return SegmentClient(api_url, api_token, **options)
 
     from sandbox.transport import SandboxAdapter

@@ -1,5 +1,8 @@
+"""Probes: /healthz (is the process alive?) and /readyz (can it serve: database, cache, Segment)."""
+
 import logging
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.db import connection
@@ -7,29 +10,78 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from groups_app.segment import AuthenticationFailed, SegmentError, deadline
+from groups_app.services.segment_client import get_client
+
 logger = logging.getLogger("groups_app.health")
+
+SEGMENT_CHECK_KEY = "readyz:segment"
+SEGMENT_CHECK_LOCK = "readyz:segment:lock"
+SEGMENT_CHECK_DEADLINE = 3.0
 
 
 @login_not_required
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness and readiness: the database and the cache both answer."""
-    checks = {"database": "ok", "cache": "ok"}
+    """Liveness: the process answers. Touches nothing else, so a slow database never restarts it."""
+    return JsonResponse({"status": "ok"})
+
+
+@login_not_required
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: the database and the cache answer, and Segment accepts the token.
+
+    Segment being down does not make the dashboard unready (it still serves the audit log,
+    requests and reviews, with a banner where Segment is needed); a refused token does.
+    Segment's answer is kept for READINESS_SEGMENT_TTL seconds and checked by one probe at a
+    time, so probes never turn into one upstream call each.
+    """
+    checks = {"database": _database(), "cache": _cache()}
+    checks["segment"] = _segment() if checks["cache"] == "ok" else "unknown"
+    ready = checks["database"] == "ok" and checks["cache"] == "ok" and checks["segment"] != "token refused"
+    return JsonResponse({"status": "ok" if ready else "unavailable", **checks}, status=200 if ready else 503)
+
+
+def _database() -> str:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception:
-        logger.exception("Health check: database unavailable")
-        checks["database"] = "unavailable"
+    except Exception:  # any failure means "not ready"; the log has the details
+        logger.exception("Readiness: database unavailable")
+        return "unavailable"
+    return "ok"
+
+
+def _cache() -> str:
     try:
-        cache.set("healthz", "1", timeout=10)
-        if cache.get("healthz") != "1":
+        cache.set("readyz", "1", timeout=10)
+        if cache.get("readyz") != "1":
             raise RuntimeError("cache did not return the value just stored")
-    except Exception:
-        logger.exception("Health check: cache unavailable")
-        checks["cache"] = "unavailable"
-    healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503
-    )
+    except Exception:  # any failure means "not ready"; the log has the details
+        logger.exception("Readiness: cache unavailable")
+        return "unavailable"
+    return "ok"
+
+
+def _segment() -> str:
+    """ "ok", "token refused" (not ready: nothing would work) or "unavailable" (Segment is down)."""
+    known = cache.get(SEGMENT_CHECK_KEY)
+    if known is not None:
+        return known
+    if not cache.add(SEGMENT_CHECK_LOCK, True, timeout=int(SEGMENT_CHECK_DEADLINE) + 2):
+        return "unknown"  # another probe is asking right now
+    try:
+        with deadline(SEGMENT_CHECK_DEADLINE):
+            get_client().list_roles(count=1)
+        status = "ok"
+    except AuthenticationFailed:
+        status = "token refused"
+    except SegmentError as exc:
+        logger.warning("Readiness: Segment did not answer: %s", exc)
+        status = "unavailable"
+    cache.set(SEGMENT_CHECK_KEY, status, timeout=settings.READINESS_SEGMENT_TTL)
+    cache.delete(SEGMENT_CHECK_LOCK)
+    return status

@@ -3,7 +3,8 @@ import pytest
 from groups_app.services.segment_client import get_client
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 
-AUTH = {"Authorization": "Bearer sandbox-token"}
+TOKEN = "sandbox-test-token"  # tests/settings.py: the default token is refused with DEBUG off
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture

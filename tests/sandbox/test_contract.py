@@ -16,6 +16,7 @@ from groups_app.services.segment_client import SANDBOX_BASE_URL
 from sandbox.faults import inject_fault
 from sandbox.models import GroupPermission, Invite, Membership, UserGroup
 from sandbox.transport import SandboxAdapter
+from tests.sandbox.conftest import TOKEN
 
 pytestmark = pytest.mark.django_db
 
@@ -177,7 +178,7 @@ def test_wrong_token_is_401(workspace):
 def test_rate_limit_reaches_client_as_rate_limited(workspace, settings):
     settings.SANDBOX_WRITE_LIMIT_PER_MINUTE = 2
     waits = []
-    client = SegmentClient(SANDBOX_BASE_URL, "sandbox-token", max_retries=0, sleep=waits.append)
+    client = SegmentClient(SANDBOX_BASE_URL, TOKEN, max_retries=0, sleep=waits.append)
     client.session.mount("http://sandbox.internal/", SandboxAdapter())
     client.create_user_group("One")
     client.create_user_group("Two")
@@ -222,7 +223,7 @@ def test_injected_503_on_read_is_retried(sandbox, workspace, monkeypatch):
 
 def test_injected_hang_times_out_in_process(workspace, settings):
     settings.SANDBOX_HANG_SECONDS = 5
-    client = SegmentClient(SANDBOX_BASE_URL, "sandbox-token", timeout=(0.05, 0.05), max_retries=0)
+    client = SegmentClient(SANDBOX_BASE_URL, TOKEN, timeout=(0.05, 0.05), max_retries=0)
     client.session.mount("http://sandbox.internal/", SandboxAdapter())
     inject_fault("list_roles", "hang")
 
@@ -262,11 +263,9 @@ def test_a_malformed_fault_plan_stops_start_up_with_a_clear_message(settings, sp
 def test_a_changed_fault_plan_takes_effect_even_with_a_shared_cache(sandbox, workspace, settings):
     settings.SANDBOX_FAULTS = "list_roles=503*1"
     with pytest.raises(Unavailable):
-        SegmentClient(SANDBOX_BASE_URL, "sandbox-token", max_retries=0, session=sandbox.session).list_roles()
+        SegmentClient(SANDBOX_BASE_URL, TOKEN, max_retries=0, session=sandbox.session).list_roles()
 
     settings.SANDBOX_FAULTS = "get_user_group=503*1"  # a restart with a new value; the cache stays
 
     with pytest.raises(Unavailable):
-        SegmentClient(
-            SANDBOX_BASE_URL, "sandbox-token", max_retries=0, session=sandbox.session
-        ).get_user_group(GROUP)
+        SegmentClient(SANDBOX_BASE_URL, TOKEN, max_retries=0, session=sandbox.session).get_user_group(GROUP)

@@ -79,14 +79,42 @@ def test_user_without_role_is_told_to_ask_for_one(client):
     assert b"has no role yet" in response.content
 
 
-def test_healthz_is_public_and_checks_database_and_cache(client):
-    response = client.get("/healthz")
+def test_healthz_is_a_public_liveness_check_that_touches_nothing(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
 
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "cache": "ok"}
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert "no-store" in response["Cache-Control"]
 
 
-def test_healthz_reports_a_broken_cache_as_503(client, monkeypatch):
+def test_readyz_checks_database_cache_and_segment_once_per_ttl(client, db, monkeypatch):
+    from groups_app.segment import SegmentClient
+
+    calls = []
+    original = SegmentClient.list_roles
+
+    def counted(self, **kwargs):
+        calls.append(kwargs)
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(SegmentClient, "list_roles", counted)
+
+    responses = [client.get("/readyz") for _ in range(5)]
+
+    assert all(r.status_code == 200 for r in responses)
+    assert responses[0].json() == {"status": "ok", "database": "ok", "cache": "ok", "segment": "ok"}
+    assert len(calls) == 1
+
+
+def test_readyz_is_unready_when_segment_refuses_the_token(client, db):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sandbox.api._authorized", lambda request: False)
+        response = client.get("/readyz")
+
+    assert response.status_code == 503 and response.json()["segment"] == "token refused"
+
+
+def test_readyz_reports_a_broken_cache_as_503(client, db, monkeypatch):
     from django.core.cache import cache
 
     def broken(*args, **kwargs):
@@ -94,7 +122,7 @@ def test_healthz_reports_a_broken_cache_as_503(client, monkeypatch):
 
     monkeypatch.setattr(cache, "set", broken)
 
-    response = client.get("/healthz")
+    response = client.get("/readyz")
 
     assert response.status_code == 503
     assert response.json()["cache"] == "unavailable"
@@ -113,8 +141,41 @@ def test_pages_carry_csp_with_nonce_and_no_inline_script(client):
     assert "onclick" not in html and "style=" not in html
 
 
-def test_responses_carry_a_request_id(client):
-    response = client.get(reverse("login"), headers={"X-Request-ID": "abc-123"})
+def test_request_ids_are_ours_and_an_inbound_one_is_kept_apart(client, db):
+    from groups_app.models import AuditEntry
 
-    assert response["X-Request-ID"] == "abc-123"
-    assert len(client.get(reverse("login"))["X-Request-ID"]) == 32
+    response = client.get(reverse("login"), headers={"X-Request-ID": "forged-id"})
+    client.force_login(UserFactory(username="eve"))
+    client.post(reverse("groups:create"), {"name": "x"}, headers={"X-Request-ID": "forged-id"})
+
+    assert response["X-Request-ID"] != "forged-id" and len(response["X-Request-ID"]) == 32
+    entry = AuditEntry.objects.get()
+    assert entry.inbound_request_id == "forged-id" and entry.request_id != "forged-id"
+
+
+@pytest.mark.parametrize(
+    ("trusted", "remote", "forwarded", "expected"),
+    [
+        ([], "203.0.113.9", "198.51.100.1", "203.0.113.9"),  # no proxy trusted: the header is ignored
+        (["10.0.0.0/8"], "10.0.0.2", "198.51.100.1", "198.51.100.1"),
+        (["10.0.0.0/8"], "10.0.0.2", "6.6.6.6, 198.51.100.1, 10.0.0.7", "198.51.100.1"),  # forged front
+        (["10.0.0.0/8"], "203.0.113.9", "198.51.100.1", "203.0.113.9"),  # not from our proxy
+        (["10.0.0.0/8"], "10.0.0.2", "not-an-ip", "10.0.0.2"),
+    ],
+)
+def test_the_client_address_believes_only_trusted_proxies(settings, rf, trusted, remote, forwarded, expected):
+    from groups_app.middleware import client_ip
+
+    settings.TRUSTED_PROXIES = trusted
+    request = rf.get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
+
+    assert client_ip(request) == expected
+
+
+def test_signed_in_pages_and_exports_are_never_stored(client, db):
+    from tests.factories import viewer
+
+    client.force_login(viewer())
+
+    for url in (reverse("groups:audit"), reverse("groups:audit-export")):
+        assert "no-store" in client.get(url)["Cache-Control"]

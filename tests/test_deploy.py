@@ -1,0 +1,81 @@
+"""Start-up as an operator meets it: the mode is explicit, and the documented production
+settings pass `manage.py check --deploy` with no error and no warning."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The production settings the README documents (values are examples).
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "groups.example.com",
+    "SEGMENT_MODE": "live",
+    "SEGMENT_API_TOKEN": "sgp_example",
+    "EMAIL_HOST": "smtp.example.com",
+}
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run manage.py in a clean environment (nothing from this test run, no .env defaults)."""
+    clean = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env}
+    return subprocess.run(  # noqa: S603 - our own manage.py with fixed arguments
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_documented_production_settings_pass_check_deploy():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SEGMENT_MODE": "live"}, "SEGMENT_MODE=live needs SEGMENT_API_TOKEN"),
+        ({"SEGMENT_MODE": "sandbox", "SEGMENT_API_TOKEN": "sgp_x"}, "set SEGMENT_MODE=live"),
+        ({"SEGMENT_MODE": "sandbox"}, "refuses to run with DEBUG off"),
+        ({}, "refuses to run with DEBUG off"),  # sandbox is never implied by a missing token in production
+        ({"SANDBOX_ALLOW_WITHOUT_DEBUG": "true"}, "needs a secret SANDBOX_API_TOKEN"),
+        ({"SEGMENT_MODE": "staging"}, "must be sandbox or live"),
+    ],
+)
+def test_an_unsafe_or_unclear_mode_refuses_to_start(env, message):
+    result = manage("check", DEBUG="false", SECRET_KEY="k" * 50, **env)
+
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_a_demo_sandbox_runs_with_debug_off_only_when_allowed_and_with_its_own_token():
+    result = manage(
+        "check",
+        DEBUG="false",
+        SECRET_KEY="k" * 50,
+        SANDBOX_ALLOW_WITHOUT_DEBUG="true",
+        SANDBOX_API_TOKEN=secrets.token_urlsafe(20),
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_make_run_needs_no_configuration():
+    result = manage("check", DEBUG="true")
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_sandbox_api_refuses_the_public_default_token_with_debug_off(client, db, settings):
+    settings.SANDBOX_API_TOKEN = settings.SANDBOX_DEFAULT_TOKEN
+
+    response = client.get("/sandbox/api/groups", headers={"Authorization": "Bearer sandbox-token"})
+
+    assert response.status_code == 401
