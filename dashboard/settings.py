@@ -4,6 +4,7 @@ Every variable is listed, with its default, in `.env.example`.
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -37,6 +38,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "mozilla_django_oidc",
     "groups_app",
     "sandbox",
 ]
@@ -45,10 +47,12 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "groups_app.middleware.RequestIdMiddleware",
+    "groups_app.middleware.SignInThrottleMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "groups_app.middleware.SignedInUserMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -113,6 +117,76 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "groups:list"
 LOGOUT_REDIRECT_URL = "login"
 
+# Single sign-on through the company's identity provider (OpenID Connect, authorization code
+# flow with PKCE; mozilla-django-oidc). People are created on first sign-in from their verified
+# email; OIDC_ROLE_MAP turns values of the groups claim into dashboard roles at every sign-in.
+OIDC_ENABLED = env.bool("OIDC_ENABLED", default=False)
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="your company's sign-in")
+OIDC_OP_ISSUER = env.str("OIDC_OP_ISSUER", default="")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+OIDC_OP_LOGOUT_ENDPOINT = env.str("OIDC_OP_LOGOUT_ENDPOINT", default="")
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile")
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+# "claim value=Role, …", e.g. "groupadmin-admins=Administrator, it-helpdesk=Help desk, staff=Viewer".
+OIDC_ROLE_MAP_TEXT = env.str("OIDC_ROLE_MAP", default="")
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True  # for the provider's sign-out (id_token_hint)
+OIDC_TIMEOUT = env.float("OIDC_TIMEOUT", default=10.0)
+OIDC_CREATE_USER = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+OIDC_OP_LOGOUT_URL_METHOD = "groups_app.oidc.provider_logout_url"
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=refused"
+
+
+def oidc_role_map() -> dict[str, str]:
+    """OIDC_ROLE_MAP as {claim value: role}.
+
+    Raises:
+        ImproperlyConfigured: a pair that is not value=Role, or a role the dashboard does not have.
+    """
+    from groups_app.roles import ROLE_PERMISSIONS
+
+    mapping = {}
+    for pair in filter(None, (part.strip() for part in OIDC_ROLE_MAP_TEXT.split(","))):
+        value, _, role = (piece.strip() for piece in pair.partition("="))
+        if not value or role not in ROLE_PERMISSIONS:
+            raise ImproperlyConfigured(
+                f"OIDC_ROLE_MAP: cannot read {pair!r}; write claim-value=Role with a role among "
+                f"{', '.join(ROLE_PERMISSIONS)}."
+            )
+        mapping[value] = role
+    return mapping
+
+
+OIDC_ROLE_MAP = oidc_role_map()
+if OIDC_ENABLED:
+    missing = [
+        name
+        for name in (
+            "OIDC_OP_ISSUER",
+            "OIDC_OP_AUTHORIZATION_ENDPOINT",
+            "OIDC_OP_TOKEN_ENDPOINT",
+            "OIDC_OP_USER_ENDPOINT",
+            "OIDC_OP_JWKS_ENDPOINT",
+            "OIDC_RP_CLIENT_ID",
+            "OIDC_RP_CLIENT_SECRET",
+        )
+        if not globals()[name]
+    ]
+    if missing:
+        raise ImproperlyConfigured(f"OIDC_ENABLED=true needs {', '.join(missing)}.")
+if not OIDC_ENABLED and not env.bool("LOCAL_LOGIN_ENABLED", default=True):
+    raise ImproperlyConfigured(
+        "LOCAL_LOGIN_ENABLED=false needs single sign-on (OIDC_ENABLED=true): nobody could sign in."
+    )
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
@@ -156,6 +230,17 @@ if env.bool("BEHIND_HTTPS_PROXY", default=False):
 # Empty: the address is the TCP peer's (REMOTE_ADDR).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
+# Sign-in: local passwords (the sandbox demo, or where there is no identity provider) can be
+# switched off. Failures lock an account, and an address, out for SIGN_IN_LOCKOUT_SECONDS.
+LOCAL_LOGIN_ENABLED = env.bool("LOCAL_LOGIN_ENABLED", default=True)
+AUTHENTICATION_BACKENDS = [
+    *(["django.contrib.auth.backends.ModelBackend"] if LOCAL_LOGIN_ENABLED else []),
+    *(["groups_app.oidc.GroupAdminOIDCBackend"] if OIDC_ENABLED else []),
+]
+SIGN_IN_MAX_FAILURES_PER_ACCOUNT = env.int("SIGN_IN_MAX_FAILURES_PER_ACCOUNT", default=5)
+SIGN_IN_MAX_FAILURES_PER_ADDRESS = env.int("SIGN_IN_MAX_FAILURES_PER_ADDRESS", default=20)
+SIGN_IN_LOCKOUT_SECONDS = env.int("SIGN_IN_LOCKOUT_SECONDS", default=15 * 60)
+
 # Sessions end after this many seconds without a request (and when the browser closes).
 SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
 SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT
@@ -172,6 +257,10 @@ SECURE_CSP = {
     "base-uri": [CSP.NONE],
     "object-src": [CSP.NONE],
 }
+if OIDC_ENABLED and OIDC_OP_LOGOUT_ENDPOINT:
+    # Sign-out is a form whose answer redirects to the provider: CSP must allow that target.
+    _logout = urlsplit(OIDC_OP_LOGOUT_ENDPOINT)
+    SECURE_CSP["form-action"].append(f"{_logout.scheme}://{_logout.netloc}")
 
 # Segment Public API, or the local sandbox workspace: an explicit choice, never implied by a
 # missing token (see check_segment_mode below).
@@ -266,6 +355,8 @@ else:
     # is no password reset. Mail is never printed to the log, where reset links would leak.
     MAILERS = {"default": {"BACKEND": "groups_app.mail.DisabledEmailBackend"}}
 MAIL_CONFIGURED = bool(smtp_host)
+# Password reset mails a sign-in link: only through a real mail server, never to a log.
+PASSWORD_RESET_ENABLED = MAIL_CONFIGURED and LOCAL_LOGIN_ENABLED
 # The dashboard's address, for links in emails.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import re
@@ -10,7 +11,7 @@ import uuid
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django_htmx.http import retarget
@@ -26,6 +27,7 @@ from groups_app.segment import (
     deadline,
 )
 from groups_app.services.audit import RequestOrigin, origin_var
+from groups_app.services.sign_in import sign_in_lockout, sign_in_refused_while_locked
 
 logger = logging.getLogger("groups_app.errors")
 
@@ -163,6 +165,20 @@ class SegmentErrorMiddleware:
         return response
 
 
+class SignedInUserMiddleware:
+    """After authentication: the audit log knows who acts, also in code that has no request
+    (a role changed in the Django admin, through a signal)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        origin = origin_var.get()
+        if origin is not None:
+            origin_var.set(dataclasses.replace(origin, user=getattr(request, "user", None)))
+        return self.get_response(request)
+
+
 class NoStoreMiddleware:
     """Pages and exports for a signed-in person (emails, memberships) are never stored by a cache."""
 
@@ -174,4 +190,47 @@ class NoStoreMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             add_never_cache_headers(response)
+        return response
+
+
+# The forms that check a password or mail a sign-in link, and the field naming the account.
+THROTTLED_FORMS = {"login": "username", "admin:login": "username", "password_reset": "email"}
+
+
+class SignInThrottleMiddleware:
+    """Refuses sign-in forms for a locked-out account or address before any password is hashed."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "POST":
+            try:
+                view_name = resolve(request.path_info).view_name
+            except Resolver404:
+                view_name = ""
+            field = THROTTLED_FORMS.get(view_name)
+            if field is not None:
+                refused = self._refuse_if_locked(request, request.POST.get(field, ""))
+                if refused is not None:
+                    return refused
+        return self.get_response(request)
+
+    @staticmethod
+    def _refuse_if_locked(request: HttpRequest, username: str) -> HttpResponse | None:
+        address = client_ip(request)
+        lockout = sign_in_lockout(username=username, client_ip=address)
+        if lockout is None:
+            return None
+        sign_in_refused_while_locked(
+            lockout,
+            username=username,
+            client_ip=address,
+            user_agent=request.headers.get("User-Agent", ""),
+            path=request.path,
+        )
+        until = timezone.localtime(lockout.until)
+        context = {"until": until, "kind": lockout.kind}
+        response = render(request, "registration/sign_in_locked.html", context, status=429)
+        response["Retry-After"] = str(lockout.retry_after)
         return response

@@ -87,6 +87,9 @@ class AuditEntry(models.Model):
         REQUEST_EXPIRE = "request.expire", "Expire access"
         REVIEW_START = "review.start", "Start review"
         REVIEW_COMPLETE = "review.complete", "Complete review"
+        ACCOUNT_ROLE_GRANT = "account.role_grant", "Grant a dashboard role"
+        ACCOUNT_ROLE_REMOVE = "account.role_remove", "Remove a dashboard role"
+        ACCOUNT_PASSWORD_RESET = "account.password_reset", "Password reset requested"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -336,3 +339,26 @@ class ChangeProposal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.group_name}"
+
+
+class SignInFailure(models.Model):
+    """A refused sign-in or password reset request, for Administrators to see (never the password)."""
+
+    class Reason(models.TextChoices):
+        REJECTED = "rejected", "Wrong username or password"
+        LOCKED = "locked", "Refused: too many failures"
+        SSO_REFUSED = "sso_refused", "Single sign-on refused"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    username = models.CharField(max_length=254, blank=True, db_index=True, help_text="As typed.")
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    path = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.username or '?'} from {self.client_ip or '?'}: {self.get_reason_display()}"

@@ -32,6 +32,7 @@ class RequestOrigin:
     inbound_request_id: str = ""  # what the client or a proxy sent as X-Request-ID, kept apart
     client_ip: str | None = None
     user_agent: str = ""
+    user: Any = None  # the signed-in person, once authentication has run
 
 
 origin_var: contextvars.ContextVar[RequestOrigin | None] = contextvars.ContextVar("origin", default=None)
@@ -66,7 +67,9 @@ class AuditRecord:
 
 
 def actor_name(actor: Any) -> str:
-    return actor.get_username() if actor is not None else SYSTEM_ACTOR
+    if actor is None:
+        return SYSTEM_ACTOR
+    return actor.get_username() or "anonymous"
 
 
 def _entry_fields(
@@ -142,6 +145,13 @@ def complete(record: AuditRecord, status: str, exc: BaseException | None = None)
 
 def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"[:2000]
+
+
+def record_completed(**fields: Any) -> AuditEntry:
+    """One complete, succeeded entry for a local event that has no upstream call (roles, resets)."""
+    return AuditEntry.objects.create(
+        **_entry_fields(**fields), status=AuditEntry.Status.SUCCEEDED, completed_at=timezone.now()
+    )
 
 
 def record_refused(*, reason: str, **fields: Any) -> AuditEntry:

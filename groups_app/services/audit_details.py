@@ -76,6 +76,17 @@ SCHEMAS: dict[str, dict[str, tuple[str, str] | None]] = {
         "snapshot_count": ("Members read", "text"),
     },
     Action.REVIEW_COMPLETE: {"kept": ("Kept", "text"), "remove": ("To remove", "emails")},
+    Action.ACCOUNT_ROLE_GRANT: {
+        "account": ("Account", "text"),
+        "roles": ("Roles granted", "emails"),
+        "source": ("Through", "text"),
+    },
+    Action.ACCOUNT_ROLE_REMOVE: {
+        "account": ("Account", "text"),
+        "roles": ("Roles removed", "emails"),
+        "source": ("Through", "text"),
+    },
+    Action.ACCOUNT_PASSWORD_RESET: {"email": ("For", "text")},
 }
 # Any action refused by a URL's role check records where it was tried.
 COMMON = {"path": ("Address", "text")}

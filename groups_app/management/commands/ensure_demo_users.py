@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from groups_app import roles
 
@@ -23,6 +23,11 @@ class Command(BaseCommand):
     help = "Create the demo accounts (admin, helpdesk, viewer) if missing; DEMO_PASSWORD sets their password."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.SANDBOX_MODE:
+            raise CommandError(
+                "Demo accounts exist only in sandbox mode: in live mode people sign in with their own "
+                "accounts (single sign-on, or `manage.py createsuperuser`)."
+            )
         User = get_user_model()
         configured = settings.DEMO_PASSWORD
         missing = [entry for entry in DEMO_ACCOUNTS if not User.objects.filter(username=entry[0]).exists()]

@@ -1,0 +1,34 @@
+"""The single sign-on endpoints: reachable before signing in, and only while SSO is on."""
+
+import functools
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404
+from django.urls import path
+from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
+
+
+def sso_endpoint(view):
+    @login_not_required
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not settings.OIDC_ENABLED:
+            raise Http404("Single sign-on is not configured.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+urlpatterns = [
+    path(
+        "authenticate/",
+        sso_endpoint(OIDCAuthenticationRequestView.as_view()),
+        name="oidc_authentication_init",
+    ),
+    path(
+        "callback/",
+        sso_endpoint(OIDCAuthenticationCallbackView.as_view()),
+        name="oidc_authentication_callback",
+    ),
+]

@@ -1,0 +1,187 @@
+"""Sign-in as an attacker would try it: throttled before hashing, recorded, no reset leak."""
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core import mail
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+from django.urls import clear_url_caches, reverse
+
+from groups_app.models import AuditEntry, SignInFailure
+from tests.factories import UserFactory, administrator, viewer
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "correct horse battery staple"
+
+
+def sign_in(client, username, password, **extra):
+    return client.post(reverse("login"), {"username": username, "password": password}, **extra)
+
+
+@pytest.fixture
+def hashes(monkeypatch):
+    """Counts password checks (each one a hash computed)."""
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    counted = []
+    original = AbstractBaseUser.check_password
+
+    def check_password(self, raw):
+        counted.append(self.username)
+        return original(self, raw)
+
+    monkeypatch.setattr(AbstractBaseUser, "check_password", check_password)
+    return counted
+
+
+def test_an_account_is_locked_after_repeated_failures_before_any_password_is_hashed(client, settings, hashes):
+    settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 3
+    viewer(username="admin")
+
+    for _ in range(3):
+        assert sign_in(client, "admin", "guess").status_code == 200
+    hashed_before = len(hashes)
+    locked = [sign_in(client, "admin", "guess") for _ in range(50)]
+    right = sign_in(client, "admin", PASSWORD)
+
+    assert all(response.status_code == 429 for response in locked)
+    assert right.status_code == 429 and "Too many failed attempts" in right.content.decode()
+    assert int(right["Retry-After"]) > 0
+    assert len(hashes) == hashed_before  # no password was checked while locked
+    reasons = list(SignInFailure.objects.values_list("reason", flat=True))
+    assert reasons.count("rejected") == 3 and reasons.count("locked") == 1  # a flood adds one row
+
+
+def test_an_address_is_locked_across_accounts(client, settings):
+    settings.SIGN_IN_MAX_FAILURES_PER_ADDRESS = 4
+    settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 100
+
+    for number in range(4):
+        sign_in(client, f"user{number}", "guess")
+
+    assert sign_in(client, "someone-else", "guess").status_code == 429
+    assert sign_in(client, "someone-else", "guess", REMOTE_ADDR="198.51.100.7").status_code != 429
+
+
+def test_the_django_admin_sign_in_is_throttled_too(client, settings):
+    settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 2
+    for _ in range(2):
+        client.post(reverse("admin:login"), {"username": "root", "password": "guess"})
+
+    response = client.post(reverse("admin:login"), {"username": "root", "password": "guess"})
+
+    assert response.status_code == 429
+
+
+def test_a_successful_sign_in_clears_the_account_count(client, settings):
+    settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 3
+    viewer(username="vera")
+    sign_in(client, "vera", "typo")
+    sign_in(client, "vera", "typo")
+    assert sign_in(client, "vera", PASSWORD).status_code == 302
+    client.logout()
+
+    sign_in(client, "vera", "typo")
+    sign_in(client, "vera", "typo")
+
+    assert sign_in(client, "vera", PASSWORD).status_code == 302
+
+
+def test_administrators_see_failed_sign_ins_and_others_do_not(client):
+    sign_in(client, "admin", "guess", headers={"User-Agent": "curl/8"})
+    client.force_login(viewer())
+    assert client.get(reverse("groups:sign-in-failures")).status_code == 403
+
+    client.force_login(administrator(username="ada"))
+    page = client.get(reverse("groups:sign-in-failures")).content.decode()
+
+    assert "admin" in page and "Wrong username or password" in page and "curl/8" in page
+    assert "guess" not in page  # never the password
+
+
+def test_no_password_reset_without_a_real_mail_server(client):
+    assert client.get("/accounts/password_reset/").status_code in (302, 404)
+    assert "Forgot your password" not in client.get(reverse("login")).content.decode()
+
+
+@pytest.fixture
+def mail_configured(settings):
+    settings.PASSWORD_RESET_ENABLED = True
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+    import dashboard.urls
+
+    clear_url_caches()
+    importlib_reload(dashboard.urls)
+    yield
+    settings.PASSWORD_RESET_ENABLED = False
+    clear_url_caches()
+    importlib_reload(dashboard.urls)
+
+
+def importlib_reload(module):
+    import importlib
+
+    importlib.reload(module)
+
+
+def test_with_real_mail_a_reset_is_audited_and_throttled(client, settings, mail_configured):
+    settings.SIGN_IN_MAX_FAILURES_PER_ADDRESS = 100
+    UserFactory(username="vera", email="vera@example.com")
+
+    response = client.post("/accounts/password_reset/", {"email": "vera@example.com"})
+
+    assert response.status_code == 302 and len(mail.outbox) == 1
+    entry = AuditEntry.objects.get(action="account.password_reset")
+    assert entry.details == {"email": "vera@example.com"} and entry.actor_username == "anonymous"
+    settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 3
+    statuses = [
+        client.post("/accounts/password_reset/", {"email": "vera@example.com"}).status_code for _ in range(20)
+    ]
+    assert statuses.count(302) == 2 and statuses.count(429) == 18
+    assert len(mail.outbox) == 3
+
+
+def test_demo_accounts_are_refused_in_live_mode(settings):
+    settings.SANDBOX_MODE = False
+
+    with pytest.raises(CommandError, match="only in sandbox mode"):
+        call_command("ensure_demo_users")
+
+
+def test_role_grants_in_the_django_admin_are_audited(client):
+    admin = UserFactory(username="root", is_staff=True, is_superuser=True)
+    vera = viewer(username="vera")
+    client.force_login(admin)
+    helpdesk = Group.objects.get(name="Help desk")
+    form = client.get(reverse("admin:auth_user_change", args=[vera.pk])).content.decode()
+    assert "groups" in form
+
+    client.post(
+        reverse("admin:auth_user_change", args=[vera.pk]),
+        {
+            "username": "vera",
+            "email": vera.email,
+            "groups": [helpdesk.pk],
+            "is_active": "on",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "initial-date_joined_0": "2026-01-01",
+            "initial-date_joined_1": "00:00:00",
+        },
+    )
+
+    actions = dict(AuditEntry.objects.values_list("action", "summary"))
+    assert actions["account.role_grant"] == "root granted Help desk to vera"
+    assert actions["account.role_remove"] == "root removed Viewer from vera"
+
+
+@override_settings(LOCAL_LOGIN_ENABLED=False)
+def test_local_passwords_can_be_switched_off(client):
+    viewer(username="vera")
+
+    page = client.get(reverse("login")).content.decode()
+    response = sign_in(client, "vera", PASSWORD)
+
+    assert 'name="password"' not in page
+    assert response.status_code == 403
