@@ -21,6 +21,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.timezone import now
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from groups_app.middleware import client_ip
@@ -31,6 +32,7 @@ from groups_app.services.accounts import roles_changed_by
 logger = logging.getLogger("groups_app.oidc")
 
 ROLE_SOURCE = "the identity provider's groups claim"
+CLOCK_SKEW_SECONDS = 60  # tolerated difference between the provider's clock and ours
 
 
 class SignInRefused(SuspiciousOperation):
@@ -48,6 +50,11 @@ class GroupAdminOIDCBackend(OIDCAuthenticationBackend):
 
     def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:
         payload = super().verify_token(token, **kwargs)
+        # The library's decoder checks expiry against the system clock; check it here too, on the
+        # dashboard's clock, so that an expired token is refused however the library is set up.
+        expires = payload.get("exp")
+        if not isinstance(expires, int | float) or expires <= now().timestamp() - CLOCK_SKEW_SECONDS:
+            raise SignInRefused("The ID token has expired.")
         audience = payload.get("aud")
         audiences = audience if isinstance(audience, list) else [audience]
         if settings.OIDC_RP_CLIENT_ID not in audiences:
