@@ -93,10 +93,10 @@ class AuditEntry(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    # Who acted, as a snapshot: deleting an account changes no entry (the table refuses updates).
+    actor_user_id = models.PositiveBigIntegerField(null=True, blank=True, help_text="The account's id then.")
     actor_username = models.CharField(max_length=150, help_text="Kept even if the account is deleted.")
+    actor_email = models.CharField(max_length=254, blank=True)
     action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
     group_id = models.CharField(max_length=64, blank=True, db_index=True)
     group_name = models.CharField(max_length=200, blank=True, help_text="The group's name at the time.")

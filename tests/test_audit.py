@@ -61,10 +61,15 @@ def test_actor_name_is_kept_when_the_account_is_deleted():
     with audited(actor=user, action=AuditEntry.Action.GROUP_CREATE, summary="leaver created X"):
         pass
 
+    user_id = user.pk
     user.delete()
 
     entry = AuditEntry.objects.get()
-    assert entry.actor is None and entry.actor_username == "leaver"
+    assert (entry.actor_user_id, entry.actor_username, entry.actor_email) == (
+        user_id,
+        "leaver",
+        "leaver@example.com",
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -105,3 +110,49 @@ def test_admin_shows_entries_read_only(admin_client):
     )
     assert admin_client.get(reverse("admin:groups_app_auditentry_add")).status_code == 403
     assert AuditEntry.objects.get().summary == "ada created X"
+
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the database trigger is installed on PostgreSQL"
+)
+
+
+@postgresql_only
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM groups_app_auditentry",
+        "UPDATE groups_app_auditentry SET summary = 'nothing happened'",
+        "UPDATE groups_app_auditentry SET actor_username = 'someone else'",
+    ],
+)
+def test_the_database_refuses_to_change_or_delete_a_complete_entry(statement):
+    from django.db import DatabaseError, transaction
+
+    with audited(
+        actor=UserFactory(username="ada"), action=AuditEntry.Action.GROUP_CREATE, summary="ada created X"
+    ):
+        pass
+
+    with pytest.raises(DatabaseError, match="cannot be"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement)
+
+    entry = AuditEntry.objects.get()
+    assert entry.summary == "ada created X" and entry.actor_username == "ada"
+
+
+@postgresql_only
+def test_the_database_lets_a_pending_entry_complete_once_but_never_rewrites_who():
+    from django.db import DatabaseError, transaction
+
+    entry = AuditEntry.objects.create(actor_username="ada", action="group.create", summary="s")
+    with (
+        pytest.raises(DatabaseError, match="identifies"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("UPDATE groups_app_auditentry SET actor_username = 'eve' WHERE id = %s", [entry.pk])
+
+    assert AuditEntry.objects.complete(entry.pk, status="succeeded") == 1
+    with pytest.raises(DatabaseError, match="complete"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE groups_app_auditentry SET status = 'failed' WHERE id = %s", [entry.pk])

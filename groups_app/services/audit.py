@@ -85,8 +85,9 @@ def _entry_fields(
 ) -> dict[str, Any]:
     origin = origin_var.get() or RequestOrigin()
     return {
-        "actor": actor if getattr(actor, "pk", None) else None,
+        "actor_user_id": getattr(actor, "pk", None),
         "actor_username": actor_name(actor),
+        "actor_email": (getattr(actor, "email", "") or "")[:254],
         "action": action,
         "group_id": group_id,
         "group_name": group_name[:200],

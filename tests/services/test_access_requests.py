@@ -358,7 +358,7 @@ def test_expiry_removes_exactly_the_expired_memberships_and_is_idempotent(group,
     entries = AuditEntry.objects.filter(action="request.expire")
     assert entries.count() == 2 and set(entries.values_list("actor_username", flat=True)) == {"system"}
     removal = AuditEntry.objects.get(action="members.remove")
-    assert removal.actor_username == "system" and removal.actor is None
+    assert removal.actor_username == "system" and removal.actor_user_id is None
     assert set(AccessRequest.objects.filter(status="expired").values_list("email", flat=True)) == {
         "temp1@example.com",
         "temp2@example.com",

@@ -5,7 +5,6 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 
 from groups_app.models import AuditEntry
@@ -27,14 +26,6 @@ def group(db):
     return UserGroup.objects.create(id=GROUP, name="Reconciled")
 
 
-def age(entry, hours=1):
-    with connection.cursor() as cursor:  # the model refuses updates: age the entry in the table
-        cursor.execute(
-            "UPDATE groups_app_auditentry SET created_at = %s WHERE id = %s",
-            [timezone.now() - timedelta(hours=hours), entry.pk],
-        )
-
-
 def test_an_unknown_outcome_left_unresolved_is_resolved_later_as_system(group, settings):
     settings.SEGMENT_MAX_RETRIES = 0
     inject_fault("add_users_to_user_group", "applied-500")
@@ -53,7 +44,7 @@ def test_an_unknown_outcome_left_unresolved_is_resolved_later_as_system(group, s
     assert AuditEntry.objects.get().resolved_at == entry.resolved_at
 
 
-def test_entries_left_pending_by_a_dead_process_are_settled(group):
+def test_entries_left_pending_by_a_dead_process_are_settled(group, monkeypatch):
     change = AuditEntry.objects.create(
         actor_username="hana",
         action="members.add",
@@ -62,6 +53,7 @@ def test_entries_left_pending_by_a_dead_process_are_settled(group):
         details={"emails": ["y@example.com"]},
     )
     local = AuditEntry.objects.create(actor_username="hana", action="request.deny", summary="hana denied")
+    cutoff = timezone.now() + timedelta(microseconds=1)
     fresh = AuditEntry.objects.create(
         actor_username="hana",
         action="members.add",
@@ -69,8 +61,8 @@ def test_entries_left_pending_by_a_dead_process_are_settled(group):
         summary="in flight",
         details={"emails": []},
     )
-    age(change)
-    age(local)
+    # Entries older than the cut-off were written by a process that has since died.
+    monkeypatch.setattr("groups_app.services.reconcile.abandoned_before", lambda: cutoff)
 
     run = reconcile_changes()
 
