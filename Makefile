@@ -10,7 +10,7 @@ CHROMIUM ?= /usr/bin/chromium
 # The development server runs with DEBUG on unless .env or the environment says otherwise.
 RUN_ENV := DEBUG=$${DEBUG:-true}
 
-.PHONY: help setup setup-dev browser run test test-fast lint format migrate seed benchmark clean
+.PHONY: help setup setup-dev browser run test test-fast lint format migrate seed benchmark lock clean
 
 help:
 	@echo "make run    set up, migrate, seed the sandbox and serve http://127.0.0.1:8000"
@@ -75,6 +75,15 @@ benchmark: seed
 # Everything but the browser tests, for a quick loop while editing.
 test-fast: setup-dev
 	$(VENV)/bin/pytest -m "not browser" $(PYTEST_ARGS)
+
+# The Docker image installs from requirements.lock with --require-hashes: regenerate it after
+# changing requirements.txt (pip-tools runs in a throwaway environment).
+lock: setup
+	@tmp=$$(mktemp -d) && $(PY) -m venv $$tmp && $$tmp/bin/pip install --quiet pip-tools==7.6.2 \
+	&& $$tmp/bin/pip-compile --quiet --generate-hashes --strip-extras --no-header --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
+		--output-file requirements.lock requirements.txt \
+	&& rm -rf $$tmp && echo "requirements.lock updated"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles artifacts
