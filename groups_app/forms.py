@@ -8,7 +8,7 @@ import uuid
 from django import forms
 from django.conf import settings
 
-from groups_app.emails import email_problems, split_emails
+from groups_app.emails import email_problems, parse_emails
 from groups_app.segment import RESOURCE_TYPES, Label, Permission, Resource
 from groups_app.services.groups import MEMBER_PAGE_SIZES, PAGE_SIZES, SORTS
 
@@ -79,23 +79,24 @@ class SubmissionKeyMixin(forms.Form):
 
 
 class EmailListField(forms.CharField):
-    """A textarea of emails separated by commas, semicolons, spaces or new lines."""
+    """A textarea of emails: bare addresses or `Name <address>`, separated by commas,
+    semicolons, spaces or new lines (see groups_app.emails)."""
 
     widget = forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "autocomplete": "off"})
 
     def clean(self, value):
         text = super().clean(value)
-        emails = split_emails(text)
-        if not emails:
-            raise forms.ValidationError("Enter at least one email.")
-        if len(emails) > settings.MAX_EMAILS_PER_CHANGE:
-            raise forms.ValidationError(
-                f"At most {settings.MAX_EMAILS_PER_CHANGE} emails at once; you entered {len(emails)}."
-            )
-        problems = email_problems(emails)
+        parsed = parse_emails(text)
+        problems = list(parsed.problems) + email_problems(parsed.emails)
         if problems:
             raise forms.ValidationError(problems)
-        return emails
+        if not parsed.emails:
+            raise forms.ValidationError("Enter at least one email.")
+        if len(parsed.emails) > settings.MAX_EMAILS_PER_CHANGE:
+            raise forms.ValidationError(
+                f"At most {settings.MAX_EMAILS_PER_CHANGE} emails at once; you entered {len(parsed.emails)}."
+            )
+        return list(parsed.emails)
 
 
 class AddMembersForm(SubmissionKeyMixin):
@@ -115,10 +116,12 @@ class RemoveMembersForm(SubmissionKeyMixin):
             self.initial["emails"] = emails
 
     def clean_emails(self):
-        emails = split_emails(" ".join(self.data.getlist("emails"))) if self.is_bound else []
-        if not emails:
+        parsed = parse_emails("\n".join(self.data.getlist("emails"))) if self.is_bound else None
+        if parsed is not None and parsed.problems:
+            raise forms.ValidationError(list(parsed.problems))
+        if parsed is None or not parsed.emails:
             raise forms.ValidationError("Choose at least one member to remove.")
-        return emails
+        return list(parsed.emails)
 
 
 class ReplaceMembersForm(SubmissionKeyMixin):
@@ -331,12 +334,11 @@ class AccessRequestForm(forms.Form):
             del self.fields["emails"]
 
     def clean_emails(self):
-        text = self.cleaned_data.get("emails", "")
-        emails = split_emails(text)
-        problems = email_problems(emails)
+        parsed = parse_emails(self.cleaned_data.get("emails", ""))
+        problems = list(parsed.problems) + email_problems(parsed.emails)
         if problems:
             raise forms.ValidationError(problems)
-        return emails
+        return list(parsed.emails)
 
 
 class DenyForm(forms.Form):

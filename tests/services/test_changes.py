@@ -119,7 +119,7 @@ def test_add_members_plural_message(team, hana):
 
 @pytest.mark.parametrize(
     ("emails", "message"),
-    [([], "at least one"), (["ok@example.com", "not-an-email"], "not-an-email is not a valid")],
+    [([], "at least one"), (["ok@example.com", "not-an-email"], "not-an-email is not an email address")],
 )
 def test_add_members_refuses_bad_input_before_sending(team, hana, emails, message):
     with pytest.raises(InvalidInput, match=message) as caught:
