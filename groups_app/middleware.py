@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import re
 import uuid
+import zoneinfo
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -234,3 +235,32 @@ class SignInThrottleMiddleware:
         response = render(request, "registration/sign_in_locked.html", context, status=429)
         response["Retry-After"] = str(lockout.retry_after)
         return response
+
+
+_ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+){0,2}$")
+
+
+class ViewerTimeZoneMiddleware:
+    """Shows times in the viewer's time zone: the browser's (the `tz` cookie app.js sets), else TIME_ZONE."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        zone = viewer_time_zone(request.COOKIES.get("tz", ""))
+        if zone is not None:
+            timezone.activate(zone)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
+
+
+def viewer_time_zone(name: str) -> zoneinfo.ZoneInfo | None:
+    """The IANA zone the browser named, if it is one (a forged cookie is ignored)."""
+    if not name or len(name) > 64 or not _ZONE_NAME.match(name):
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None

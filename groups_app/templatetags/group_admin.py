@@ -1,4 +1,8 @@
+from datetime import datetime
+
 from django import template
+from django.utils import timezone
+from django.utils.html import format_html
 
 register = template.Library()
 
@@ -7,3 +11,17 @@ register = template.Library()
 def get_item(mapping: dict, key: str):
     """`mapping|get_item:key` — a dict lookup with a variable key."""
     return mapping.get(key) if mapping else None
+
+
+@register.filter
+def when(moment: datetime | None, precision: str = "minutes"):
+    """A moment in the viewer's time zone, with the zone shown: `2026-11-28 14:02 CET`.
+
+    `|when:"seconds"` adds the seconds; `|when:"time"` shows only the time of day.
+    """
+    if not moment:
+        return "—"
+    local = timezone.localtime(moment)
+    formats = {"minutes": "%Y-%m-%d %H:%M", "seconds": "%Y-%m-%d %H:%M:%S", "time": "%H:%M:%S"}
+    text = f"{local.strftime(formats.get(precision, formats['minutes']))} {local.tzname()}"
+    return format_html('<time datetime="{}">{}</time>', local.isoformat(), text)

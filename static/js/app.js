@@ -10,3 +10,13 @@ document.addEventListener("click", (event) => {
     setTimeout(() => { button.textContent = label; }, 1500);
   });
 });
+
+// Times are shown in the browser's time zone: tell the server which one it is.
+(() => {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (!zone) return;
+  const cookie = `tz=${encodeURIComponent(zone)}`;
+  if (document.cookie.split("; ").includes(cookie)) return;
+  const secure = location.protocol === "https:" ? "; secure" : "";
+  document.cookie = `${cookie}; path=/; max-age=31536000; samesite=lax${secure}`;
+})();

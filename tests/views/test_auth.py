@@ -179,3 +179,42 @@ def test_signed_in_pages_and_exports_are_never_stored(client, db):
 
     for url in (reverse("groups:audit"), reverse("groups:audit-export")):
         assert "no-store" in client.get(url)["Cache-Control"]
+
+
+def test_the_when_filter_shows_the_active_zone():
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from django.template import engines
+    from django.utils import timezone
+
+    template = engines["django"].from_string("{% load group_admin %}{{ moment|when }}")
+    moment = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+
+    with timezone.override(ZoneInfo("Europe/Paris")):
+        html = template.render({"moment": moment})
+
+    assert html == '<time datetime="2026-07-01T14:00:00+02:00">2026-07-01 14:00 CEST</time>'
+
+
+@pytest.mark.parametrize(
+    ("cookie", "zone"), [("Europe/Paris", "Europe/Paris"), ("", "UTC"), ("../../etc/passwd", "UTC")]
+)
+def test_pages_show_times_in_the_browsers_zone_and_ignore_a_forged_one(client, db, cookie, zone):
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    from groups_app.models import AuditEntry
+    from tests.factories import viewer
+
+    entry = AuditEntry.objects.create(
+        actor_username="ada", action="group.create", summary="s", status="succeeded"
+    )
+    client.force_login(viewer())
+    client.cookies["tz"] = cookie
+
+    page = client.get(reverse("groups:audit-entry", args=[entry.pk])).content.decode()
+
+    local = timezone.localtime(entry.created_at, ZoneInfo(zone))
+    assert f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}" in page
