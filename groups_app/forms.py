@@ -84,13 +84,17 @@ class EmailListField(forms.CharField):
 
     widget = forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "autocomplete": "off"})
 
+    def __init__(self, *args, allow_empty: bool = False, **kwargs):
+        super().__init__(*args, required=not allow_empty, **kwargs)
+        self.allow_empty = allow_empty
+
     def clean(self, value):
         text = super().clean(value)
         parsed = parse_emails(text)
         problems = list(parsed.problems) + email_problems(parsed.emails)
         if problems:
             raise forms.ValidationError(problems)
-        if not parsed.emails:
+        if not parsed.emails and not self.allow_empty:
             raise forms.ValidationError("Enter at least one email.")
         if len(parsed.emails) > settings.MAX_EMAILS_PER_CHANGE:
             raise forms.ValidationError(
@@ -127,9 +131,14 @@ class RemoveMembersForm(SubmissionKeyMixin):
 class ReplaceMembersForm(SubmissionKeyMixin):
     emails = EmailListField(
         label="The complete list of members",
-        help_text="Everyone not on this list is removed. You will see the changes before anything is sent.",
+        help_text="It starts with the current members and invites. Everyone not on the list is removed; "
+        "an empty list removes everyone. You will see the changes before anything is sent.",
+        allow_empty=True,
     )
     fingerprint = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
+    confirm_empty = forms.BooleanField(
+        label="Yes, remove every member and invite of this group", required=False
+    )
 
 
 class GroupNameForm(SubmissionKeyMixin):

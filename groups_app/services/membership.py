@@ -72,15 +72,20 @@ class ReplacePreview:
     def has_changes(self) -> bool:
         return bool(self.to_add or self.to_remove)
 
+    @property
+    def empties_the_group(self) -> bool:
+        return not self.emails and bool(self.to_remove)
 
-def checked_emails(emails: list[str]) -> list[str]:
+
+def checked_emails(emails: list[str], *, allow_empty: bool = False) -> list[str]:
     """Normalize and validate emails for a change; nothing is sent while any is unusable.
 
     Raises:
-        InvalidInput: empty, too many, invalid or outside the allowed domains (field `emails`).
+        InvalidInput: empty (unless allowed), too many, invalid or outside the allowed domains
+        (field `emails`).
     """
     cleaned = normalize_emails(emails)
-    if not cleaned:
+    if not cleaned and not allow_empty:
         raise InvalidInput("Enter at least one email.", {"emails": "Enter at least one email."})
     if len(cleaned) > settings.MAX_EMAILS_PER_CHANGE:
         message = f"At most {settings.MAX_EMAILS_PER_CHANGE} emails at once; you entered {len(cleaned)}."
@@ -227,7 +232,7 @@ def group_members_replace_preview(
     Raises:
         InvalidInput, NotFound, SegmentError.
     """
-    emails = checked_emails(emails)
+    emails = checked_emails(emails, allow_empty=True)
     client = client or get_client()
     group = client.get_user_group(group_id)
     return _replace_preview(group, group_membership(group_id=group_id, client=client), emails)
@@ -239,10 +244,13 @@ def group_members_replace(
     group_id: str,
     emails: list[str],
     fingerprint: str,
+    confirm_empty: bool = False,
     submission_key: str | None = None,
     client: SegmentClient | None = None,
 ) -> ReplacePreview:
     """Set a group's members to exactly `emails`, if it has not changed since the preview.
+
+    An empty list removes everyone, only with `confirm_empty`.
 
     Raises:
         NotAllowed, InvalidInput, StaleChange (with the new preview), DuplicateSubmission,
@@ -256,9 +264,10 @@ def group_members_replace(
         group_id=group_id,
         client=client,
     ) as attempt:
-        emails = checked_emails(emails)
+        emails = checked_emails(emails, allow_empty=True)
         group = client.get_user_group(group_id)
-        preview = _replace_preview(group, group_membership(group_id=group_id, client=client), emails)
+        current = group_membership(group_id=group_id, client=client)
+        preview = _replace_preview(group, current, emails)
         attempt.describe(
             summary=(
                 f"{actor_name(actor)} replaced the members of {group.name}: "
@@ -285,8 +294,15 @@ def group_members_replace(
                 "with Add members (they become access requests), or replace without additions."
             )
             raise InvalidInput(message, {"emails": message})
-        attempt.send(
-            lambda: client.replace_users_in_user_group(group_id, list(preview.emails)),
-            submission_key=submission_key,
-        )
+        if preview.empties_the_group and not confirm_empty:
+            message = "This removes every member and invite of the group. Tick the box to confirm."
+            raise InvalidInput(message, {"confirm_empty": message})
+
+        def replace() -> None:
+            if preview.emails:
+                client.replace_users_in_user_group(group_id, list(preview.emails))
+            elif preview.to_remove:  # the API replaces with at least one email: empty by removing
+                client.remove_users_from_user_group(group_id, list(preview.to_remove))
+
+        attempt.send(replace, submission_key=submission_key)
         return preview

@@ -31,7 +31,7 @@ from groups_app.models import AuditEntry, ChangeProposal
 from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUPS
 from groups_app.segment import IamRole, UserGroup, ValidationFailed
 from groups_app.services.errors import ChangeOutcomeUnknown, ServiceError
-from groups_app.services.groups import group_get, roles_by_id
+from groups_app.services.groups import group_get, group_membership, roles_by_id
 from groups_app.services.manage import group_create, group_delete, group_rename
 from groups_app.services.membership import (
     group_members_add,
@@ -251,20 +251,31 @@ def members_replace_view(request: HttpRequest, group_id: str) -> HttpResponse:
                 group_id=group_id,
                 emails=data["emails"],
                 fingerprint=data["fingerprint"],
+                confirm_empty=data["confirm_empty"],
                 submission_key=data["submission_key"],
             ),
         )
         if submission.is_done:
             result = submission.result
             messages.success(
-                request, f"Members replaced: {len(result.to_add)} added, {len(result.to_remove)} removed."
+                request,
+                f"Members replaced: {len(result.to_add)} added, {len(result.to_remove)} removed, "
+                f"{len(result.unchanged)} unchanged.",
             )
             return redirect("groups:detail", group_id=group_id)
-        preview = submission.stale.preview if submission.stale else None
+        if submission.stale:
+            preview = submission.stale.preview
+        elif "confirm_empty" in form.errors:  # show the preview again, the box next to its message
+            preview = group_members_replace_preview(group_id=group_id, emails=form.cleaned_data["emails"])
     elif form.is_valid():
         preview = submit_preview(
             form,
             lambda: group_members_replace_preview(group_id=group_id, emails=form.cleaned_data["emails"]),
+        )
+    if request.method == "GET":
+        # The list starts as the group is now: edit it rather than retype it.
+        form = ReplaceMembersForm(
+            initial={"emails": "\n".join(sorted(group_membership(group_id=group_id).emails))}
         )
     context = {
         "form": form,

@@ -661,3 +661,39 @@ def test_bad_labels_are_refused_next_to_the_field(admin_user_client, small, ids,
 
     assert response.status_code == 422 and message in html(response)
     assert AuditEntry.objects.get().status == "refused"
+
+
+def test_replace_starts_from_the_current_members(help_desk_client, small):
+    page = html(help_desk_client.get(url("members-replace", small)))
+
+    for email in small.memberships.values_list("user__email", flat=True):
+        assert email in page.split('name="emails"')[1].split("</textarea>")[0]
+
+
+def test_replace_lists_who_is_unchanged(help_desk_client, small):
+    keep = sorted(small.memberships.values_list("user__email", flat=True))[:2]
+
+    preview = help_desk_client.post(url("members-replace", small), {"emails": ", ".join(keep)})
+
+    unchanged = html(preview).split("Unchanged (2)")[1].split("</details>")[0]
+    assert all(email in unchanged for email in keep)
+
+
+def test_replace_can_empty_a_group_only_with_explicit_confirmation(help_desk_client, small):
+    preview = help_desk_client.post(url("members-replace", small), {"emails": ""})
+    page = html(preview)
+    assert "this removes every member and invite" in page
+    fingerprint = re.search(r'name="fingerprint" value="([0-9a-f]+)"', page).group(1)
+    data = {"emails": "", "fingerprint": fingerprint, "submission_key": key(preview), "confirm": "1"}
+
+    refused = help_desk_client.post(url("members-replace", small), data)
+    assert refused.status_code == 422 and "Tick the box to confirm" in html(refused)
+    assert small.memberships.exists()
+
+    help_desk_client.post(
+        url("members-replace", small), {**data, "submission_key": "f" * 32, "confirm_empty": "on"}
+    )
+
+    assert not small.memberships.exists() and not small.invites.exists()
+    entry = AuditEntry.objects.get(action="members.replace", status="succeeded")
+    assert entry.details["emails"] == [] and entry.details["to_remove"]
