@@ -363,6 +363,8 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 # An invite created through the dashboard longer ago than this is flagged in reviews.
 STALE_INVITE_DAYS = env.int("STALE_INVITE_DAYS", default=14)
+# The reviewer of an open review is reminded by email this many days before its due date.
+REVIEW_REMINDER_DAYS = env.int("REVIEW_REMINDER_DAYS", default=3)
 
 # Password of the demo accounts that `make run` creates; empty = generate one and print it once.
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="")

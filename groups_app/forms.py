@@ -383,6 +383,26 @@ class RequestQueueFilter(forms.Form):
         ]
 
 
+class ReviewAssignForm(forms.Form):
+    reviewer = forms.ModelChoiceField(
+        label="Reviewer", queryset=None, required=False, empty_label="Nobody in particular"
+    )
+    due_date = forms.DateField(label="Due", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, **kwargs):
+        from django.contrib.auth import get_user_model
+        from django.db.models import Q
+
+        super().__init__(*args, **kwargs)
+        reviewers = Q(is_superuser=True) | Q(
+            groups__permissions__codename="run_reviews",
+            groups__permissions__content_type__app_label="groups_app",
+        )
+        self.fields["reviewer"].queryset = (
+            get_user_model().objects.filter(reviewers, is_active=True).distinct().order_by("username")
+        )
+
+
 class ReviewDecisionForm(forms.Form):
     decision = forms.ChoiceField(
         choices=[("keep", "Keep"), ("remove", "Remove"), ("", "Undecided")], required=False

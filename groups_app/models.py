@@ -86,6 +86,7 @@ class AuditEntry(models.Model):
         REQUEST_CLOSE = "request.close", "Close access request as not possible"
         REQUEST_EXPIRE = "request.expire", "Expire access"
         REVIEW_START = "review.start", "Start review"
+        REVIEW_ASSIGN = "review.assign", "Assign a review"
         REVIEW_COMPLETE = "review.complete", "Complete review"
         ACCOUNT_ROLE_GRANT = "account.role_grant", "Grant a dashboard role"
         ACCOUNT_ROLE_REMOVE = "account.role_remove", "Remove a dashboard role"
@@ -236,6 +237,7 @@ class Review(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled (a second review of the same group)"
 
     group_id = models.CharField(max_length=64, db_index=True)
     group_name = models.CharField(max_length=200)
@@ -249,9 +251,22 @@ class Review(models.Model):
     completed_by_username = models.CharField(max_length=150, blank=True)
     expected_count = models.PositiveIntegerField(help_text="memberCount when the snapshot was taken.")
     snapshot_count = models.PositiveIntegerField(help_text="Users and invites actually read.")
+    due_date = models.DateField(null=True, blank=True)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewer_username = models.CharField(max_length=150, blank=True)
+    reminded_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the due-date reminder was sent."
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group_id"], condition=models.Q(status="open"), name="one_open_review_per_group"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Review of {self.group_name} ({self.started_at:%Y-%m-%d})"

@@ -21,6 +21,7 @@ from groups_app.views.changes import (
 )
 from groups_app.views.groups import group_detail_view, group_list_view
 from groups_app.views.reviews import (
+    review_assign_view,
     review_complete_view,
     review_decide_view,
     review_detail_view,
@@ -78,6 +79,7 @@ urlpatterns = [
     path("reviews/<int:review_id>/items/<int:item_id>/", review_decide_view, name="review-decide"),
     path("reviews/<int:review_id>/keep-page/", review_keep_page_view, name="review-keep-page"),
     path("reviews/<int:review_id>/complete/", review_complete_view, name="review-complete"),
+    path("reviews/<int:review_id>/assign/", review_assign_view, name="review-assign"),
     path("reviews/<int:review_id>/retry/", review_retry_view, name="review-retry"),
     path("reviews/<int:review_id>/export.csv", review_export_view, name="review-export"),
     path("audit/", audit_list_view, name="audit"),

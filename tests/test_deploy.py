@@ -97,7 +97,7 @@ def test_periodic_jobs_run_each_job_and_survive_a_failing_one(db, monkeypatch):
 
     call_command("run_periodic_jobs", "--once", stdout=StringIO())
 
-    assert ran == ["reconcile_changes", "expire_access"]
+    assert ran == ["reconcile_changes", "expire_access", "remind_reviews"]
 
 
 def test_the_container_probe_sends_the_allowed_host(live_server, settings):

@@ -76,6 +76,7 @@ SCHEMAS: dict[str, dict[str, tuple[str, str] | None]] = {
         "snapshot_count": ("Members read", "text"),
     },
     Action.REVIEW_COMPLETE: {"kept": ("Kept", "text"), "remove": ("To remove", "emails")},
+    Action.REVIEW_ASSIGN: {"reviewer": ("Reviewer", "text"), "due": ("Due", "text")},
     Action.ACCOUNT_ROLE_GRANT: {
         "account": ("Account", "text"),
         "roles": ("Roles granted", "emails"),

@@ -82,3 +82,13 @@ def notify_decision(request: AccessRequest, requester_email: str) -> bool:
     recipients = {requester_email, request.email}
     words = DECISION_WORDS.get(request.status, status.lower())
     return _send(f"Access request {words}: {request.group_name}", "\n".join(body), recipients)
+
+
+def notify_review_due(review, email: str, *, decided: int, total: int) -> bool:
+    """Remind whoever runs a review that it is due soon."""
+    link = settings.SITE_URL.rstrip("/") + reverse("groups:review", args=[review.pk])
+    body = (
+        f"The review of {review.group_name} is due on {review.due_date:%Y-%m-%d}: "
+        f"{decided} of {total} entries are decided.\n{link}"
+    )
+    return _send(f"Review due {review.due_date:%Y-%m-%d}: {review.group_name}", body, [email])

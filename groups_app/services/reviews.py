@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from groups_app.models import AuditEntry, Review, ReviewItem
@@ -21,6 +22,7 @@ from groups_app.services.audit_log import spreadsheet_safe
 from groups_app.services.errors import ChangeOutcomeUnknown, InvalidInput, NotAllowed, ServiceError
 from groups_app.services.groups import group_membership
 from groups_app.services.membership import group_members_remove
+from groups_app.services.notifications import notify_review_due
 from groups_app.services.segment_client import get_client
 from groups_app.services.text import plural
 
@@ -39,14 +41,30 @@ class InviteAge:
     is_stale: bool
 
 
-def review_start(*, actor: Any, group_id: str, client: SegmentClient | None = None) -> Review:
-    """Snapshot every user and invite of a group into a new open review.
+@dataclass(frozen=True)
+class ReviewStart:
+    review: Review
+    is_new: bool  # False: the group already had an open review, which is returned instead
+
+
+def review_start(*, actor: Any, group_id: str, client: SegmentClient | None = None) -> ReviewStart:
+    """Snapshot every user and invite of a group into a new open review; one open review per group
+    (starting it again, or twice at once, opens the existing one).
 
     Raises:
         NotAllowed, NotFound, SegmentError.
     """
     require_reviewer(actor)
-    client = client or get_client()
+    existing = Review.objects.filter(group_id=group_id, status=Review.Status.OPEN).first()
+    if existing is not None:
+        return ReviewStart(existing, is_new=False)
+    try:
+        return ReviewStart(_snapshot(actor, group_id, client or get_client()), is_new=True)
+    except IntegrityError:  # started by someone else a moment ago
+        return ReviewStart(Review.objects.get(group_id=group_id, status=Review.Status.OPEN), is_new=False)
+
+
+def _snapshot(actor: Any, group_id: str, client: SegmentClient) -> Review:
     group = client.get_user_group(group_id)
     membership = group_membership(group_id=group_id, client=client)
     snapshot = len(membership.users) + len(membership.invites)
@@ -122,6 +140,66 @@ def review_decide(
             item.note = note.strip()[:500]
     ReviewItem.objects.bulk_update(items, ["decision", "decided_by_username", "decided_at", "note"])
     return items
+
+
+def review_assign(*, actor: Any, review_id: int, reviewer: Any, due_date: date | None) -> Review:
+    """Name who reviews, and by when (audited); the reviewer is reminded before the due date.
+
+    Raises:
+        NotAllowed, InvalidInput.
+    """
+    require_reviewer(actor)
+    review = _open_review(review_id)
+    if reviewer is not None and not reviewer.has_perm(RUN_REVIEWS):
+        raise InvalidInput(
+            "Reviewers run reviews: choose an Administrator.", {"reviewer": "Choose an Administrator."}
+        )
+    if due_date is not None and due_date < timezone.localdate():
+        raise InvalidInput("The due date has passed.", {"due_date": "Choose a day from today on."})
+    names = {"reviewer": actor_name(reviewer) if reviewer else "nobody", "due": str(due_date or "no date")}
+    with audited(
+        actor=actor,
+        action=AuditEntry.Action.REVIEW_ASSIGN,
+        summary=f"{actor_name(actor)} assigned the review of {review.group_name} to {names['reviewer']}, due {names['due']}",
+        group_id=review.group_id,
+        group_name=review.group_name,
+        details=details_for(AuditEntry.Action.REVIEW_ASSIGN, **names),
+        review=review,
+    ):
+        review.reviewer = reviewer
+        review.reviewer_username = actor_name(reviewer) if reviewer else ""
+        review.due_date = due_date
+        review.reminded_at = None  # a new date deserves a new reminder
+        review.save(update_fields=["reviewer", "reviewer_username", "due_date", "reminded_at"])
+    return review
+
+
+def reviews_remind(*, today: date | None = None) -> list[Review]:
+    """Email the reviewer (else who started it) of each open review due within REVIEW_REMINDER_DAYS,
+    once per due date. Safe to run repeatedly."""
+    today = today or timezone.localdate()
+    due = Review.objects.filter(
+        status=Review.Status.OPEN,
+        due_date__isnull=False,
+        due_date__lte=today + timedelta(days=settings.REVIEW_REMINDER_DAYS),
+        reminded_at__isnull=True,
+    ).select_related("reviewer", "started_by")
+    reminded = []
+    for review in due:
+        decided, total = review_progress(review)
+        person = review.reviewer or review.started_by
+        if person is not None and notify_review_due(review, person.email, decided=decided, total=total):
+            Review.objects.filter(pk=review.pk).update(reminded_at=timezone.now())
+            reminded.append(review)
+    return reminded
+
+
+def review_list(*, group_id: str = "") -> QuerySet[Review]:
+    """Reviews, open ones first, with their progress counted in the same query."""
+    reviews = Review.objects.annotate(
+        item_count=Count("items"), decided_count=Count("items", filter=~Q(items__decision=""))
+    ).order_by("-status", "-started_at")
+    return reviews.filter(group_id=group_id) if group_id else reviews
 
 
 def review_progress(review: Review) -> tuple[int, int]:

@@ -15,15 +15,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
-from groups_app.forms import ReviewDecisionForm
+from groups_app.forms import ReviewAssignForm, ReviewDecisionForm
 from groups_app.models import AuditEntry, Review, ReviewItem
 from groups_app.roles import RUN_REVIEWS, VIEW
 from groups_app.services.errors import DuplicateSubmission, InvalidInput
 from groups_app.services.reviews import (
     invite_ages,
+    review_assign,
     review_complete,
     review_csv_rows,
     review_decide,
+    review_list,
     review_progress,
     review_retry_removals,
     review_start,
@@ -37,11 +39,8 @@ PAGE_SIZE = 50
 @permission_required(VIEW, raise_exception=True)
 def review_list_view(request: HttpRequest) -> HttpResponse:
     """Every review, or one group's (?group=id), open ones first."""
-    reviews = Review.objects.order_by("-status", "-started_at")
     group_id = request.GET.get("group", "")
-    if group_id:
-        reviews = reviews.filter(group_id=group_id)
-    page = Paginator(reviews, 50).get_page(request.GET.get("page"))
+    page = Paginator(review_list(group_id=group_id), 50).get_page(request.GET.get("page"))
     return render(
         request, "groups_app/review_list.html", {"page": page, "group_id": group_id, "nav_section": "reviews"}
     )
@@ -50,8 +49,11 @@ def review_list_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 @change_permission_required(RUN_REVIEWS, AuditEntry.Action.REVIEW_START)
 def review_start_view(request: HttpRequest, group_id: str) -> HttpResponse:
-    review = review_start(actor=request.user, group_id=group_id)
-    if review.count_mismatch:
+    started = review_start(actor=request.user, group_id=group_id)
+    review = started.review
+    if not started.is_new:
+        messages.info(request, "This group already has an open review: here it is.")
+    elif review.count_mismatch:
         messages.warning(
             request,
             f"Segment reported {review.expected_count} members but {review.snapshot_count} were read: "
@@ -77,6 +79,9 @@ def _review_context(request: HttpRequest, review: Review) -> dict:
         "can_decide": request.user.has_perm(RUN_REVIEWS) and review.status == Review.Status.OPEN,
         "can_complete": request.user.has_perm(RUN_REVIEWS),
         "failed_count": review.items.filter(removal=ReviewItem.Removal.FAILED).count(),
+        "assign_form": ReviewAssignForm(
+            initial={"reviewer": review.reviewer_id, "due_date": review.due_date}
+        ),
         "nav_section": "reviews",
     }
 
@@ -215,3 +220,26 @@ def review_export_view(request: HttpRequest, review_id: int) -> StreamingHttpRes
         content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="review-{review.pk}-{review.group_id}.csv"'},
     )
+
+
+@require_POST
+@change_permission_required(RUN_REVIEWS, AuditEntry.Action.REVIEW_ASSIGN)
+def review_assign_view(request: HttpRequest, review_id: int) -> HttpResponse:
+    """Name the reviewer and the due date (a reminder is mailed before it)."""
+    review = get_object_or_404(Review, pk=review_id)
+    form = ReviewAssignForm(request.POST)
+    if form.is_valid():
+        try:
+            review_assign(
+                actor=request.user,
+                review_id=review.pk,
+                reviewer=form.cleaned_data["reviewer"],
+                due_date=form.cleaned_data["due_date"],
+            )
+        except InvalidInput as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Saved who reviews and by when.")
+    else:
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+    return redirect("groups:review", review_id=review.pk)

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from groups_app.models import AuditEntry
+from groups_app.models import AuditEntry, Review
 from groups_app.services.errors import InvalidInput, NotAllowed
 from groups_app.services.membership import group_members_add
 from groups_app.services.reviews import (
@@ -52,7 +52,7 @@ def members():
 def test_snapshot_covers_every_page_and_matches_member_count(group, ada, settings):
     settings.SEGMENT_PAGE_SIZE = 100  # three pages of users
 
-    review = review_start(actor=ada, group_id=GROUP)
+    review = review_start(actor=ada, group_id=GROUP).review
 
     assert review.snapshot_count == review.expected_count == 233
     assert not review.count_mismatch
@@ -74,7 +74,7 @@ def test_snapshot_warns_when_the_count_differs(group, ada, monkeypatch):
 
     monkeypatch.setattr(SegmentClient, "get_user_group", inflated)
 
-    review = review_start(actor=ada, group_id=GROUP)
+    review = review_start(actor=ada, group_id=GROUP).review
 
     assert review.count_mismatch and review.expected_count == 238
 
@@ -85,7 +85,7 @@ def test_help_desk_may_not_start_reviews(group):
 
 
 def test_completion_removes_exactly_the_marked_entries(group, ada):
-    review = review_start(actor=ada, group_id=GROUP)
+    review = review_start(actor=ada, group_id=GROUP).review
     Membership.objects.create(
         group=group, user=WorkspaceUser.objects.create(name="Late", email="late@example.com")
     )
@@ -118,7 +118,7 @@ def test_completion_removes_exactly_the_marked_entries(group, ada):
 
 
 def test_incomplete_review_cannot_complete(group, ada):
-    review = review_start(actor=ada, group_id=GROUP)
+    review = review_start(actor=ada, group_id=GROUP).review
 
     with pytest.raises(InvalidInput, match="233 of 233 entries are still undecided"):
         review_complete(actor=ada, review_id=review.pk)
@@ -127,7 +127,7 @@ def test_incomplete_review_cannot_complete(group, ada):
 
 def test_failed_removals_are_marked_per_email_and_can_be_retried(group, ada, settings):
     settings.SEGMENT_MAX_RETRIES = 0
-    review = review_start(actor=ada, group_id=GROUP)
+    review = review_start(actor=ada, group_id=GROUP).review
     items = list(review.items.all())
     review_decide(actor=ada, review_id=review.pk, item_ids=[i.pk for i in items[:60]], decision="remove")
     review_decide(actor=ada, review_id=review.pk, item_ids=[i.pk for i in items[60:]], decision="keep")
@@ -152,7 +152,7 @@ def test_stale_invites_are_flagged_from_the_audit_log(group, ada, settings):
     group_members_add(
         actor=help_desk(), group_id=GROUP, emails=["fresh@partner.example", "old@partner.example"]
     )
-    review = review_start(actor=ada, group_id=GROUP)
+    review = review_start(actor=ada, group_id=GROUP).review
     entry = AuditEntry.objects.get(action="members.add")
     later = entry.created_at + timedelta(days=20)
 
@@ -172,7 +172,7 @@ def test_stale_invites_are_flagged_from_the_audit_log(group, ada, settings):
 
 
 def test_csv_export(group, ada):
-    review = review_start(actor=ada, group_id=GROUP)
+    review = review_start(actor=ada, group_id=GROUP).review
     first = review.items.first()
     review_decide(actor=ada, review_id=review.pk, item_ids=[first.pk], decision="remove", note="=cmd|x")
 
@@ -185,7 +185,7 @@ def test_csv_export(group, ada):
 
 
 def test_keeping_the_rest_of_a_page_leaves_decided_entries_alone(group, ada):
-    review = review_start(actor=ada, group_id=GROUP)
+    review = review_start(actor=ada, group_id=GROUP).review
     items = list(review.items.all()[:3])
     review_decide(actor=ada, review_id=review.pk, item_ids=[items[0].pk], decision="remove")
 
@@ -196,3 +196,38 @@ def test_keeping_the_rest_of_a_page_leaves_decided_entries_alone(group, ada):
     assert [
         i.decision for i in review.items.filter(pk__in=[i.pk for i in items]).order_by("is_invite", "email")
     ] == ["remove", "keep", "keep"]
+
+
+def test_a_group_has_one_open_review_and_starting_again_opens_it(group, ada):
+    first = review_start(actor=ada, group_id=GROUP)
+    second = review_start(actor=ada, group_id=GROUP)
+
+    assert first.is_new and not second.is_new and second.review == first.review
+    assert Review.objects.count() == 1
+    assert AuditEntry.objects.filter(action="review.start").count() == 1
+
+
+def test_reviewer_and_due_date_are_assigned_audited_and_reminded_once(group, ada, settings):
+    from django.core import mail
+    from django.utils import timezone
+
+    from groups_app.services.reviews import review_assign, reviews_remind
+
+    settings.REVIEW_REMINDER_DAYS = 3
+    review = review_start(actor=ada, group_id=GROUP).review
+    bea = administrator(username="bea", email="bea@example.com")
+    today = timezone.localdate()
+
+    with pytest.raises(InvalidInput, match="choose an Administrator"):
+        review_assign(actor=ada, review_id=review.pk, reviewer=help_desk(), due_date=None)
+    review_assign(actor=ada, review_id=review.pk, reviewer=bea, due_date=today + timedelta(days=10))
+    assert reviews_remind(today=today) == []  # not due soon yet
+
+    reminded = reviews_remind(today=today + timedelta(days=8))
+    again = reviews_remind(today=today + timedelta(days=9))
+
+    assert reminded == [review] and again == []
+    assert mail.outbox[-1].to == ["bea@example.com"] and "is due on" in mail.outbox[-1].body
+    assert AuditEntry.objects.get(action="review.assign", status="succeeded").summary.endswith(
+        f"to bea, due {today + timedelta(days=10)}"
+    )

@@ -16,7 +16,8 @@ logger = logging.getLogger("groups_app.jobs")
 class Command(BaseCommand):
     help = (
         "Every --reconcile-every seconds, read back changes whose outcome Segment did not confirm "
-        "(reconcile_changes); every --expire-every seconds, end access past its date (expire_access). "
+        "(reconcile_changes); every --expire-every seconds, end access past its date (expire_access) "
+        "and remind reviewers of reviews due soon (remind_reviews). "
         "Both are safe to repeat and to run beside the web server. Stops cleanly on SIGTERM."
     )
 
@@ -28,8 +29,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, reconcile_every: int, expire_every: int, once: bool, **options: Any) -> None:
         self._stopping = False
         signal.signal(signal.SIGTERM, self._stop)
-        due = {"reconcile_changes": 0.0, "expire_access": 0.0}
-        every = {"reconcile_changes": max(30, reconcile_every), "expire_access": max(60, expire_every)}
+        due = {"reconcile_changes": 0.0, "expire_access": 0.0, "remind_reviews": 0.0}
+        every = {
+            "reconcile_changes": max(30, reconcile_every),
+            "expire_access": max(60, expire_every),
+            "remind_reviews": max(60, expire_every),
+        }
         while not self._stopping:
             for job, at in due.items():
                 if time.monotonic() >= at:
