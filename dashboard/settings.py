@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "groups_app.middleware.SignedInUserMiddleware",
+    "groups_app.middleware.SessionIdleTimeoutMiddleware",
     "groups_app.middleware.ViewerTimeZoneMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -244,8 +245,7 @@ SIGN_IN_LOCKOUT_SECONDS = env.int("SIGN_IN_LOCKOUT_SECONDS", default=15 * 60)
 
 # Sessions end after this many seconds without a request (and when the browser closes).
 SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
-SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT
-SESSION_SAVE_EVERY_REQUEST = True  # each request renews the idle timeout
+SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT  # renewed while in use (SessionIdleTimeoutMiddleware)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SECURE_CSP = {
     "default-src": [CSP.SELF],

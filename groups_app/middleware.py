@@ -6,6 +6,7 @@ import dataclasses
 import ipaddress
 import logging
 import re
+import time
 import uuid
 import zoneinfo
 
@@ -177,6 +178,24 @@ class SignedInUserMiddleware:
         origin = origin_var.get()
         if origin is not None:
             origin_var.set(dataclasses.replace(origin, user=getattr(request, "user", None)))
+        return self.get_response(request)
+
+
+class SessionIdleTimeoutMiddleware:
+    """Keeps a session in use alive: it expires SESSION_IDLE_TIMEOUT after the last renewal, and a
+    signed-in request renews it at most once a minute (not a database write per request)."""
+
+    RENEW_EVERY = 60
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            now = int(time.time())
+            if now - request.session.get("renewed_at", 0) >= self.RENEW_EVERY:
+                request.session["renewed_at"] = now  # saved with a fresh expiry
         return self.get_response(request)
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from django.core.cache import cache
 
@@ -5,6 +7,21 @@ from groups_app.segment import SegmentClient
 
 API = "https://api.segmentapis.com"
 TOKEN = "sgp_test_token_7f3a9c"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """With SQLite, the tests use a database file, not memory: Django's live server shares one
+    in-memory connection between its request threads, and concurrent htmx requests then collide
+    (sqlite3.InterfaceError, "table is locked"). A file gives each thread its own connection."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        database.setdefault("TEST", {})["NAME"] = str(
+            Path(__file__).resolve().parents[1] / ".test-db.sqlite3"
+        )
+        database.setdefault("OPTIONS", {})["timeout"] = 20
 
 
 @pytest.fixture(autouse=True)

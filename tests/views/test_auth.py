@@ -218,3 +218,18 @@ def test_pages_show_times_in_the_browsers_zone_and_ignore_a_forged_one(client, d
 
     local = timezone.localtime(entry.created_at, ZoneInfo(zone))
     assert f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}" in page
+
+
+def test_a_session_in_use_is_renewed_at_most_once_a_minute(client, db, monkeypatch):
+    from tests.factories import viewer
+
+    client.force_login(viewer())
+    client.get(reverse("groups:audit"))
+    first = client.session["renewed_at"]
+
+    client.get(reverse("groups:audit"))
+    assert client.session["renewed_at"] == first
+
+    monkeypatch.setattr("groups_app.middleware.time.time", lambda: first + 61)
+    client.get(reverse("groups:audit"))
+    assert client.session["renewed_at"] == first + 61
