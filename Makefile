@@ -6,6 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MANAGE := $(PY) manage.py
 CHROMIUM ?= /usr/bin/chromium
+PORT ?= 8000
 
 # The development server runs with DEBUG on unless .env or the environment says otherwise.
 RUN_ENV := DEBUG=$${DEBUG:-true}
@@ -13,7 +14,7 @@ RUN_ENV := DEBUG=$${DEBUG:-true}
 .PHONY: help setup setup-dev browser run test test-fast lint format migrate seed benchmark lock clean
 
 help:
-	@echo "make run    set up, migrate, seed the sandbox and serve http://127.0.0.1:8000"
+	@echo "make run    set up, migrate, seed the sandbox and serve http://127.0.0.1:8000 (PORT=8001 for another)"
 	@echo "make test   set up, lint and run the whole test suite (browser tests included)"
 	@echo "make lint   ruff check and ruff format --check"
 	@echo "make format apply ruff's fixes and formatting"
@@ -50,10 +51,10 @@ migrate: setup
 # Demo data for the sandbox workspace (skipped when it already has data) and the demo accounts.
 seed: migrate
 	$(RUN_ENV) $(MANAGE) seed_sandbox
-	$(RUN_ENV) $(MANAGE) ensure_demo_users
+	$(RUN_ENV) PORT=$(PORT) $(MANAGE) ensure_demo_users
 
 run: seed
-	$(RUN_ENV) $(MANAGE) runserver 127.0.0.1:8000
+	$(RUN_ENV) $(MANAGE) runserver 127.0.0.1:$(PORT)
 
 lint: setup-dev
 	$(VENV)/bin/ruff check .

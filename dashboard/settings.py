@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "groups_app.middleware.NoStoreMiddleware",
+    "groups_app.middleware.FriendlyErrorPagesMiddleware",
     "groups_app.middleware.SegmentErrorMiddleware",
 ]
 
@@ -358,8 +359,9 @@ else:
 MAIL_CONFIGURED = bool(smtp_host)
 # Password reset mails a sign-in link: only through a real mail server, never to a log.
 PASSWORD_RESET_ENABLED = MAIL_CONFIGURED and LOCAL_LOGIN_ENABLED
-# The dashboard's address, for links in emails.
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+# The dashboard's address, for links in emails. Empty: the address of the request that sent
+# the mail (jobs without a request then fall back to http://127.0.0.1:8000).
+SITE_URL = env.str("SITE_URL", default="")
 
 # An invite created through the dashboard longer ago than this is flagged in reviews.
 STALE_INVITE_DAYS = env.int("STALE_INVITE_DAYS", default=14)

@@ -11,7 +11,8 @@ import uuid
 import zoneinfo
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import DisallowedHost, PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
@@ -53,6 +54,14 @@ def client_ip(request: HttpRequest) -> str | None:
     return str(peer)
 
 
+def _base_url(request: HttpRequest) -> str:
+    """scheme://host of the request, if its Host is one we serve (never a forged one)."""
+    try:
+        return f"{request.scheme}://{request.get_host()}"
+    except DisallowedHost:
+        return ""
+
+
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(text)
@@ -79,6 +88,7 @@ class RequestIdMiddleware:
                 inbound_request_id=request.inbound_request_id,
                 client_ip=client_ip(request),
                 user_agent=request.headers.get("User-Agent", "")[:300],
+                base_url=_base_url(request),
             )
         )
         try:
@@ -197,6 +207,35 @@ class SessionIdleTimeoutMiddleware:
             if now - request.session.get("renewed_at", 0) >= self.RENEW_EVERY:
                 request.session["renewed_at"] = now  # saved with a fresh expiry
         return self.get_response(request)
+
+
+class FriendlyErrorPagesMiddleware:
+    """With DEBUG on, Django's technical 404 page lists every URL of the site: only staff see it.
+    Everyone else gets the same friendly page as in production (for 403 too)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        unresolved = response.status_code == 404 and getattr(request, "resolver_match", None) is None
+        if settings.DEBUG and unresolved and not self._is_staff(request):
+            return render(request, "404.html", status=404)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not settings.DEBUG or self._is_staff(request):
+            return None
+        if isinstance(exception, Http404):
+            return render(request, "404.html", status=404)
+        if isinstance(exception, PermissionDenied):
+            return render(request, "403.html", status=403)
+        return None
+
+    @staticmethod
+    def _is_staff(request: HttpRequest) -> bool:
+        user = getattr(request, "user", None)
+        return bool(user is not None and user.is_authenticated and user.is_staff)
 
 
 class NoStoreMiddleware:

@@ -33,6 +33,7 @@ class RequestOrigin:
     client_ip: str | None = None
     user_agent: str = ""
     user: Any = None  # the signed-in person, once authentication has run
+    base_url: str = ""  # scheme and host the request came to, for links in emails
 
 
 origin_var: contextvars.ContextVar[RequestOrigin | None] = contextvars.ContextVar("origin", default=None)

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from groups_app.models import AccessRequest
+from groups_app.services.audit import origin_var
 
 logger = logging.getLogger("groups_app.notifications")
 
@@ -29,8 +30,14 @@ def approvers_emails() -> list[str]:
     return sorted({user.email for user in deciders})
 
 
-def _link(request: AccessRequest) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("groups:request", args=[request.pk])
+def site_url() -> str:
+    """The dashboard's address for links in emails: SITE_URL, else the current request's address."""
+    origin = origin_var.get()
+    return (settings.SITE_URL or (origin.base_url if origin else "") or "http://127.0.0.1:8000").rstrip("/")
+
+
+def _link(access_request: AccessRequest) -> str:
+    return site_url() + reverse("groups:request", args=[access_request.pk])
 
 
 def _send(subject: str, body: str, recipients: Iterable[str]) -> bool:
@@ -86,7 +93,7 @@ def notify_decision(request: AccessRequest, requester_email: str) -> bool:
 
 def notify_review_due(review, email: str, *, decided: int, total: int) -> bool:
     """Remind whoever runs a review that it is due soon."""
-    link = settings.SITE_URL.rstrip("/") + reverse("groups:review", args=[review.pk])
+    link = site_url() + reverse("groups:review", args=[review.pk])
     body = (
         f"The review of {review.group_name} is due on {review.due_date:%Y-%m-%d}: "
         f"{decided} of {total} entries are decided.\n{link}"

@@ -233,3 +233,38 @@ def test_a_session_in_use_is_renewed_at_most_once_a_minute(client, db, monkeypat
     monkeypatch.setattr("groups_app.middleware.time.time", lambda: first + 61)
     client.get(reverse("groups:audit"))
     assert client.session["renewed_at"] == first + 61
+
+
+@pytest.mark.parametrize("path", ["/requests/999999/", "/no/such/page/"])
+def test_with_debug_on_people_who_are_not_staff_get_the_friendly_404(client, db, settings, path):
+    from tests.factories import viewer
+
+    settings.DEBUG = True
+    client.force_login(viewer())
+
+    response = client.get(path)
+
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "Page not found" in page and "URLconf" not in page and "Traceback" not in page
+
+
+def test_email_links_use_the_requests_address_unless_site_url_is_set(client, db, settings):
+    from django.core import mail
+
+    from groups_app.services.access_requests import request_file
+    from groups_app.services.audit import RequestOrigin, origin_var
+    from sandbox.models import UserGroup
+    from tests.factories import help_desk, viewer
+
+    help_desk(username="hana", email="hana@example.com")
+    group = UserGroup.objects.create(name="Team")
+    token = origin_var.set(RequestOrigin(base_url="https://groups.example.com"))
+    try:
+        request_file(
+            actor=viewer(username="vera", email="vera@example.com"), group_id=group.id, justification="j"
+        )
+    finally:
+        origin_var.reset(token)
+
+    assert "https://groups.example.com/requests/" in mail.outbox[0].body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from typing import Any
 
@@ -49,7 +50,7 @@ class Command(BaseCommand):
         if missing and not configured:
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"Demo accounts {names} created. Sign in at http://127.0.0.1:8000 as admin "
+                    f"Demo accounts {names} created. Sign in at http://127.0.0.1:{os.environ.get('PORT', '8000')} as admin "
                     f"with the password (shown once): {password}"
                 )
             )
