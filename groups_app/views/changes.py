@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, retarget, trigger_client_event
 
 from groups_app.forms import (
     AddMembersForm,
@@ -49,6 +49,7 @@ from groups_app.views.submit import Submission, change_permission_required, subm
 
 Action = AuditEntry.Action
 MEMBERS_CHANGED = "members-changed"
+MEMBER_DIALOG_DONE = "member-dialog-done"
 GROUP_CHANGED = "group-changed"
 
 
@@ -61,7 +62,8 @@ def _announce(response: HttpResponse, submission: Submission, *events: str) -> H
     """Tell the page's regions to re-read themselves when the change may have altered the group."""
     if submission.may_have_changed:
         for event in events:
-            trigger_client_event(response, event)
+            # After the swap has settled: the regions refresh once the form shows its result.
+            trigger_client_event(response, event, after="settle")
     return response
 
 
@@ -208,13 +210,12 @@ def members_remove_view(request: HttpRequest, group_id: str) -> HttpResponse:
     )
     if submission.is_done:
         text = f"Removed {', '.join(emails)}." if len(emails) <= 3 else f"Removed {len(emails)} members."
+        messages.success(request, text)
         if not request.htmx:
-            messages.success(request, text)
             return redirect("groups:detail", group_id=group_id)
-        response = render(
-            request, "groups_app/members_remove.html#member-dialog", {"done": text, "group_id": group_id}
-        )
-        return _announce(response, submission, MEMBERS_CHANGED, GROUP_CHANGED)
+        # The dialog closes (app.js) and the message shows in the page's banner.
+        response = retarget(render(request, "base.html#banner"), "#banner")
+        return _announce(response, submission, MEMBERS_CHANGED, GROUP_CHANGED, MEMBER_DIALOG_DONE)
     template = "groups_app/members_remove.html"
     if request.htmx:
         template += "#member-dialog"
@@ -224,6 +225,7 @@ def members_remove_view(request: HttpRequest, group_id: str) -> HttpResponse:
         "emails": emails,
         "group": group_get(group_id=group_id),
         "group_id": group_id,
+        "is_page": not request.htmx,
         "nav_section": "groups",
     }
     response = render(request, template, context, status=submission.status)

@@ -20,3 +20,105 @@ document.addEventListener("click", (event) => {
   const secure = location.protocol === "https:" ? "; secure" : "";
   document.cookie = `${cookie}; path=/; max-age=31536000; samesite=lax${secure}`;
 })();
+
+// -- Keeping the person's place across htmx swaps ------------------------------------------------
+// Before a request, remember what had focus and which region it replaces; after the swap, focus
+// what the person needs next: a message or an invalid field in the new content, else the control
+// they used (found again by its id), else the region itself. A request that left the focused
+// control in place (typing in a search box, a background refresh) changes nothing.
+const pending = new Map();
+
+const PERSON_EVENTS = new Set(["click", "submit", "change", "input", "keyup", "keydown", "search"]);
+
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const target = event.detail.target;
+  const trigger = event.detail.requestConfig && event.detail.requestConfig.triggeringEvent;
+  // Regions refreshing themselves after someone else's change never move focus.
+  if (!target || !target.id || !trigger || !PERSON_EVENTS.has(trigger.type)) return;
+  const active = document.activeElement;
+  pending.set(target.id, {
+    control: active,
+    controlId: active && active !== document.body ? active.id : "",
+    submitted: event.detail.requestConfig && event.detail.requestConfig.triggeringEvent
+      && event.detail.requestConfig.triggeringEvent.type === "submit",
+  });
+});
+
+function focusFirst(element) {
+  if (!element) return false;
+  if (!element.matches("a[href], button, input, select, textarea, [tabindex]")) element.setAttribute("tabindex", "-1");
+  element.focus({ preventScroll: false });
+  return true;
+}
+
+document.addEventListener("htmx:afterSettle", (event) => {
+  // Dispatched on the content that settled: only that region's remembered focus applies.
+  const region = event.target;
+  const remembered = region && region.id ? pending.get(region.id) : null;
+  if (remembered) {
+    pending.delete(region.id);
+    placeFocus(region, remembered);
+  }
+  openMemberDialog();
+  showSelectAll();
+});
+
+function placeFocus(region, remembered) {
+  const { control, controlId, submitted } = remembered;
+  if (control && control.isConnected && control !== document.body && !submitted) return;
+  if (focusFirst(region.querySelector("[aria-invalid='true'], [data-autofocus]"))) return;
+  if (controlId && focusFirst(document.getElementById(controlId))) return;
+  if (submitted && control && control.isConnected) return;
+  focusFirst(region);
+}
+
+// -- The remove dialog: modal, focus inside, Escape closes it, focus returns to where it was --------
+let dialogOpener = null;
+
+function openMemberDialog() {
+  const dialog = document.getElementById("member-dialog");
+  if (!dialog || dialog.open || !dialog.querySelector("h2")) return;
+  dialog.showModal();
+}
+
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (event.detail.target && event.detail.target.id === "member-dialog" && !document.getElementById("member-dialog").open) {
+    dialogOpener = document.activeElement;
+  }
+});
+
+document.addEventListener("close", (event) => {
+  if (event.target.id !== "member-dialog") return;
+  if (dialogOpener && dialogOpener.isConnected) dialogOpener.focus();
+}, true);
+
+document.body.addEventListener("member-dialog-done", () => {
+  const dialog = document.getElementById("member-dialog");
+  if (dialog && dialog.open) dialog.close();
+  focusFirst(document.querySelector("#banner [data-autofocus]"));
+});
+
+// -- Selecting members: select all on a page, and a button that says how many are selected -------
+function showSelectAll() {
+  for (const box of document.querySelectorAll("[data-select-all][hidden]")) box.hidden = false;
+  updateSelectedCount();
+}
+
+function updateSelectedCount() {
+  const count = document.querySelectorAll("input[form='remove-selected'][name='email']:checked").length;
+  for (const button of document.querySelectorAll("[data-remove-selected]")) {
+    button.textContent = count ? `Remove ${count} selected…` : "Remove selected…";
+  }
+}
+
+document.addEventListener("change", (event) => {
+  const all = event.target.closest("[data-select-all]");
+  if (all) {
+    for (const box of all.closest("table").querySelectorAll("tbody input[type='checkbox'][name='email']")) {
+      box.checked = all.checked;
+    }
+  }
+  if (all || event.target.matches("input[form='remove-selected']")) updateSelectedCount();
+});
+
+document.addEventListener("DOMContentLoaded", showSelectAll);

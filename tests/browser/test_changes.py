@@ -63,9 +63,12 @@ def test_remove_one_member_with_confirmation(page, live_server, workspace, help_
     expect(dialog).to_contain_text(f"Remove 1 member from {team.name}?")
     expect(dialog).to_contain_text(member.email)
     assert Membership.objects.filter(group=team, user=member).exists()
+    expect(dialog).to_be_visible()
+    assert page.evaluate("document.getElementById('member-dialog').contains(document.activeElement)")
     dialog.get_by_role("button", name="Remove 1 member").click()
 
-    expect(dialog).to_contain_text(f"Removed {member.email}.")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#banner")).to_contain_text(f"Removed {member.email}.")
     expect(page.locator("#users-panel")).not_to_contain_text(member.email)
     assert not Membership.objects.filter(group=team, user=member).exists()
 
@@ -78,10 +81,10 @@ def test_remove_several_selected(page, live_server, workspace, help_desk_account
 
     page.get_by_label(f"Select {first}").check()
     page.get_by_label(f"Select {second}").check()
-    page.locator("#users-panel").get_by_role("button", name="Remove selected…").click()
+    page.locator("#users-panel").get_by_role("button", name="Remove 2 selected…").click()
     page.locator("#member-dialog").get_by_role("button", name="Remove 2 members").click()
 
-    expect(page.locator("#member-dialog")).to_contain_text(f"Removed {first}, {second}.")
+    expect(page.locator("#banner")).to_contain_text(f"Removed {first}, {second}.")
     assert not Membership.objects.filter(group=team, user__email__in=[first, second]).exists()
 
 

@@ -138,7 +138,7 @@ def test_add_members_htmx_reports_the_outcome_and_triggers_refresh(help_desk_cli
     assert "Added 1 user, invited 1 person who is not yet a workspace user, 1 was already a member." in html(
         response
     )
-    assert "members-changed" in response["HX-Trigger"]
+    assert "members-changed" in response["HX-Trigger-After-Settle"]
     assert Membership.objects.filter(group=small, user=outsider).exists()
     assert Invite.objects.filter(group=small, email="new.person@example.org").exists()
     assert AuditEntry.objects.get().status == "succeeded"
@@ -221,8 +221,9 @@ def test_remove_asks_for_confirmation_naming_who_loses_access(help_desk_client, 
     )
 
     page = html(confirm)
-    assert page.strip().startswith('<div id="member-dialog"')
+    assert page.strip().startswith('<dialog id="member-dialog"')
     assert f"Remove 2 members from {small.name}?" in page
+    assert 'method="dialog"' in page  # Cancel closes the dialog (Escape too)
     assert all(email in page for email in emails)
     assert Membership.objects.filter(group=small, user__email__in=emails).count() == 2
 
@@ -232,7 +233,8 @@ def test_remove_asks_for_confirmation_naming_who_loses_access(help_desk_client, 
         headers={**HTMX, "HX-Target": "member-dialog"},
     )
 
-    assert "members-changed" in done["HX-Trigger"]
+    assert "members-changed" in done["HX-Trigger-After-Settle"] and "member-dialog-done" in done["HX-Trigger"]
+    assert done["HX-Retarget"] == "#banner" and "Removed " in html(done)
     assert not Membership.objects.filter(group=small, user__email__in=emails).exists()
     assert AuditEntry.objects.get().details["emails"] == sorted(emails, key=emails.index)
 
@@ -240,7 +242,12 @@ def test_remove_asks_for_confirmation_naming_who_loses_access(help_desk_client, 
 def test_remove_without_choosing_anyone_says_so(help_desk_client, small):
     response = help_desk_client.get(url("members-remove", small))
 
-    assert "Choose members with the check boxes" in html(response)
+    page = html(response)
+    assert "Nothing selected" in page and "Tick members in the users or invites table" in page
+    assert "Remove 0" not in page
+    assert (
+        '<dialog id="member-dialog" class="card danger-zone" aria-labelledby="remove-heading" open>' in page
+    )
 
 
 def test_remove_post_without_emails_is_refused(help_desk_client, small):

@@ -80,7 +80,7 @@ def test_an_outcome_segment_did_not_confirm_is_read_back_and_shown(client, team,
     page = html(response)
     assert "Segment did not confirm the change. Reading the group back shows it was applied." in page
     assert "See the audit entry" in page
-    assert "members-changed" in response["HX-Trigger"]  # the tables re-read themselves
+    assert "members-changed" in response["HX-Trigger-After-Settle"]  # the tables re-read themselves
     assert Invite.objects.filter(email="new@example.com").count() == 1
 
 

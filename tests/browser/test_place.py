@@ -1,0 +1,140 @@
+"""Keeping the person's place: the confirmation where they are, focus after every swap, selections
+across both tables, and state that survives search, paging and Back/Forward."""
+
+import re
+
+from playwright.sync_api import expect
+
+from groups_app.models import AuditEntry
+from sandbox.models import Invite, Membership
+from tests.browser.conftest import sign_in
+
+
+def test_removing_row_81_of_100_opens_a_modal_dialog_in_view_with_focus_and_escape_closes_it(
+    page, live_server, workspace, help_desk_account
+):
+    group = workspace["All Employees"]
+    member = group.memberships.order_by("user__email")[80].user
+    sign_in(page, live_server, "hana")
+    page.goto(f"{live_server.url}/groups/{group.id}/?users_size=100")
+
+    remove = page.get_by_role("link", name=f"Remove {member.email}")
+    remove.click()
+
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    box = dialog.bounding_box()
+    viewport = page.viewport_size
+    assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"]  # where the person is
+    assert page.evaluate("document.activeElement.closest('dialog') !== null")
+    page.keyboard.press("Escape")
+
+    expect(dialog).to_be_hidden()
+    expect(remove).to_be_focused()
+    assert Membership.objects.filter(group=group, user=member).exists()
+
+
+def test_remove_selected_counts_ticks_in_both_tables_and_select_all_ticks_a_page(
+    page, live_server, workspace, help_desk_account
+):
+    group = workspace["All Employees"]
+    user = group.memberships.order_by("user__email").first().user.email
+    invite = group.invites.order_by("email").first().email
+    sign_in(page, live_server, "hana")
+    page.goto(f"{live_server.url}/groups/{group.id}/?users_size=10&invites_size=10")
+
+    page.get_by_label(f"Select {user}").check()
+    page.get_by_label(f"Select {invite}").check()
+    button = page.locator("#invites-panel").get_by_role("button", name="Remove 2 selected…")
+    expect(button).to_be_visible()
+    button.click()
+
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Remove 2 members from All Employees?")
+    expect(dialog).to_contain_text(user)
+    expect(dialog).to_contain_text(invite)
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+
+    page.get_by_label("Select every invite on this page").check()
+    expect(page.locator("#users-panel").get_by_role("button", name="Remove 11 selected…")).to_be_visible()
+    assert Invite.objects.filter(group=group).count() == 30
+
+
+def test_nothing_selected_says_so_instead_of_removing_zero(page, live_server, workspace, help_desk_account):
+    group = workspace["All Employees"]
+    sign_in(page, live_server, "hana")
+    page.goto(f"{live_server.url}/groups/{group.id}/")
+
+    page.locator("#users-panel").get_by_role("button", name="Remove selected…").click()
+
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Nothing selected")
+    expect(dialog).not_to_contain_text("Remove 0")
+
+
+def test_focus_returns_to_the_pager_link_used_and_moves_to_the_result_of_a_form(
+    page, live_server, workspace, help_desk_account
+):
+    group = workspace["All Employees"]
+    sign_in(page, live_server, "hana")
+    page.goto(f"{live_server.url}/groups/{group.id}/")
+
+    page.locator("#users-next").click()
+    expect(page.locator("#users-panel")).to_contain_text("26–50")
+    expect(page.locator("#users-next")).to_be_focused()
+
+    page.get_by_label("Emails to add").fill("focus.person@partner.example")
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator("#add-members-form .alert-success")).to_be_focused()
+
+    page.get_by_label("Emails to add").fill("not-an-address")
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator("#add-members-form")).to_contain_text("not an email address")
+    expect(page.get_by_label("Emails to add")).to_be_focused()
+
+
+def test_sort_and_page_size_survive_a_search_and_back_restores_the_search_box(
+    page, live_server, workspace, viewer_account
+):
+    sign_in(page, live_server, "vera")
+    page.locator("#sort-members").click()
+    expect(page.locator("#groups-table th[aria-sort='ascending']")).to_contain_text("Members")
+    page.locator("#sort-members").click()  # descending
+    expect(page.locator("#groups-table th[aria-sort='descending']")).to_contain_text("Members")
+    page.get_by_label("Per page").select_option("50")
+    expect(page).to_have_url(re.compile(r"size=50"))
+
+    page.get_by_label("Search by name").fill("e")
+    expect(page).to_have_url(re.compile(r"q=e"))
+
+    assert "sort=members" in page.url and "dir=desc" in page.url and "size=50" in page.url
+    expect(page.locator("#groups-table th[aria-sort='descending']")).to_contain_text("Members")
+    page.goto(f"{live_server.url}/audit/")
+    page.go_back()
+    expect(page.get_by_label("Search by name")).to_have_value("e")
+    expect(page.get_by_label("Per page")).to_have_value("50")
+
+
+def test_audit_filters_survive_back_and_forward(page, live_server, workspace, viewer_account):
+    AuditEntry.objects.create(
+        actor_username="ada", action="group.create", summary="ada created Growth", status="succeeded"
+    )
+    AuditEntry.objects.create(
+        actor_username="bob", action="group.create", summary="bob created Sales", status="failed"
+    )
+    sign_in(page, live_server, "vera")
+    page.goto(f"{live_server.url}/audit/")
+
+    page.get_by_label("Actor").fill("ada")
+    page.get_by_label("Actor").press("Enter")
+    expect(page.locator("#audit-table")).not_to_contain_text("bob created Sales")
+    page.get_by_label("Outcome").select_option(label="Succeeded")
+    expect(page).to_have_url(re.compile(r"status=succeeded"))
+    page.goto(f"{live_server.url}/requests/")
+    page.go_back()
+
+    expect(page.get_by_label("Actor")).to_have_value("ada")
+    expect(page.get_by_label("Outcome")).to_have_value("succeeded")
+    expect(page.locator("#audit-table")).to_contain_text("ada created Growth")
+    expect(page.locator("#audit-table")).not_to_contain_text("bob created Sales")
