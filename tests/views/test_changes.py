@@ -233,7 +233,10 @@ def test_remove_asks_for_confirmation_naming_who_loses_access(help_desk_client, 
         headers={**HTMX, "HX-Target": "member-dialog"},
     )
 
-    assert "members-changed" in done["HX-Trigger-After-Settle"] and "member-dialog-done" in done["HX-Trigger-After-Settle"]
+    assert (
+        "members-changed" in done["HX-Trigger-After-Settle"]
+        and "member-dialog-done" in done["HX-Trigger-After-Settle"]
+    )
     assert done["HX-Retarget"] == "#banner" and "Removed " in html(done)
     assert not Membership.objects.filter(group=small, user__email__in=emails).exists()
     assert AuditEntry.objects.get().details["emails"] == sorted(emails, key=emails.index)

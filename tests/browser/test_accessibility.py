@@ -1,0 +1,117 @@
+"""Every page passes axe-core with no serious or critical violation, and reflows down to 390 px
+wide with no sideways scroll of the page. Screenshots of the main pages at both widths."""
+
+import pytest
+from axe_playwright_python.base import AXE_SCRIPT
+
+from groups_app.models import AccessRequest, AuditEntry, Review
+from groups_app.services.reviews import review_start
+from sandbox.models import UserGroup
+from tests.browser.conftest import screenshot, sign_in
+
+WIDTHS = {"desktop": (1366, 900), "phone": (390, 844)}
+
+
+def axe_problems(page) -> list[str]:
+    """Serious and critical axe-core violations of the page as it is now."""
+    page.evaluate(AXE_SCRIPT)
+    results = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{violation['id']} ({violation['impact']}): {node['target']} {node.get('failureSummary', '')[:200]}"
+        for violation in results["violations"]
+        if violation["impact"] in ("serious", "critical")
+        for node in violation["nodes"]
+    ]
+
+
+def sideways_scroll(page) -> int:
+    """How far the page itself scrolls sideways (0 when its content reflows)."""
+    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+@pytest.fixture
+def places(workspace, admin_account, transactional_db):
+    """One of every kind of page, with data in it."""
+    from tests.factories import viewer
+
+    group = workspace["All Employees"]
+    long_name = UserGroup.objects.create(name="A group whose name is very long " * 3 + "and still readable")
+    requester = viewer(username="vera", email="vera@partner.example")
+    access_request = AccessRequest.objects.create(
+        group_id=group.id, group_name=group.name, email=requester.email, requester=requester,
+        requester_username="vera", justification="Quarterly reporting",
+    )  # fmt: skip
+    review = review_start(actor=admin_account, group_id=long_name.id).review
+    entry = AuditEntry.objects.filter(action="review.start").first()
+    return {
+        "group-list": "/",
+        "group-detail": f"/groups/{group.id}/",
+        "long-name": f"/groups/{long_name.id}/",
+        "members-add": f"/groups/{group.id}/members/add/",
+        "members-replace": f"/groups/{long_name.id}/members/replace/",
+        "members-remove": f"/groups/{group.id}/members/remove/?email={group.invites.first().email}",
+        "permissions-add": f"/groups/{group.id}/permissions/add/",
+        "permissions-edit": f"/groups/{group.id}/permissions/edit/",
+        "rename": f"/groups/{group.id}/rename/",
+        "delete": f"/groups/{long_name.id}/delete/",
+        "create": "/groups/new/",
+        "audit-log": "/audit/",
+        "audit-entry": f"/audit/{entry.pk}/",
+        "sign-in-failures": "/audit/sign-ins/",
+        "requests": "/requests/",
+        "request-new": "/requests/new/",
+        "request": f"/requests/{access_request.pk}/",
+        "reviews": "/reviews/",
+        "review": f"/reviews/{review.pk}/",
+        "review-complete": f"/reviews/{review.pk}/complete/",
+        "not-found": "/no/such/page/",
+    }
+
+
+MAIN_PAGES = {"group-list", "group-detail", "audit-log", "requests", "review", "members-replace"}
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_page_passes_axe_and_reflows(browser, live_server, places, width):
+    context = browser.new_context(viewport=dict(zip(("width", "height"), WIDTHS[width], strict=True)))
+    page = context.new_page()
+    sign_in(page, live_server, "ada")
+    problems = {}
+    for name, path in places.items():
+        page.goto(live_server.url + path)
+        page.wait_for_load_state("networkidle")
+        found = axe_problems(page)
+        if width == "phone" and (scroll := sideways_scroll(page)) > 0:
+            found.append(f"the page scrolls sideways by {scroll} px")
+        if found:
+            problems[name] = found
+        if name in MAIN_PAGES:
+            screenshot(page, f"{name}-{WIDTHS[width][0]}")
+    context.close()
+
+    assert problems == {}
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_sign_in_page_passes_axe_and_reflows(browser, live_server, transactional_db, width):
+    context = browser.new_context(viewport=dict(zip(("width", "height"), WIDTHS[width], strict=True)))
+    page = context.new_page()
+    page.goto(live_server.url + "/accounts/login/")
+
+    assert axe_problems(page) == []
+    assert sideways_scroll(page) == 0
+    screenshot(page, f"sign-in-{WIDTHS[width][0]}")
+    context.close()
+
+
+def test_a_long_group_name_wraps_inside_its_card(page, live_server, places):
+    sign_in(page, live_server, "ada")
+    page.goto(live_server.url + places["long-name"])
+
+    overflow = page.evaluate(
+        "(() => { const h = document.querySelector('#group-header h1');"
+        " return h.scrollWidth - h.clientWidth; })()"
+    )
+
+    assert overflow <= 0
+    assert Review.objects.exists()
