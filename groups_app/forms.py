@@ -233,6 +233,7 @@ class PermissionForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         text, resource_type = cleaned.get("resource_ids"), cleaned.get("resource_type")
+        cleaned.setdefault("resources", [])
         if text:
             try:
                 cleaned["resources"] = parse_resources(text, resource_type or "")
@@ -248,7 +249,41 @@ class PermissionForm(forms.Form):
 
 
 class AddPermissionForm(PermissionForm, SubmissionKeyMixin):
-    pass
+    """A grant, with resources picked by name (from the workspace's listings) or typed as ids."""
+
+    picked = forms.MultipleChoiceField(label="Resources", required=False, widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, catalog=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.catalog = catalog
+        self.fields["resource_ids"].required = False
+        self.fields["resource_ids"].label = "Resource ids (or pick them by name below)"
+        resources = [r for group in (catalog.by_type.values() if catalog else ()) for r in group]
+        self.fields["picked"].choices = [(f"{r.type}:{r.id}", r.name) for r in resources]
+
+    def picker_groups(self) -> list[tuple[str, list]]:
+        """The picker's check boxes, by resource type."""
+        groups: dict[str, list] = {}
+        for box in self["picked"]:
+            groups.setdefault(box.data["value"].split(":", 1)[0], []).append(box)
+        return list(groups.items())
+
+    def clean(self):
+        cleaned = super().clean()
+        resource_type = cleaned.get("resource_type")
+        picked = cleaned.get("picked") or []
+        wrong = [value for value in picked if resource_type and not value.startswith(f"{resource_type}:")]
+        if wrong:
+            self.add_error("picked", f"Pick resources of the type chosen above ({resource_type.title()}).")
+        typed = cleaned.get("resources") or []
+        chosen = {r.id: r for r in typed}
+        for value in picked:
+            resource_id = value.split(":", 1)[1]
+            chosen.setdefault(resource_id, Resource(id=resource_id, type=resource_type or ""))
+        if not chosen and "resource_ids" not in self.errors:
+            self.add_error("resource_ids", "Enter or pick at least one resource.")
+        cleaned["resources"] = list(chosen.values())
+        return cleaned
 
 
 class PermissionRowForm(PermissionForm):

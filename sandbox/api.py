@@ -30,7 +30,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from groups_app.segment.models import RESOURCE_TYPES
 from sandbox import faults, ratelimit
-from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
+from sandbox.models import GroupPermission, Invite, Membership, Resource, Role, UserGroup, WorkspaceUser
 
 logger = logging.getLogger("sandbox.api")
 
@@ -55,6 +55,10 @@ WITH_QUERY = frozenset(
         "list_invites_from_user_group",
         "remove_users_from_user_group",
         "list_roles",
+        "list_sources",
+        "list_warehouses",
+        "list_spaces",
+        "list_functions",
     }
 )
 
@@ -72,6 +76,11 @@ OPERATIONS = (
     "add_permissions_to_user_group",
     "replace_permissions_for_user_group",
     "list_roles",
+    "get_workspace",
+    "list_sources",
+    "list_warehouses",
+    "list_spaces",
+    "list_functions",
 )
 
 
@@ -483,6 +492,81 @@ def roles(request: HttpRequest, name: str, *, body: dict | None) -> dict[str, An
     items, pagination = _page(Role.objects.order_by("name", "id"), "roles", offset, count)
     return {
         "roles": [{"id": r.id, "name": r.name, "description": r.description} for r in items],
+        "pagination": pagination,
+    }
+
+
+# -- the resources permissions grant roles on (read-only here) --------------------------------
+
+FUNCTION_TYPES = ("SOURCE", "DESTINATION", "INSERT_DESTINATION", "INSERT_SOURCE")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+@operation({"GET": "get_workspace"})
+def workspace(request: HttpRequest, name: str, *, body: dict | None) -> dict[str, Any]:
+    found = Resource.objects.filter(type="WORKSPACE").first()
+    if found is None:
+        raise not_found("Workspace")
+    return {"workspace": {"id": found.id, "name": found.name, "slug": _slug(found.name)}}
+
+
+@operation({"GET": "list_sources"})
+def sources(request: HttpRequest, name: str, *, body: dict | None) -> dict[str, Any]:
+    offset, count = _pagination(request, "sources")
+    items, pagination = _page(Resource.objects.filter(type="SOURCE"), "sources", offset, count)
+    return {
+        "sources": [{"id": r.id, "name": r.name, "slug": _slug(r.name), "enabled": True} for r in items],
+        "pagination": pagination,
+    }
+
+
+@operation({"GET": "list_warehouses"})
+def warehouses(request: HttpRequest, name: str, *, body: dict | None) -> dict[str, Any]:
+    offset, count = _pagination(request, "warehouses")
+    items, pagination = _page(Resource.objects.filter(type="WAREHOUSE"), "warehouses", offset, count)
+    return {
+        "warehouses": [
+            {
+                "id": r.id,
+                "enabled": True,
+                "metadata": {
+                    "id": "warehouseMetadata",
+                    "name": r.name.split()[0],
+                    "slug": _slug(r.name.split()[0]),
+                },
+                "settings": {"name": r.name},
+            }
+            for r in items
+        ],
+        "pagination": pagination,
+    }
+
+
+@operation({"GET": "list_spaces"})
+def spaces(request: HttpRequest, name: str, *, body: dict | None) -> dict[str, Any]:
+    offset, count = _pagination(request, "spaces")
+    items, pagination = _page(Resource.objects.filter(type="SPACE"), "spaces", offset, count)
+    return {
+        "spaces": [{"id": r.id, "name": r.name, "slug": _slug(r.name)} for r in items],
+        "pagination": pagination,
+    }
+
+
+@operation({"GET": "list_functions"})
+def functions(request: HttpRequest, name: str, *, body: dict | None) -> dict[str, Any]:
+    function_type = request.GET.get("resourceType", "")
+    if function_type not in FUNCTION_TYPES:
+        raise invalid("resourceType", f"resourceType must be one of {', '.join(FUNCTION_TYPES)}.")
+    offset, count = _pagination(
+        request, f"functions:{function_type}", extra_keys=lambda key: key == "resourceType"
+    )
+    found = Resource.objects.filter(type="FUNCTION", function_type=function_type)
+    items, pagination = _page(found, f"functions:{function_type}", offset, count)
+    return {
+        "functions": [{"id": r.id, "displayName": r.name, "resourceType": function_type} for r in items],
         "pagination": pagination,
     }
 

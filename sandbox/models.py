@@ -86,3 +86,20 @@ class GroupPermission(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role_id} on {self.group_id}"
+
+
+class Resource(models.Model):
+    """Something a permission can grant a role on: the workspace, a source, warehouse, space or function."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id)
+    type = models.CharField(max_length=16, db_index=True)
+    name = models.CharField(max_length=200)
+    function_type = models.CharField(
+        max_length=24, blank=True, help_text="For functions: SOURCE, DESTINATION, …"
+    )
+
+    class Meta:
+        ordering = ["type", "name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.name}"

@@ -15,5 +15,10 @@ urlpatterns = [
     path("groups/<str:group_id>/permissions", api.group_permissions, name="group-permissions"),
     path("group/<str:group_id>/users", api.group_users_by_email, name="group-users-by-email"),
     path("roles", api.roles, name="roles"),
+    path("", api.workspace, name="workspace"),
+    path("sources", api.sources, name="sources"),
+    path("warehouses", api.warehouses, name="warehouses"),
+    path("spaces", api.spaces, name="spaces"),
+    path("functions", api.functions, name="functions"),
     re_path(r"^(?P<path>.*)$", api.unknown_path, name="unknown"),
 ]

@@ -30,7 +30,7 @@ from .errors import (
     Unavailable,
     ValidationFailed,
 )
-from .models import IamRole, Page, Permission, UserGroup, WorkspaceUser
+from .models import IamRole, NamedResource, Page, Permission, UserGroup, WorkspaceUser
 
 __version__ = "1.0"
 
@@ -295,6 +295,52 @@ class SegmentClient:
         """Every IAM role."""
         return self._iterate(lambda cursor: self.list_roles(count=self.page_size, cursor=cursor))
 
+    # -- the resources permissions grant roles on ----------------------------------
+
+    def get_workspace(self) -> NamedResource:
+        """The workspace itself (the resource of WORKSPACE grants)."""
+        data = self._request("GET", "/")
+        return self._parse(
+            data, "workspace", lambda w: NamedResource(str(w["id"]), "WORKSPACE", str(w["name"]))
+        )
+
+    def list_resources(
+        self,
+        resource_type: str,
+        *,
+        count: int = 200,
+        cursor: str | None = None,
+        function_type: str = "SOURCE",
+    ) -> Page[NamedResource]:
+        """One page of the workspace's sources, warehouses, spaces or functions (of `function_type`).
+
+        Raises:
+            ValueError: a type that has no listing (WORKSPACE: use get_workspace).
+        """
+        if resource_type not in _RESOURCE_LISTINGS:
+            raise ValueError(f"{resource_type} resources have no listing")
+        path, key, name_of = _RESOURCE_LISTINGS[resource_type]
+        params = self._pagination(count, cursor)
+        if resource_type == "FUNCTION":
+            params["resourceType"] = function_type
+        data = self._request("GET", path, params=params)
+        return self._page(
+            data, key, lambda item: NamedResource(str(item["id"]), resource_type, name_of(item))
+        )
+
+    def iter_resources(self, resource_type: str) -> Iterator[NamedResource]:
+        """Every resource of a type (for FUNCTION, functions of every kind)."""
+        if resource_type == "WORKSPACE":
+            yield self.get_workspace()
+            return
+        kinds = FUNCTION_TYPES if resource_type == "FUNCTION" else ("",)
+        for kind in kinds:
+            yield from self._iterate(
+                lambda cursor, kind=kind: self.list_resources(
+                    resource_type, count=self.page_size, cursor=cursor, function_type=kind or "SOURCE"
+                )
+            )
+
     # -- plumbing ------------------------------------------------------------------
 
     def _send_permissions(
@@ -541,6 +587,25 @@ class SegmentClient:
         if detail:
             message = f"{message} {detail}"
         raise error_class(message, status=status, errors=errors)
+
+
+FUNCTION_TYPES = ("SOURCE", "DESTINATION", "INSERT_DESTINATION", "INSERT_SOURCE")
+
+
+def _warehouse_name(item: dict[str, Any]) -> str:
+    """A warehouse is named in its settings; its metadata names only its kind (Snowflake, …)."""
+    settings = item.get("settings") or {}
+    metadata = item.get("metadata") or {}
+    return str(settings.get("name") or metadata.get("name") or item["id"])
+
+
+# For each resource type with a listing: its path, the key of its items, and the item's name.
+_RESOURCE_LISTINGS: dict[str, tuple[str, str, Callable[[dict[str, Any]], str]]] = {
+    "SOURCE": ("/sources", "sources", lambda item: str(item.get("name") or item["id"])),
+    "WAREHOUSE": ("/warehouses", "warehouses", _warehouse_name),
+    "SPACE": ("/spaces", "spaces", lambda item: str(item.get("name") or item["id"])),
+    "FUNCTION": ("/functions", "functions", lambda item: str(item.get("displayName") or item["id"])),
+}
 
 
 def _was_sent(exc: requests.RequestException) -> bool:

@@ -162,6 +162,15 @@ class IamRole:
 
 
 @dataclass(frozen=True)
+class NamedResource:
+    """Something a permission can grant a role on, with the name people know it by."""
+
+    id: str
+    type: str  # one of RESOURCE_TYPES
+    name: str
+
+
+@dataclass(frozen=True)
 class Page[T]:
     """One page of a cursor-paginated listing. Cursors are opaque strings."""
 

@@ -35,8 +35,14 @@ def description_key(description: dict[str, Any]) -> PermissionKey:
     )
 
 
-def describe(permission: Permission, roles: dict[str, IamRole] | None = None) -> dict[str, Any]:
-    """A permission as readable JSON for previews and the audit log, labels included."""
+def describe(
+    permission: Permission,
+    roles: dict[str, IamRole] | None = None,
+    names: dict[tuple[str, str], str] | None = None,
+) -> dict[str, Any]:
+    """A permission as readable JSON for previews and the audit log: labels included, and each
+    resource's name as it was then (when known)."""
+    names = names or {}
     return {
         "roleId": permission.role_id,
         "roleName": role_name(permission, roles or {}),
@@ -45,6 +51,7 @@ def describe(permission: Permission, roles: dict[str, IamRole] | None = None) ->
                 "type": r.type,
                 "id": r.id,
                 "labels": [{"key": label.key, "value": label.value} for label in r.labels],
+                **({"name": names[(r.type, r.id)]} if (r.type, r.id) in names else {}),
             }
             for r in sorted(permission.resources, key=lambda r: (r.type, r.id))
         ],

@@ -16,7 +16,9 @@ from django.conf import settings
 from django.core.cache import cache
 
 from groups_app.segment import (
+    RESOURCE_TYPES,
     IamRole,
+    NamedResource,
     Page,
     Permission,
     Resource,
@@ -110,6 +112,7 @@ class GroupDetail:
     invites: Page[str] | None
     is_privileged: bool
     problems: dict[str, str]
+    resource_names: dict[tuple[str, str], str]
 
 
 def group_index(*, refresh: bool = False, client: SegmentClient | None = None) -> GroupIndex:
@@ -143,6 +146,43 @@ def roles_by_id(*, client: SegmentClient | None = None) -> dict[str, IamRole]:
         roles = {role.id: role for role in client.iter_roles()}
         cache.set(ROLES_KEY, roles, timeout=settings.ROLES_CACHE_TTL)
     return roles
+
+
+RESOURCES_KEY = "groups:resources:v1"
+RESOURCES_RETRY_TTL = 60
+
+
+@dataclass(frozen=True)
+class ResourceCatalog:
+    """The workspace's resources by type, each sorted by name; `missing` types could not be read."""
+
+    by_type: dict[str, tuple[NamedResource, ...]]
+    missing: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> dict[tuple[str, str], str]:
+        return {(r.type, r.id): r.name for resources in self.by_type.values() for r in resources}
+
+
+def resource_catalog(*, client: SegmentClient | None = None) -> ResourceCatalog:
+    """Every resource a permission can name, read through the Public API's listings and cached
+    for ROLES_CACHE_TTL seconds (a minute when a listing failed: names then show as ids)."""
+    catalog = cache.get(RESOURCES_KEY)
+    if catalog is None:
+        client = client or get_client()
+        by_type, missing = {}, []
+        for resource_type in RESOURCE_TYPES:
+            try:
+                found = client.iter_resources(resource_type)
+                by_type[resource_type] = tuple(sorted(found, key=lambda r: (r.name.casefold(), r.id)))
+            except SegmentError as exc:
+                logger.warning("Could not read the %s resources: %s", resource_type, exc)
+                missing.append(resource_type)
+        catalog = ResourceCatalog(by_type, tuple(missing))
+        cache.set(
+            RESOURCES_KEY, catalog, timeout=RESOURCES_RETRY_TTL if missing else settings.ROLES_CACHE_TTL
+        )
+    return catalog
 
 
 def role_name(permission: Permission, roles: dict[str, IamRole]) -> str:
@@ -242,6 +282,7 @@ def group_detail(
     calls = {
         "group": lambda: client.get_user_group(group_id),
         "roles": lambda: roles_by_id(client=client),
+        "resources": lambda: resource_catalog(client=client),
         "users": lambda: client.list_users_from_user_group(group_id, count=users_count, cursor=users_cursor),
         "invites": lambda: client.list_invites_from_user_group(
             group_id, count=invites_count, cursor=invites_cursor
@@ -268,6 +309,7 @@ def group_detail(
         invites=None if "invites" in problems else results["invites"],
         is_privileged=group_is_privileged(group, roles),
         problems=problems,
+        resource_names=results["resources"].names,
     )
 
 

@@ -12,7 +12,7 @@ from groups_app.services.audit_details import details_for
 from groups_app.services.changes import change_attempt
 from groups_app.services.errors import InvalidInput
 from groups_app.services.grants import describe
-from groups_app.services.groups import roles_by_id
+from groups_app.services.groups import resource_catalog, roles_by_id
 from groups_app.services.segment_client import get_client
 
 Action = AuditEntry.Action
@@ -105,13 +105,14 @@ def group_delete(
     ) as attempt:
         group = client.get_user_group(group_id)
         roles = roles_by_id(client=client)
+        names = resource_catalog(client=client).names
         attempt.describe(
             summary=f"{actor_name(actor)} deleted the group {group.name} ({group.member_count} members)",
             group=group,
             details=details_for(
                 Action.GROUP_DELETE,
                 member_count=group.member_count,
-                permissions=[describe(p, roles) for p in group.permissions],
+                permissions=[describe(p, roles, names) for p in group.permissions],
             ),
         )
         if confirm_name.strip() != group.name.strip():

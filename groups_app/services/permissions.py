@@ -22,7 +22,7 @@ from groups_app.services.grants import (
     permission_key,
     permissions_fingerprint,
 )
-from groups_app.services.groups import is_privileged_role, role_name, roles_by_id
+from groups_app.services.groups import is_privileged_role, resource_catalog, role_name, roles_by_id
 from groups_app.services.proposals import proposal_file
 from groups_app.services.segment_client import get_client
 from groups_app.services.text import plural
@@ -82,13 +82,14 @@ def group_permissions_add(
     except SecondApproverRequired as exc:
         group = client.get_user_group(group_id)
         roles = roles_by_id(client=client)
+        names = resource_catalog(client=client).names
         raise _propose_instead(
             exc,
             actor=actor,
             kind=ChangeProposal.Kind.ADD,
             group=group,
             permissions=keep_unedited_fields(permissions, group.permissions),
-            summary=[describe(p, roles) for p in permissions],
+            summary=[describe(p, roles, names) for p in permissions],
         ) from None
 
 
@@ -111,14 +112,15 @@ def _permissions_add(
             raise InvalidInput("Choose a role and at least one resource.", {"role": "Choose a role."})
         group = client.get_user_group(group_id)
         roles = roles_by_id(client=client)
+        names = resource_catalog(client=client).names
         permissions = list(keep_unedited_fields(permissions, group.permissions))
         attempt.describe(
             summary=f"{actor_name(actor)} granted {', '.join(role_name(p, roles) for p in permissions)} to {group.name}",
             group=group,
             details=details_for(
                 Action.PERMISSIONS_ADD,
-                before=[describe(p, roles) for p in group.permissions],
-                added=[describe(p, roles) for p in permissions],
+                before=[describe(p, roles, names) for p in group.permissions],
+                added=[describe(p, roles, names) for p in permissions],
             ),
         )
         attempt.check_group_rules(group)
@@ -126,22 +128,24 @@ def _permissions_add(
 
         def grant() -> list[Permission]:
             result = client.add_permissions_to_user_group(group_id, permissions)
-            attempt.record.details["after"] = [describe(p, roles) for p in result]
+            attempt.record.details["after"] = [describe(p, roles, names) for p in result]
             return result
 
         return attempt.send(grant, submission_key=submission_key)
 
 
-def _preview(group: UserGroup, permissions: list[Permission], roles: dict) -> PermissionsPreview:
+def _preview(
+    group: UserGroup, permissions: list[Permission], roles: dict, names: dict | None = None
+) -> PermissionsPreview:
     wanted_list = keep_unedited_fields(permissions, group.permissions)
     current = {permission_key(p): p for p in group.permissions}
     wanted = {permission_key(p): p for p in wanted_list}
     return PermissionsPreview(
         group=group,
         wanted=tuple(wanted.values()),
-        added=tuple(describe(p, roles) for k, p in wanted.items() if k not in current),
-        removed=tuple(describe(p, roles) for k, p in current.items() if k not in wanted),
-        unchanged=tuple(describe(p, roles) for k, p in wanted.items() if k in current),
+        added=tuple(describe(p, roles, names) for k, p in wanted.items() if k not in current),
+        removed=tuple(describe(p, roles, names) for k, p in current.items() if k not in wanted),
+        unchanged=tuple(describe(p, roles, names) for k, p in wanted.items() if k in current),
         fingerprint=permissions_fingerprint(group.permissions),
     )
 
@@ -156,7 +160,7 @@ def group_permissions_preview(
     """
     client = client or get_client()
     group = client.get_user_group(group_id)
-    return _preview(group, permissions, roles_by_id(client=client))
+    return _preview(group, permissions, roles_by_id(client=client), resource_catalog(client=client).names)
 
 
 def _check_two_person_rule(actor: Any, added: list[dict], proposal: ChangeProposal | None) -> None:
@@ -227,7 +231,8 @@ def _permissions_replace(
             raise InvalidInput(message, {"confirm_empty": message})
         group = client.get_user_group(group_id)
         roles = roles_by_id(client=client)
-        preview = _preview(group, permissions, roles)
+        names = resource_catalog(client=client).names
+        preview = _preview(group, permissions, roles, names)
         attempt.describe(
             summary=(
                 f"{actor_name(actor)} replaced the permissions of {group.name}: "
@@ -239,7 +244,7 @@ def _permissions_replace(
                 added=list(preview.added),
                 removed=list(preview.removed),
                 unchanged=list(preview.unchanged),
-                wanted=[describe(p, roles) for p in preview.wanted],
+                wanted=[describe(p, roles, names) for p in preview.wanted],
                 fingerprint=fingerprint,
             ),
         )

@@ -25,3 +25,16 @@ def when(moment: datetime | None, precision: str = "minutes"):
     formats = {"minutes": "%Y-%m-%d %H:%M", "seconds": "%Y-%m-%d %H:%M:%S", "time": "%H:%M:%S"}
     text = f"{local.strftime(formats.get(precision, formats['minutes']))} {local.tzname()}"
     return format_html('<time datetime="{}">{}</time>', local.isoformat(), text)
+
+
+@register.simple_tag(takes_context=True)
+def resource_label(context, resource) -> str:
+    """The name of a resource: from a grant's description, else from `resource_names` in the context."""
+    names = context.get("resource_names")
+    if isinstance(resource, dict):
+        if resource.get("name"):
+            return resource["name"]
+        key = (resource.get("type"), resource.get("id"))
+    else:
+        key = (resource.type, resource.id)
+    return (names or {}).get(key, "")

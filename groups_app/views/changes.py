@@ -31,7 +31,7 @@ from groups_app.models import AuditEntry, ChangeProposal
 from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUPS
 from groups_app.segment import IamRole, UserGroup, ValidationFailed
 from groups_app.services.errors import ChangeOutcomeUnknown, ServiceError
-from groups_app.services.groups import group_get, group_membership, roles_by_id
+from groups_app.services.groups import group_get, group_membership, resource_catalog, roles_by_id
 from groups_app.services.manage import group_create, group_delete, group_rename
 from groups_app.services.membership import (
     group_members_add,
@@ -308,9 +308,10 @@ def _roles_for(group: UserGroup) -> dict[str, IamRole]:
 @require_http_methods(["GET", "POST"])
 @change_permission_required(CHANGE_PERMISSIONS, Action.PERMISSIONS_ADD)
 def permissions_add_view(request: HttpRequest, group_id: str) -> HttpResponse:
-    """Grant a role on resources (labels written as `id[key=value]`)."""
+    """Grant a role on resources picked by name, or typed as ids (labels as `id[key=value]`)."""
     roles = roles_by_id()
-    form = AddPermissionForm(request.POST or None, roles=roles)
+    catalog = resource_catalog()
+    form = AddPermissionForm(request.POST or None, roles=roles, catalog=catalog)
     submission = submit_change(
         request,
         form,
@@ -332,8 +333,14 @@ def permissions_add_view(request: HttpRequest, group_id: str) -> HttpResponse:
         return _leave_to(request, reverse("groups:detail", args=[group_id]))
     group = group_get(group_id=group_id)
     if request.method == "GET":
-        form = AddPermissionForm(roles=_roles_for(group))
-    context = {"form": form, "group": group, "submission": submission, "nav_section": "groups"}
+        form = AddPermissionForm(roles=_roles_for(group), catalog=catalog)
+    context = {
+        "form": form,
+        "group": group,
+        "submission": submission,
+        "missing_types": catalog.missing,
+        "nav_section": "groups",
+    }
     return render(request, "groups_app/permissions_add.html", context, status=submission.status)
 
 

@@ -165,6 +165,7 @@ def group_detail_view(request: HttpRequest, group_id: str) -> HttpResponse:
         detail=detail,
         group=detail.group,
         problems=detail.problems,
+        resource_names=detail.resource_names,
         is_privileged=detail.is_privileged,
         privileged_roles=settings.PRIVILEGED_ROLES,
         users=_pager("users", detail.users, params) if detail.users else None,

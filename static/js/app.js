@@ -122,3 +122,25 @@ document.addEventListener("change", (event) => {
 });
 
 document.addEventListener("DOMContentLoaded", showSelectAll);
+
+// -- The resource picker: only the chosen type's resources, filtered as you type ---------------
+function filterResourcePicker() {
+  const picker = document.querySelector("[data-resource-picker]");
+  if (!picker) return;
+  const type = document.getElementById("id_resource_type");
+  const needle = (picker.querySelector("[data-resource-search]").value || "").trim().toLowerCase();
+  for (const group of picker.querySelectorAll("[data-resource-type]")) {
+    group.hidden = Boolean(type && type.value) && group.dataset.resourceType !== type.value;
+    for (const item of group.querySelectorAll("li")) {
+      item.hidden = Boolean(needle) && !item.dataset.name.includes(needle) && !item.textContent.toLowerCase().includes(needle);
+    }
+  }
+}
+
+document.addEventListener("input", (event) => {
+  if (event.target.matches("[data-resource-search]")) filterResourcePicker();
+});
+document.addEventListener("change", (event) => {
+  if (event.target.id === "id_resource_type") filterResourcePicker();
+});
+document.addEventListener("DOMContentLoaded", filterResourcePicker);

@@ -138,3 +138,23 @@ def test_audit_filters_survive_back_and_forward(page, live_server, workspace, vi
     expect(page.get_by_label("Outcome")).to_have_value("succeeded")
     expect(page.locator("#audit-table")).to_contain_text("ada created Growth")
     expect(page.locator("#audit-table")).not_to_contain_text("bob created Sales")
+
+
+def test_resources_are_picked_by_name_with_a_search(page, live_server, workspace, admin_account):
+    from sandbox.models import GroupPermission, Resource, UserGroup
+
+    group = UserGroup.objects.create(name="Mobile Readers")
+    ios = Resource.objects.get(type="SOURCE", name="iOS App")
+    sign_in(page, live_server, "ada")
+    page.goto(f"{live_server.url}/groups/{group.id}/permissions/add/")
+
+    page.get_by_label("Role").select_option(label="Source Read-only")
+    page.get_by_label("Resource type").select_option(label="Source")
+    expect(page.get_by_text("Snowflake Production")).to_be_hidden()  # another type
+    page.get_by_label("Find by name").fill("ios")
+    expect(page.get_by_label("Android App")).to_be_hidden()
+    page.get_by_label("iOS App").check()
+    page.get_by_role("button", name="Grant").click()
+
+    expect(page.locator(".resource-name")).to_have_text("iOS App")
+    assert GroupPermission.objects.get(group=group).resources == [{"id": ios.id, "type": "SOURCE"}]

@@ -294,3 +294,24 @@ def test_member_count_does_not_multiply_users_by_invites(client, workspace):
     single = get(client, f"/groups/{GROUP}").json()["data"]["userGroup"]["memberCount"]
 
     assert listed == single == 2 + 60 + 1 + 440
+
+
+def test_resource_listings_answer_in_the_public_apis_shapes(client, db):
+    from sandbox.models import Resource
+
+    Resource.objects.create(id="ws1", type="WORKSPACE", name="Acme")
+    Resource.objects.create(id="src1", type="SOURCE", name="iOS App")
+    Resource.objects.create(id="wh1", type="WAREHOUSE", name="Snowflake Production")
+    Resource.objects.create(id="fn1", type="FUNCTION", name="Hash PII", function_type="SOURCE")
+
+    assert get(client, "/").json()["data"]["workspace"]["name"] == "Acme"
+    assert get(client, "/sources").json()["data"]["sources"][0] == {
+        "id": "src1", "name": "iOS App", "slug": "ios-app", "enabled": True,
+    }  # fmt: skip
+    assert (
+        get(client, "/warehouses").json()["data"]["warehouses"][0]["settings"]["name"]
+        == "Snowflake Production"
+    )
+    functions = get(client, "/functions", data={"resourceType": "SOURCE"}).json()["data"]["functions"]
+    assert functions == [{"id": "fn1", "displayName": "Hash PII", "resourceType": "SOURCE"}]
+    assert get(client, "/functions").status_code == 422  # resourceType is required

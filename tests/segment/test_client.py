@@ -13,6 +13,7 @@ from groups_app.segment import (
     AuthenticationFailed,
     DeadlineExceeded,
     IamRole,
+    NamedResource,
     NotFound,
     OutcomeUnknown,
     Permission,
@@ -796,3 +797,41 @@ def test_each_request_is_logged_with_method_path_status_and_attempt(segment, cap
     (record,) = [r for r in caplog.records if r.name == "groups_app.segment"]
     assert record.getMessage().startswith(f"DELETE /group/{GROUP_ID}/users 200 in ")
     assert record.getMessage().endswith("(attempt 1)")
+
+
+# -- resources by name ------------------------------------------------------------------------
+
+
+@responses.activate
+def test_resources_are_read_by_type_through_their_own_listings(segment):
+    responses.get(f"{API}/", json=envelope(workspace={"id": "ws1", "name": "Acme", "slug": "acme"}))
+    responses.get(
+        f"{API}/sources",
+        json=envelope(
+            sources=[{"id": "src1", "name": "iOS App", "slug": "ios"}], pagination=pagination_payload()
+        ),
+        match=[matchers.query_param_matcher({"pagination.count": 200})],
+    )
+    responses.get(
+        f"{API}/warehouses",
+        json=envelope(
+            warehouses=[
+                {"id": "wh1", "metadata": {"name": "Snowflake"}, "settings": {"name": "Snowflake Prod"}}
+            ],
+            pagination=pagination_payload(),
+        ),
+    )
+    for kind in ("SOURCE", "DESTINATION", "INSERT_DESTINATION", "INSERT_SOURCE"):
+        responses.get(
+            f"{API}/functions",
+            json=envelope(
+                functions=[{"id": f"fn{kind}", "displayName": f"Fn {kind}"}] if kind == "SOURCE" else [],
+                pagination=pagination_payload(),
+            ),
+            match=[matchers.query_param_matcher({"pagination.count": 200, "resourceType": kind})],
+        )
+
+    assert list(segment.iter_resources("WORKSPACE")) == [NamedResource("ws1", "WORKSPACE", "Acme")]
+    assert list(segment.iter_resources("SOURCE")) == [NamedResource("src1", "SOURCE", "iOS App")]
+    assert list(segment.iter_resources("WAREHOUSE")) == [NamedResource("wh1", "WAREHOUSE", "Snowflake Prod")]
+    assert list(segment.iter_resources("FUNCTION")) == [NamedResource("fnSOURCE", "FUNCTION", "Fn SOURCE")]

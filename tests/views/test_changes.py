@@ -707,3 +707,59 @@ def test_replace_can_empty_a_group_only_with_explicit_confirmation(help_desk_cli
     assert not small.memberships.exists() and not small.invites.exists()
     entry = AuditEntry.objects.get(action="members.replace", status="succeeded")
     assert entry.details["emails"] == [] and entry.details["to_remove"]
+
+
+def test_the_detail_page_names_the_resources_it_grants(viewer_client, small):
+    from sandbox.models import Resource
+
+    grant = small.permissions.first()
+    resource = grant.resources[0]
+    name = Resource.objects.get(id=resource["id"]).name
+
+    page = html(viewer_client.get(url("detail", small)))
+
+    assert f'<span class="resource-name">{name}</span> <code>{resource["id"]}</code>' in page
+
+
+def test_a_role_is_granted_on_resources_picked_by_name(admin_user_client, small):
+    from sandbox.models import Resource
+
+    source = Resource.objects.filter(type="SOURCE").order_by("name").first()
+    page = admin_user_client.get(url("permissions-add", small))
+    form = html(page)
+    role = re.search(r'<option value="(\w+)">Source Read-only</option>', form).group(1)
+    assert f"{source.name}</label>" in form
+
+    response = admin_user_client.post(
+        url("permissions-add", small),
+        {
+            "role": role,
+            "resource_type": "SOURCE",
+            "picked": [f"SOURCE:{source.id}"],
+            "submission_key": key(page),
+        },
+    )
+
+    assert response.status_code == 302
+    assert GroupPermission.objects.filter(
+        group=small, role_id=role, resources=[{"id": source.id, "type": "SOURCE"}]
+    ).exists()
+    entry = AuditEntry.objects.get(action="permissions.add", status="succeeded")
+    assert entry.details["added"][0]["resources"][0]["name"] == source.name
+
+
+def test_a_picked_resource_of_another_type_is_refused(admin_user_client, small):
+    from sandbox.models import Resource
+
+    space = Resource.objects.filter(type="SPACE").first()
+    form = html(admin_user_client.get(url("permissions-add", small)))
+    role = re.search(r'<option value="(\w+)">Source Read-only</option>', form).group(1)
+
+    response = admin_user_client.post(
+        url("permissions-add", small),
+        {"role": role, "resource_type": "SOURCE", "picked": [f"SPACE:{space.id}"]},
+    )
+
+    assert response.status_code == 422 and "Pick resources of the type chosen above (Source)." in html(
+        response
+    )

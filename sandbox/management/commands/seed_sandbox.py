@@ -14,6 +14,7 @@ from sandbox.models import (
     GroupPermission,
     Invite,
     Membership,
+    Resource,
     Role,
     UserGroup,
     WorkspaceUser,
@@ -195,6 +196,7 @@ INVITE_DOMAINS = ["northwind-agency.example", "contoso-consulting.example", "fab
 LARGE_GROUP = "All Employees"
 EMPTY_GROUP = "New Hires (no members yet)"
 TRICKY_GROUP = 'R&D <Zürich> "Ångström" Team'
+WORKSPACE_NAME = "Acme Corp"
 RESOURCES = {
     "SOURCE": [
         "iOS App",
@@ -236,6 +238,7 @@ class Command(BaseCommand):
                 UserGroup.objects.all().delete()
                 WorkspaceUser.objects.all().delete()
                 Role.objects.all().delete()
+                Resource.objects.all().delete()
             elif UserGroup.objects.exists() or WorkspaceUser.objects.exists():
                 self.stdout.write(
                     "The sandbox workspace already has data; nothing changed (use --reset to start over)."
@@ -263,6 +266,19 @@ class Seeder:
         )
         resources = {kind: [(self.new_id(), label) for label in labels] for kind, labels in RESOURCES.items()}
         workspace = self.new_id()
+        Resource.objects.bulk_create(
+            [Resource(id=workspace, type="WORKSPACE", name=WORKSPACE_NAME)]
+            + [
+                Resource(
+                    id=resource_id,
+                    type=kind,
+                    name=label,
+                    function_type="SOURCE" if kind == "FUNCTION" else "",
+                )
+                for kind, pairs in resources.items()
+                for resource_id, label in pairs
+            ]
+        )
         people = WorkspaceUser.objects.bulk_create(self.users(user_count))
 
         names = [LARGE_GROUP, EMPTY_GROUP, TRICKY_GROUP]
