@@ -158,3 +158,55 @@ def test_resources_are_picked_by_name_with_a_search(page, live_server, workspace
 
     expect(page.locator(".resource-name")).to_have_text("iOS App")
     assert GroupPermission.objects.get(group=group).resources == [{"id": ios.id, "type": "SOURCE"}]
+
+
+def test_a_review_note_is_saved_with_the_decision_it_accompanies(page, live_server, workspace, admin_account):
+    from groups_app.models import ReviewItem
+    from groups_app.services.reviews import review_start
+
+    team = next(
+        g
+        for name, g in workspace.items()
+        if "<" not in name and g.memberships.exists() and name != "All Employees"
+    )
+    review = review_start(actor=admin_account, group_id=team.id).review
+    item = review.items.order_by("is_invite", "email").first()
+    sign_in(page, live_server, "ada")
+    page.goto(f"{live_server.url}/reviews/{review.pk}/")
+
+    page.get_by_label(f"Note on {item.email}").fill("left the company in May")
+    page.get_by_role("button", name=f"Remove {item.email}").click()
+    expect(page.get_by_role("button", name=f"Remove {item.email}")).to_have_attribute("aria-pressed", "true")
+
+    item.refresh_from_db()
+    assert item.decision == ReviewItem.Decision.REMOVE and item.note == "left the company in May"
+    page.reload()
+    expect(page.get_by_label(f"Note on {item.email}")).to_have_value("left the company in May")
+
+
+def test_replace_all_starts_from_the_members_and_can_empty_the_group_after_confirming(
+    page, live_server, workspace, help_desk_account
+):
+    team = next(
+        g
+        for name, g in workspace.items()
+        if "<" not in name and g.memberships.exists() and name != "All Employees"
+    )
+    first = team.memberships.order_by("user__email").first().user.email
+    sign_in(page, live_server, "hana")
+    page.goto(f"{live_server.url}/groups/{team.id}/members/replace/")
+
+    box = page.get_by_label("The complete list of members")
+    expect(box).to_contain_text(first)
+    box.fill("")
+    page.get_by_role("button", name="Preview changes").click()
+    expect(page.get_by_text("this removes every member and invite")).to_be_visible()
+    page.get_by_role("button", name=re.compile(r"^Apply")).click()
+    expect(page.get_by_text("Tick the box to confirm")).to_be_visible()
+    assert team.memberships.exists()
+
+    page.get_by_label("Yes, remove every member and invite of this group").check()
+    page.get_by_role("button", name=re.compile(r"^Apply")).click()
+
+    expect(page.get_by_text("Members replaced:")).to_be_visible()
+    assert not team.memberships.exists() and not team.invites.exists()

@@ -309,3 +309,21 @@ def test_decisions_without_javascript_return_to_the_page_they_came_from(client, 
     response = client.post(reverse("groups:review-keep-page", args=[review.pk]), {"item": [], "next": back})
 
     assert response["Location"] == back
+
+
+def test_an_approver_sees_no_approve_button_on_their_own_request(client, team):
+    hana = help_desk(username="hana", email="hana@example.com")
+    own = AccessRequest.objects.create(
+        group_id=team.id,
+        group_name=team.name,
+        email="hana@example.com",
+        requester=hana,
+        requester_username="hana",
+        justification="j",
+    )
+    as_user(client, hana)
+
+    page = html(client.get(reverse("groups:request", args=[own.pk])))
+
+    assert "Approve and add" not in page
+    assert "another approver must decide it" in page
