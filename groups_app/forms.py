@@ -142,7 +142,10 @@ class ReplaceMembersForm(SubmissionKeyMixin):
 
 
 class GroupNameForm(SubmissionKeyMixin):
-    name = forms.CharField(label="Name", max_length=100, strip=True)
+    # data-autofocus: when the form replaces the page header (htmx), the name field takes focus.
+    name = forms.CharField(
+        label="Name", max_length=100, strip=True, widget=forms.TextInput(attrs={"data-autofocus": ""})
+    )
 
 
 class DeleteGroupForm(SubmissionKeyMixin):

@@ -35,7 +35,9 @@ def places(workspace, admin_account, transactional_db):
     from tests.factories import viewer
 
     group = workspace["All Employees"]
-    long_name = UserGroup.objects.create(name="A group whose name is very long " * 3 + "and still readable")
+    # The longest name a group may have (100 characters), with a word too long for a phone's width.
+    name = "Data-Engineering-Warehouse-Administrators-Europe-Middle-East-Africa and a long tail of words"
+    long_name = UserGroup.objects.create(name=(name + " x" * 10)[:100])
     requester = viewer(username="vera", email="vera@partner.example")
     access_request = AccessRequest.objects.create(
         group_id=group.id, group_name=group.name, email=requester.email, requester=requester,

@@ -210,3 +210,13 @@ def test_replace_all_starts_from_the_members_and_can_empty_the_group_after_confi
 
     expect(page.get_by_text("Members replaced:")).to_be_visible()
     assert not team.memberships.exists() and not team.invites.exists()
+
+
+def test_rename_in_place_puts_focus_in_the_name_field(page, live_server, workspace, admin_account):
+    group = workspace["All Employees"]
+    sign_in(page, live_server, "ada")
+    page.goto(f"{live_server.url}/groups/{group.id}/")
+
+    page.get_by_role("link", name="Rename").click()
+
+    expect(page.get_by_label("Name")).to_be_focused()
