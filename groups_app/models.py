@@ -377,3 +377,20 @@ class SignInFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username or '?'} from {self.client_ip or '?'}: {self.get_reason_display()}"
+
+
+class InviteRecord(models.Model):
+    """When an email was first invited to a group through Group Admin: reviews show invite ages
+    from here (one indexed lookup per page) instead of reading every past audit entry."""
+
+    group_id = models.CharField(max_length=64)
+    email = models.EmailField()
+    invited_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["group_id", "email"], name="one_invite_record_per_email")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} invited to {self.group_id}"

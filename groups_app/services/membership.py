@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from groups_app.emails import email_problems
-from groups_app.models import AuditEntry
+from groups_app.models import AuditEntry, InviteRecord
 from groups_app.roles import CHANGE_MEMBERSHIP
 from groups_app.segment import SegmentClient, SegmentError, UserGroup, normalize_emails
 from groups_app.services.audit import actor_name
@@ -96,6 +97,15 @@ def checked_emails(emails: list[str], *, allow_empty: bool = False) -> list[str]
     return cleaned
 
 
+def record_invites(group_id: str, emails: tuple[str, ...] | list[str]) -> None:
+    """Remember when emails were first invited to a group (reviews show invite ages from it)."""
+    now = timezone.now()
+    InviteRecord.objects.bulk_create(
+        [InviteRecord(group_id=group_id, email=email, invited_at=now) for email in emails],
+        ignore_conflicts=True,
+    )
+
+
 def group_members_add(
     *,
     actor: Any,
@@ -153,6 +163,7 @@ def group_members_add(
                 invited = tuple(e for e in new if e in invites_after)
                 added = tuple(e for e in new if e not in invites_after)
                 attempt.record.details.update(added_users=list(added), invited=list(invited))
+                record_invites(group_id, invited)
                 return AddResult(updated, added, invited, already)
 
             return attempt.send(add, submission_key=submission_key)

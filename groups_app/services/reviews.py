@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from groups_app.models import AuditEntry, Review, ReviewItem
+from groups_app.models import AuditEntry, InviteRecord, Review, ReviewItem
 from groups_app.roles import RUN_REVIEWS
 from groups_app.segment import SegmentClient, SegmentError
 from groups_app.services.audit import actor_name, audited
@@ -208,18 +208,20 @@ def review_progress(review: Review) -> tuple[int, int]:
     return total - review.items.filter(decision="").count(), total
 
 
-def invite_ages(review: Review, *, now: datetime | None = None) -> dict[str, InviteAge]:
-    """For each invite of the review: how old it is, from the audit log of invites made here."""
+def invite_ages(
+    review: Review, *, emails: list[str] | None = None, now: datetime | None = None
+) -> dict[str, InviteAge]:
+    """How old the review's invites (or just `emails`) are, from when Group Admin made them."""
     now = now or timezone.now()
-    invited_at: dict[str, datetime] = {}
-    entries = AuditEntry.objects.filter(
-        group_id=review.group_id, action=AuditEntry.Action.MEMBERS_ADD, status=AuditEntry.Status.SUCCEEDED
-    ).order_by("created_at")
-    for entry in entries.only("created_at", "details"):
-        for email in entry.details.get("invited") or ():
-            invited_at.setdefault(email.lower(), entry.created_at)
+    if emails is None:
+        emails = list(review.items.filter(is_invite=True).values_list("email", flat=True))
+    invited_at = dict(
+        InviteRecord.objects.filter(group_id=review.group_id, email__in=emails).values_list(
+            "email", "invited_at"
+        )
+    )
     ages = {}
-    for email in review.items.filter(is_invite=True).values_list("email", flat=True):
+    for email in emails:
         when = invited_at.get(email)
         if when is None:
             ages[email] = InviteAge("age unknown", False)

@@ -75,7 +75,7 @@ def _review_context(request: HttpRequest, review: Review) -> dict:
         "only_undecided": only_undecided,
         "decided": decided,
         "total": total,
-        "ages": invite_ages(review),
+        "ages": invite_ages(review, emails=[item.email for item in page.object_list if item.is_invite]),
         "can_decide": request.user.has_perm(RUN_REVIEWS) and review.status == Review.Status.OPEN,
         "can_complete": request.user.has_perm(RUN_REVIEWS),
         "failed_count": review.items.filter(removal=ReviewItem.Removal.FAILED).count(),
@@ -129,7 +129,7 @@ def review_decide_view(request: HttpRequest, review_id: int, item_id: int) -> Ht
     context = {
         "review": review,
         "item": item,
-        "ages": invite_ages(review),
+        "ages": invite_ages(review, emails=[item.email]) if item.is_invite else {},
         "can_decide": review.status == Review.Status.OPEN,
     }
     response = render(request, "groups_app/review_detail.html#review-row", context)

@@ -147,14 +147,22 @@ def test_failed_removals_are_marked_per_email_and_can_be_retried(group, ada, set
     assert not (members() & {i.email for i in items[:60]})
 
 
-def test_stale_invites_are_flagged_from_the_audit_log(group, ada, settings):
+def test_stale_invites_are_flagged_from_when_group_admin_invited_them(
+    group, ada, settings, django_assert_max_num_queries
+):
+    from groups_app.models import InviteRecord
+
     settings.STALE_INVITE_DAYS = 14
     group_members_add(
         actor=help_desk(), group_id=GROUP, emails=["fresh@partner.example", "old@partner.example"]
     )
     review = review_start(actor=ada, group_id=GROUP).review
+    invited_at = InviteRecord.objects.get(group_id=GROUP, email="old@partner.example").invited_at
     entry = AuditEntry.objects.get(action="members.add")
-    later = entry.created_at + timedelta(days=20)
+    assert invited_at >= entry.created_at
+    later = invited_at + timedelta(days=20)
+    with django_assert_max_num_queries(2):  # one lookup, however many past entries the group has
+        invite_ages(review, now=later)
 
     ages = invite_ages(review, now=later)
 
@@ -166,7 +174,7 @@ def test_stale_invites_are_flagged_from_the_audit_log(group, ada, settings):
         and not ages["invite0@partner.example"].is_stale
     )
     assert (
-        invite_ages(review, now=entry.created_at + timedelta(days=3))["fresh@partner.example"].label
+        invite_ages(review, now=invited_at + timedelta(days=3))["fresh@partner.example"].label
         == "invited 3 days ago"
     )
 
@@ -231,3 +239,25 @@ def test_reviewer_and_due_date_are_assigned_audited_and_reminded_once(group, ada
     assert AuditEntry.objects.get(action="review.assign", status="succeeded").summary.endswith(
         f"to bea, due {today + timedelta(days=10)}"
     )
+
+
+def test_invites_made_before_the_record_existed_are_taken_from_the_audit_log(db):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from groups_app.models import InviteRecord
+
+    AuditEntry.objects.create(
+        actor_username="hana",
+        action="members.add",
+        group_id=GROUP,
+        summary="s",
+        status="succeeded",
+        details={"invited": ["Old@Partner.example"]},
+    )
+
+    import_module("groups_app.migrations.0012_invite_records").record_past_invites(apps, None)
+
+    record = InviteRecord.objects.get()
+    assert (record.group_id, record.email) == (GROUP, "old@partner.example")
