@@ -18,7 +18,7 @@ help:
 	@echo "make test   set up, lint and run the whole test suite (browser tests included)"
 	@echo "make lint   ruff check and ruff format --check"
 	@echo "make format apply ruff's fixes and formatting"
-	@echo "make benchmark  time the group pages' reads, and a flood of writes past the rate limit (prints figures)"
+	@echo "make benchmark  time the group pages' reads, and a flood of writes past the rate limit, and audit search (prints figures)"
 
 $(PY):
 	@python=$$(scripts/find-python) && echo "Creating $(VENV) with $$python" && "$$python" -m venv $(VENV)
@@ -72,6 +72,7 @@ test: setup-dev browser lint
 benchmark: seed
 	$(RUN_ENV) $(MANAGE) benchmark_reads $(BENCHMARK_ARGS)
 	$(RUN_ENV) $(MANAGE) benchmark_writes $(BENCHMARK_WRITES_ARGS)
+	$(RUN_ENV) $(MANAGE) benchmark_audit $(BENCHMARK_AUDIT_ARGS)
 
 # Everything but the browser tests, for a quick loop while editing.
 test-fast: setup-dev

@@ -156,3 +156,38 @@ def test_the_database_lets_a_pending_entry_complete_once_but_never_rewrites_who(
     assert AuditEntry.objects.complete(entry.pk, status="succeeded") == 1
     with pytest.raises(DatabaseError, match="complete"), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("UPDATE groups_app_auditentry SET status = 'failed' WHERE id = %s", [entry.pk])
+
+
+def test_the_text_filter_searches_summaries_details_and_reasons_without_case():
+    from groups_app.services.audit_log import audit_entries
+    from groups_app.services.changes import change_refused
+
+    with audited(
+        actor=UserFactory(username="hana"),
+        action=AuditEntry.Action.MEMBERS_ADD,
+        summary="hana added 1 member to Data",
+        details={"emails": ["Needle@Example.com"]},
+    ):
+        pass
+    change_refused(
+        actor=UserFactory(username="vera"),
+        action="members.add",
+        reason="Your role does not allow this change.",
+    )
+
+    assert [e.summary for e in audit_entries(text="NEEDLE@example")] == ["hana added 1 member to Data"]
+    assert audit_entries(text="role does not allow").get().actor_username == "vera"
+
+
+@postgresql_only
+def test_postgresql_answers_the_text_filter_from_the_trigram_index():
+    from groups_app.services.audit_log import audit_entries
+
+    AuditEntry.objects.create(actor_username="ada", action="group.create", summary="ada created Growth")
+    query = audit_entries(text="growth")
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table would be scanned anyway
+        plan = query.explain()
+
+    assert "groups_app_auditentry_search_trgm" in plan
