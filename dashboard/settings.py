@@ -371,6 +371,11 @@ REVIEW_REMINDER_DAYS = env.int("REVIEW_REMINDER_DAYS", default=3)
 # Password of the demo accounts that `make run` creates; empty = generate one and print it once.
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="")
 
+# How many CSV exports may stream at once across all processes (each holds a web thread), and
+# after how long a slot that a crashed process never gave back frees itself.
+EXPORT_CONCURRENCY = env.int("EXPORT_CONCURRENCY", default=2)
+EXPORT_SLOT_SECONDS = env.int("EXPORT_SLOT_SECONDS", default=15 * 60)
+
 # How long the searchable index of all groups is served from the cache.
 GROUP_INDEX_TTL = env.int("GROUP_INDEX_TTL", default=60)
 ROLES_CACHE_TTL = env.int("ROLES_CACHE_TTL", default=600)

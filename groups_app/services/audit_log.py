@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from datetime import date, datetime, time
@@ -11,6 +10,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from groups_app.models import AuditEntry
+from groups_app.services.exports import csv_chunks
 
 CSV_COLUMNS = (
     "created_at",
@@ -28,7 +28,6 @@ CSV_COLUMNS = (
     "request_id",
     "details",
 )
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def audit_entries(
@@ -63,38 +62,25 @@ def audit_entries(
     return entries
 
 
-def spreadsheet_safe(value: object) -> str:
-    """A cell that a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def audit_csv_rows(entries: QuerySet[AuditEntry]) -> Iterator[str]:
-    """The entries as CSV lines, produced one at a time (for a streamed download)."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_COLUMNS)
-    for entry in entries.iterator(chunk_size=500):
-        yield writer.writerow(
-            spreadsheet_safe(value)
-            for value in (
-                entry.created_at.isoformat(),
-                entry.completed_at.isoformat() if entry.completed_at else "",
-                entry.actor_username,
-                entry.action,
-                entry.group_id,
-                entry.group_name,
-                entry.summary,
-                entry.get_status_display(),
-                entry.get_resolution_display() if entry.resolution else "",
-                entry.upstream_status or "",
-                entry.error,
-                entry.client_ip or "",
-                entry.request_id,
-                json.dumps(entry.details, sort_keys=True),
-            )
+    """The entries as CSV text, produced in chunks (for a streamed download)."""
+    rows = (
+        (
+            entry.created_at.isoformat(),
+            entry.completed_at.isoformat() if entry.completed_at else "",
+            entry.actor_username,
+            entry.action,
+            entry.group_id,
+            entry.group_name,
+            entry.summary,
+            entry.get_status_display(),
+            entry.get_resolution_display() if entry.resolution else "",
+            entry.upstream_status or "",
+            entry.error,
+            entry.client_ip or "",
+            entry.request_id,
+            json.dumps(entry.details, sort_keys=True),
         )
+        for entry in entries.iterator(chunk_size=2000)
+    )
+    return csv_chunks(CSV_COLUMNS, rows)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -18,8 +17,8 @@ from groups_app.roles import RUN_REVIEWS
 from groups_app.segment import SegmentClient, SegmentError
 from groups_app.services.audit import actor_name, audited
 from groups_app.services.audit_details import details_for
-from groups_app.services.audit_log import spreadsheet_safe
 from groups_app.services.errors import ChangeOutcomeUnknown, InvalidInput, NotAllowed, ServiceError
+from groups_app.services.exports import csv_chunks
 from groups_app.services.groups import group_membership
 from groups_app.services.membership import group_members_remove
 from groups_app.services.notifications import notify_review_due
@@ -324,25 +323,19 @@ def _mark_from_read_back(batch: list[ReviewItem], exc: ChangeOutcomeUnknown) -> 
 
 
 def review_csv_rows(review: Review) -> Iterator[str]:
-    """The review's entries as CSV lines: entry, kind, decision, removal, reviewer, note, time."""
-
-    class Echo:
-        def write(self, value: str) -> str:
-            return value
-
-    writer = csv.writer(Echo())
-    yield writer.writerow(("email", "name", "kind", "decision", "removal", "reviewer", "note", "decided_at"))
-    for item in review.items.all():
-        yield writer.writerow(
-            spreadsheet_safe(value)
-            for value in (
-                item.email,
-                item.name,
-                "invite" if item.is_invite else "user",
-                {"keep": "kept", "remove": "removed"}.get(item.decision, "undecided"),
-                item.get_removal_display() if item.removal else "",
-                item.decided_by_username,
-                item.note,
-                item.decided_at.isoformat() if item.decided_at else "",
-            )
+    """The review's entries as CSV text: entry, kind, decision, removal, reviewer, note, time."""
+    rows = (
+        (
+            item.email,
+            item.name,
+            "invite" if item.is_invite else "user",
+            {"keep": "kept", "remove": "removed"}.get(item.decision, "undecided"),
+            item.get_removal_display() if item.removal else "",
+            item.decided_by_username,
+            item.note,
+            item.decided_at.isoformat() if item.decided_at else "",
         )
+        for item in review.items.iterator(chunk_size=2000)
+    )
+    header = ("email", "name", "kind", "decision", "removal", "reviewer", "note", "decided_at")
+    return csv_chunks(header, rows)

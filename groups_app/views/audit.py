@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -15,6 +15,7 @@ from groups_app.models import AuditEntry
 from groups_app.roles import VIEW
 from groups_app.services.audit_details import detail_sections
 from groups_app.services.audit_log import audit_csv_rows, audit_entries
+from groups_app.views.downloads import csv_download
 
 PAGE_SIZE = 50
 
@@ -65,12 +66,8 @@ def audit_entry_view(request: HttpRequest, entry_id: int) -> HttpResponse:
 
 @require_GET
 @permission_required(VIEW, raise_exception=True)
-def audit_export_view(request: HttpRequest) -> StreamingHttpResponse:
+def audit_export_view(request: HttpRequest) -> HttpResponse:
     """The filtered entries as a CSV download, streamed."""
     _, entries = _filtered(request)
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
-    return StreamingHttpResponse(
-        audit_csv_rows(entries),
-        content_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="group-admin-audit-{stamp}.csv"'},
-    )
+    return csv_download(request, audit_csv_rows(entries), f"group-admin-audit-{stamp}.csv")

@@ -7,7 +7,7 @@ import uuid
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -30,6 +30,7 @@ from groups_app.services.reviews import (
     review_retry_removals,
     review_start,
 )
+from groups_app.views.downloads import csv_download
 from groups_app.views.submit import change_permission_required
 
 PAGE_SIZE = 50
@@ -213,13 +214,9 @@ def review_retry_view(request: HttpRequest, review_id: int) -> HttpResponse:
 
 @require_GET
 @permission_required(VIEW, raise_exception=True)
-def review_export_view(request: HttpRequest, review_id: int) -> StreamingHttpResponse:
+def review_export_view(request: HttpRequest, review_id: int) -> HttpResponse:
     review = get_object_or_404(Review, pk=review_id)
-    return StreamingHttpResponse(
-        review_csv_rows(review),
-        content_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="review-{review.pk}-{review.group_id}.csv"'},
-    )
+    return csv_download(request, review_csv_rows(review), f"review-{review.pk}-{review.group_id}.csv")
 
 
 @require_POST
