@@ -52,22 +52,6 @@ class AuditQuerySet(models.QuerySet):
         return self.filter(status=AuditEntry.Status.UNKNOWN, resolution="")
 
 
-def audit_search_text(
-    *, summary: str, group_name: str, group_id: str, actor: str, details: dict, error: str
-) -> str:
-    """What the audit log's text filter searches: one lower-cased string per entry, so that
-    PostgreSQL answers "contains" from a trigram index instead of reading every entry."""
-    parts = (
-        summary,
-        group_name,
-        group_id,
-        actor,
-        error,
-        json.dumps(details, ensure_ascii=False, sort_keys=True),
-    )
-    return "\n".join(parts).lower()
-
-
 class AuditEntry(models.Model):
     """One attempt at a change made through the dashboard, written before the upstream call."""
 
@@ -174,18 +158,25 @@ class AuditEntry(models.Model):
     def save(self, *args, **kwargs):
         if not self._state.adding:
             raise PermissionError("Audit entries cannot be changed.")
-        self.search_text = audit_search_text(
-            summary=self.summary,
-            group_name=self.group_name,
-            group_id=self.group_id,
-            actor=self.actor_username,
-            details=self.details or {},
-            error=self.error,
-        )
+        self.search_text = self.text_to_search()
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit entries cannot be deleted.")
+
+    def text_to_search(self) -> str:
+        """What the audit log's text filter searches (stored as `search_text`): one lower-cased
+        string per entry, so that PostgreSQL answers "contains" from a trigram index instead of
+        reading every entry."""
+        parts = (
+            self.summary,
+            self.group_name,
+            self.group_id,
+            self.actor_username,
+            self.error,
+            json.dumps(self.details or {}, ensure_ascii=False, sort_keys=True),
+        )
+        return "\n".join(parts).lower()
 
     @property
     def outcome(self) -> str:

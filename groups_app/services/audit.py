@@ -17,7 +17,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from groups_app.models import AuditEntry, audit_search_text
+from groups_app.models import AuditEntry
 from groups_app.segment import SegmentError
 from groups_app.services.errors import DuplicateSubmission, ServiceError
 
@@ -140,17 +140,10 @@ def complete(record: AuditRecord, status: str, exc: BaseException | None = None)
             if exc.completed_emails or exc.remaining_emails:
                 fields["details"]["applied_emails"] = list(exc.completed_emails)
                 fields["details"]["unconfirmed_emails"] = list(exc.remaining_emails)
-    fields["search_text"] = audit_search_text(
-        summary=fields.get("summary", entry.summary),
-        group_name=entry.group_name,
-        group_id=fields.get("group_id", entry.group_id),
-        actor=entry.actor_username,
-        details=fields["details"],
-        error=fields.get("error", ""),
-    )
-    AuditEntry.objects.complete(entry.pk, **fields)
     for name, value in fields.items():
         setattr(entry, name, value)
+    entry.search_text = entry.text_to_search()
+    AuditEntry.objects.complete(entry.pk, **fields, search_text=entry.search_text)
 
 
 def describe_error(exc: BaseException) -> str:

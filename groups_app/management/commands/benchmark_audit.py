@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from groups_app.models import AuditEntry, audit_search_text
+from groups_app.models import AuditEntry
 from groups_app.services.audit_log import audit_csv_rows, audit_entries
 
 BATCH = 5000
@@ -79,26 +79,16 @@ class Command(BaseCommand):
         for start in range(0, count, BATCH):
             batch = []
             for number in range(start, min(count, start + BATCH)):
-                details = {"emails": [f"person{number}@example.com"], "already_members": []}
-                summary = f"hana added 1 member to Group {number % 2000}"
-                batch.append(
-                    AuditEntry(
-                        created_at=now,
-                        actor_username="hana",
-                        action="members.add",
-                        group_id=f"group{number % 2000}",
-                        group_name=f"Group {number % 2000}",
-                        summary=summary,
-                        details=details,
-                        status="succeeded",
-                        search_text=audit_search_text(
-                            summary=summary,
-                            group_name=f"Group {number % 2000}",
-                            group_id=f"group{number % 2000}",
-                            actor="hana",
-                            details=details,
-                            error="",
-                        ),
-                    )
+                entry = AuditEntry(
+                    created_at=now,
+                    actor_username="hana",
+                    action="members.add",
+                    group_id=f"group{number % 2000}",
+                    group_name=f"Group {number % 2000}",
+                    summary=f"hana added 1 member to Group {number % 2000}",
+                    details={"emails": [f"person{number}@example.com"], "already_members": []},
+                    status="succeeded",
                 )
+                entry.search_text = entry.text_to_search()
+                batch.append(entry)
             AuditEntry.objects.bulk_create(batch)
