@@ -105,3 +105,23 @@ def test_the_review_export_shares_the_cap(viewer_client, one_export_at_a_time):
     with database_kept_open():
         held.close()
     assert viewer_client.get(reverse("groups:review-export", args=[review.pk])).status_code == 200
+
+
+def test_an_id_from_upstream_cannot_break_out_of_the_download_filename(viewer_client):
+    from groups_app.models import Review
+
+    review = Review.objects.create(
+        group_id='g1";\r\nSet-Cookie: x=1',
+        group_name="G",
+        started_by_username="ada",
+        expected_count=0,
+        snapshot_count=0,
+    )
+
+    response = viewer_client.get(reverse("groups:review-export", args=[review.pk]))
+
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="review-{review.pk}-g1____Set-Cookie__x_1.csv"'
+    )
+    assert not response.has_header("Set-Cookie") or "x=1" not in response["Set-Cookie"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -11,10 +12,16 @@ from django.urls import reverse
 from groups_app.services.exports import ExportsBusy, within_export_slot
 
 RETRY_AFTER_SECONDS = 30
+UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def csv_download(request: HttpRequest, chunks: Iterator[str], filename: str) -> HttpResponse:
-    """Stream `chunks` as an attachment, or explain that every export slot is taken (429)."""
+    """Stream `chunks` as an attachment, or explain that every export slot is taken (429).
+
+    The filename may carry an id from upstream: anything but letters, digits, `.`, `_` and `-`
+    becomes `_`, so a quote or a line break can never reach the header.
+    """
+    filename = UNSAFE_IN_FILENAME.sub("_", filename)
     try:
         body = within_export_slot(chunks)
     except ExportsBusy:
