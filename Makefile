@@ -14,7 +14,8 @@ RUN_ENV := DEBUG=$${DEBUG:-true}
 .PHONY: help setup setup-dev browser run test test-fast lint format migrate seed benchmark lock clean
 
 help:
-	@echo "make run    set up, migrate, seed the sandbox and serve http://127.0.0.1:8000 (PORT=8001 for another)"
+	@echo "make run    set up, migrate, seed the sandbox, read it into the mirror, and serve http://127.0.0.1:8000"
+	@echo "           with the background worker beside the server (PORT=8001 for another port)"
 	@echo "make test   set up, lint and run the whole test suite (browser tests included)"
 	@echo "make lint   ruff check and ruff format --check"
 	@echo "make format apply ruff's fixes and formatting"
@@ -53,7 +54,12 @@ seed: migrate
 	$(RUN_ENV) $(MANAGE) seed_sandbox
 	$(RUN_ENV) PORT=$(PORT) $(MANAGE) ensure_demo_users
 
+# The mirror is read once before the server starts, so the group list is full at first sight; the
+# background worker then runs beside the server (queued refreshes, the periodic jobs) and stops with it.
 run: seed
+	$(RUN_ENV) $(MANAGE) sync_mirror
+	@$(RUN_ENV) $(MANAGE) run_worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
 	$(RUN_ENV) $(MANAGE) runserver 127.0.0.1:$(PORT)
 
 lint: setup-dev

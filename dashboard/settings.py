@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "mozilla_django_oidc",
+    "django_tasks_db",
     "groups_app",
     "sandbox",
 ]
@@ -376,9 +377,29 @@ DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="")
 EXPORT_CONCURRENCY = env.int("EXPORT_CONCURRENCY", default=2)
 EXPORT_SLOT_SECONDS = env.int("EXPORT_SLOT_SECONDS", default=15 * 60)
 
-# How long the searchable index of all groups is served from the cache.
-GROUP_INDEX_TTL = env.int("GROUP_INDEX_TTL", default=60)
 ROLES_CACHE_TTL = env.int("ROLES_CACHE_TTL", default=600)
+
+# Background work: Django's Tasks framework on a queue in the database, run by
+# `manage.py run_worker` (any number of them, on any number of machines).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+
+# The workspace mirror: a local copy of groups, members, invites, permissions and roles that
+# the group list, People and drift detection read, kept fresh by the worker.
+# Page size of the mirror's listings; the API documents 1-1000 (an older revision 1-200):
+# a refused size falls back to 200 by itself.
+MIRROR_PAGE_SIZE = env.int("MIRROR_PAGE_SIZE", default=1000)
+# Upstream reads per second that all mirror syncs share (counted in the shared cache).
+MIRROR_READS_PER_SECOND = env.int("MIRROR_READS_PER_SECOND", default=20)
+# Reads one sync runs side by side (each still waits for the shared budget).
+MIRROR_SYNC_CONCURRENCY = env.int("MIRROR_SYNC_CONCURRENCY", default=4)
+# A sync that has not shown signs of life for this many seconds is taken as crashed.
+MIRROR_SYNC_STALE_SECONDS = env.int("MIRROR_SYNC_STALE_SECONDS", default=600)
+# Periodic jobs, in seconds between runs: the full mirror sync, reading back unconfirmed
+# changes, ending expired access, and reminding reviewers.
+MIRROR_SYNC_EVERY = env.int("MIRROR_SYNC_EVERY", default=900)
+RECONCILE_EVERY = env.int("RECONCILE_EVERY", default=300)
+EXPIRE_ACCESS_EVERY = env.int("EXPIRE_ACCESS_EVERY", default=3600)
+REMIND_REVIEWS_EVERY = env.int("REMIND_REVIEWS_EVERY", default=3600)
 
 # HSTS preload is the domain owner's decision (it binds every subdomain, for good): the header
 # is sent without it unless SECURE_HSTS_PRELOAD=true, and Django's reminder is silenced.

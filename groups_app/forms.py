@@ -374,9 +374,11 @@ class AccessRequestForm(forms.Form):
         help_text="The access ends after this day.",
     )
 
-    def __init__(self, *args, groups=(), can_file_for_others: bool = False, **kwargs):
+    def __init__(
+        self, *args, groups: list[tuple[str, str]] = (), can_file_for_others: bool = False, **kwargs
+    ):
         super().__init__(*args, **kwargs)
-        self.fields["group"].choices = [("", "Choose a group…")] + [(g.id, g.name) for g in groups]
+        self.fields["group"].choices = [("", "Choose a group…"), *groups]
         if not can_file_for_others:
             del self.fields["emails"]
 

@@ -93,6 +93,7 @@ class AuditEntry(models.Model):
         ACCOUNT_ROLE_GRANT = "account.role_grant", "Grant a dashboard role"
         ACCOUNT_ROLE_REMOVE = "account.role_remove", "Remove a dashboard role"
         ACCOUNT_PASSWORD_RESET = "account.password_reset", "Password reset requested"
+        OBSERVED = "observed", "Observed outside Group Admin"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -416,3 +417,118 @@ class InviteRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} invited to {self.group_id}"
+
+
+class SyncRun(models.Model):
+    """One reading of the workspace into the mirror: all of it (full), or one group after a change."""
+
+    class Kind(models.TextChoices):
+        FULL = "full", "Whole workspace"
+        GROUP = "group", "One group"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        ABANDONED = "abandoned", "Abandoned (the process stopped)"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    group_id = models.CharField(max_length=64, blank=True, help_text="The group a refresh read.")
+    trigger = models.CharField(max_length=200, blank=True, help_text="Why it ran.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(db_index=True)
+    heartbeat_at = models.DateTimeField(help_text="Last sign of life; a stale running sync is abandoned.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    calls = models.PositiveIntegerField(default=0, help_text="Upstream calls made.")
+    pages = models.PositiveIntegerField(default=0, help_text="Listing pages read.")
+    page_size = models.PositiveIntegerField(default=0)
+    group_count = models.PositiveIntegerField(default=0)
+    member_count = models.PositiveIntegerField(default=0)
+    observed_count = models.PositiveIntegerField(default=0, help_text="Changes made outside Group Admin.")
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # Never two syncs of the same scope at once (a full sync's group_id is empty).
+            models.UniqueConstraint(
+                fields=["kind", "group_id"],
+                condition=models.Q(status="running"),
+                name="mirror_one_running_sync_per_scope",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} sync #{self.pk}: {self.get_status_display()}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == self.Status.SUCCEEDED
+
+    @property
+    def duration(self):
+        return (self.finished_at - self.started_at) if self.finished_at else None
+
+
+class MirrorGroup(models.Model):
+    """A group as the last sync or refresh read it. Permissions are kept as Segment sent them
+    (labels and unknown fields included), so nothing is lost between reading and showing."""
+
+    group_id = models.CharField(max_length=64, primary_key=True)
+    name = models.CharField(max_length=200)
+    name_key = models.CharField(max_length=200, db_index=True, help_text="The name, lower-cased.")
+    member_count = models.PositiveIntegerField(default=0, db_index=True)
+    user_count = models.PositiveIntegerField(default=0)
+    invite_count = models.PositiveIntegerField(default=0)
+    permissions = models.JSONField(default=list, blank=True)
+    read_at = models.DateTimeField(help_text="When Segment was read for this group.")
+    sync = models.ForeignKey(SyncRun, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["name_key", "group_id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MirrorMember(models.Model):
+    """A workspace user or a pending invite in a mirrored group."""
+
+    class Kind(models.TextChoices):
+        USER = "user", "User"
+        INVITE = "invite", "Pending invite"
+
+    group = models.ForeignKey(MirrorGroup, on_delete=models.CASCADE, related_name="members")
+    email = models.CharField(max_length=254, db_index=True, help_text="Lower-cased.")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    user_id = models.CharField(max_length=64, blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    name_key = models.CharField(max_length=200, blank=True, db_index=True, help_text="The name, lower-cased.")
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [models.UniqueConstraint(fields=["group", "email"], name="mirror_one_member_per_email")]
+
+    def __str__(self) -> str:
+        return f"{self.email} in {self.group_id}"
+
+
+class MirrorRole(models.Model):
+    role_id = models.CharField(max_length=64, primary_key=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PeriodicJob(models.Model):
+    """When a periodic job is next due. Every worker looks; one conditional update decides which
+    of them enqueues it, so a job runs once per period however many workers there are."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    next_run_at = models.DateTimeField()
+    last_enqueued_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name

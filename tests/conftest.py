@@ -32,6 +32,27 @@ def _fresh_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _no_queued_tasks():
+    """Tasks are recorded by the dummy backend (tests/settings.py); each test starts with none."""
+    from django.tasks import task_backends
+
+    backend = task_backends["default"]
+    if hasattr(backend, "clear"):
+        backend.clear()
+
+
+@pytest.fixture
+def enqueued():
+    """The tasks enqueued so far, as (task name, args, kwargs)."""
+    from django.tasks import task_backends
+
+    def tasks() -> list[tuple[str, tuple, dict]]:
+        return [(r.task.name, tuple(r.args), dict(r.kwargs)) for r in task_backends["default"].results]
+
+    return tasks
+
+
 @pytest.fixture
 def sleeps() -> list[float]:
     """Records the waits the client asked for instead of sleeping."""
@@ -71,12 +92,15 @@ def admin_user_client(client, db):
 
 @pytest.fixture
 def demo_workspace(db):
-    """A seeded sandbox: three groups incl. All Employees (≥450 users, 30 invites), 450 users."""
+    """A seeded sandbox: three groups incl. All Employees (≥450 users, 30 invites), 450 users,
+    read into the mirror (as the worker would have done)."""
     from io import StringIO
 
     from django.core.management import call_command
 
+    from groups_app.services.mirror import sync_workspace
     from sandbox.models import UserGroup
 
     call_command("seed_sandbox", "--groups", "4", "--users", "450", stdout=StringIO())
+    sync_workspace(trigger="test")
     return {group.name: group for group in UserGroup.objects.all()}

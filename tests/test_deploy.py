@@ -81,25 +81,6 @@ def test_the_sandbox_api_refuses_the_public_default_token_with_debug_off(client,
     assert response.status_code == 401
 
 
-def test_periodic_jobs_run_each_job_and_survive_a_failing_one(db, monkeypatch):
-    from io import StringIO
-
-    from django.core.management import call_command
-
-    ran = []
-
-    def fake_call(name, **kwargs):
-        ran.append(name)
-        if name == "reconcile_changes":
-            raise SystemExit(1)  # something left for the next run
-
-    monkeypatch.setattr("groups_app.management.commands.run_periodic_jobs.call_command", fake_call)
-
-    call_command("run_periodic_jobs", "--once", stdout=StringIO())
-
-    assert ran == ["reconcile_changes", "expire_access", "remind_reviews"]
-
-
 def test_the_container_probe_sends_the_allowed_host(live_server, settings):
     from urllib.parse import urlsplit
 

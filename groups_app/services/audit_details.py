@@ -23,7 +23,7 @@ _EMAILS_ON_FAILURE = {
 SCHEMAS: dict[str, dict[str, tuple[str, str] | None]] = {
     Action.MEMBERS_ADD: {
         "emails": ("Sent to Segment", "emails"),
-        "already_members": ("Already members (not sent)", "emails"),
+        "already_members": ("Already members", "emails"),
         "added_users": ("Added (workspace users)", "emails"),
         "invited": ("Invited (not yet workspace users)", "emails"),
         "split_unknown": None,
@@ -88,6 +88,19 @@ SCHEMAS: dict[str, dict[str, tuple[str, str] | None]] = {
         "source": ("Through", "text"),
     },
     Action.ACCOUNT_PASSWORD_RESET: {"email": ("For", "text")},
+    Action.OBSERVED: {
+        "group_created": ("Group created", "text"),
+        "group_deleted": ("Group deleted", "text"),
+        "old_name": ("Old name", "text"),
+        "new_name": ("New name", "text"),
+        "added": ("Added", "emails"),
+        "removed": ("Removed", "emails"),
+        "permissions_before": ("Permissions before", "permissions"),
+        "permissions_after": ("Permissions after", "permissions"),
+        "previous_reading": ("Earlier reading", "text"),
+        "reading": ("Reading that found it", "text"),
+        "sync": ("Sync", "text"),
+    },
 }
 # Any action refused by a URL's role check records where it was tried.
 COMMON = {"path": ("Address", "text")}

@@ -42,7 +42,8 @@ from groups_app.services.errors import (
     NotAllowed,
     ServiceError,
 )
-from groups_app.services.groups import group_index_forget, group_is_privileged
+from groups_app.services.groups import group_is_privileged
+from groups_app.services.mirror import request_group_refresh
 from groups_app.services.reconcile import is_abandoned, mark_abandoned, reconcile_entry
 
 logger = logging.getLogger("groups_app.changes")
@@ -238,7 +239,7 @@ def change_attempt(
         raise
     finally:
         if attempt.is_sent:
-            group_cache_forget(attempt.group_id)
+            _refresh_touched_group(attempt)
 
 
 def _record_unsent(attempt: ChangeAttempt, status: str, exc: Exception) -> None:
@@ -273,6 +274,16 @@ def change_refused(*, actor: Any, action: str, reason: str, group_id: str = "", 
     )
 
 
-def group_cache_forget(group_id: str) -> None:
-    """Drop the cached reads a change to this group made stale (member counts, names)."""
-    group_index_forget()
+def _refresh_touched_group(attempt: ChangeAttempt) -> None:
+    """Have the worker re-read the group a sent change touched, so the mirror (the list, People)
+    shows it, and emails that were added are verified as users or invites."""
+    record = attempt.record
+    group_id = attempt.group_id or (record.group_id if record else "") or ""
+    if not group_id:
+        return
+    emails = attempt.details.get("emails") if attempt.action == AuditEntry.Action.MEMBERS_ADD else None
+    request_group_refresh(
+        group_id,
+        trigger=f"{attempt.action} #{record.entry.pk}" if record else attempt.action,
+        verify_emails=emails or (),
+    )

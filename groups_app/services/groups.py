@@ -1,4 +1,4 @@
-"""Read use-cases for groups: the searchable index, the list page, and the detail page."""
+"""Read use-cases for groups: the list page (from the mirror), and the detail page (live)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
 
+from groups_app.models import MirrorGroup
 from groups_app.segment import (
     RESOURCE_TYPES,
     IamRole,
@@ -29,9 +29,11 @@ from groups_app.segment import (
 )
 from groups_app.services.segment_client import get_client
 
+if TYPE_CHECKING:
+    from groups_app.services.mirror import Freshness
+
 logger = logging.getLogger("groups_app.reads")
 
-INDEX_KEY = "groups:index:v1"
 ROLES_KEY = "groups:roles:v1"
 SORTS = ("name", "members")
 PAGE_SIZES = (25, 50, 100)
@@ -64,12 +66,6 @@ def membership_fingerprint(emails: frozenset[str] | set[str]) -> str:
 
 
 @dataclass(frozen=True)
-class GroupIndex:
-    groups: tuple[UserGroup, ...]
-    built_at: datetime
-
-
-@dataclass(frozen=True)
 class GroupRow:
     group: UserGroup
     role_names: tuple[str, ...]
@@ -84,7 +80,7 @@ class GroupListing:
     page: int
     page_count: int
     page_size: int
-    built_at: datetime
+    freshness: Freshness
 
     @property
     def first_index(self) -> int:
@@ -113,25 +109,6 @@ class GroupDetail:
     is_privileged: bool
     problems: dict[str, str]
     resource_names: dict[tuple[str, str], str]
-
-
-def group_index(*, refresh: bool = False, client: SegmentClient | None = None) -> GroupIndex:
-    """Every group of the workspace, cached for GROUP_INDEX_TTL seconds (the API has no search).
-
-    Raises:
-        SegmentError: reading a page failed.
-    """
-    index = None if refresh else cache.get(INDEX_KEY)
-    if index is None:
-        client = client or get_client()
-        index = GroupIndex(groups=tuple(client.iter_user_groups()), built_at=datetime.now(UTC))
-        cache.set(INDEX_KEY, index, timeout=settings.GROUP_INDEX_TTL)
-    return index
-
-
-def group_index_forget() -> None:
-    """Drop the cached index so that the next read rebuilds it."""
-    cache.delete(INDEX_KEY)
 
 
 def roles_by_id(*, client: SegmentClient | None = None) -> dict[str, IamRole]:
@@ -208,42 +185,48 @@ def group_list(
     descending: bool = False,
     page: int = 1,
     page_size: int = 25,
-    refresh: bool = False,
-    client: SegmentClient | None = None,
 ) -> GroupListing:
     """One page of the groups whose name contains `query`, sorted by name or member count.
 
-    Raises:
-        SegmentError: building the index failed.
+    Read from the mirror: no upstream call, whatever the workspace's size.
     """
-    index = group_index(refresh=refresh, client=client)
-    roles = roles_by_id(client=client)
+    from groups_app.services.mirror import mirror_freshness, mirrored_group, mirrored_roles
+
+    groups = MirrorGroup.objects.all()
     needle = query.strip().casefold()
-    groups = [group for group in index.groups if needle in group.name.casefold()]
-    if sort == "members":
-        groups.sort(key=lambda g: (g.member_count, g.name.casefold()), reverse=descending)
-    else:
-        groups.sort(key=lambda g: (g.name.casefold(), g.id), reverse=descending)
-    page_count = max(1, math.ceil(len(groups) / page_size))
+    if needle:
+        groups = groups.filter(name_key__contains=needle)
+    order = ["member_count", "name_key", "group_id"] if sort == "members" else ["name_key", "group_id"]
+    groups = groups.order_by(*(f"-{f}" if descending else f for f in order))
+    total = groups.count()
+    page_count = max(1, math.ceil(total / page_size))
     page = min(max(1, page), page_count)
     start = (page - 1) * page_size
-    rows = tuple(
-        GroupRow(
-            group=group,
-            role_names=tuple(sorted({role_name(p, roles) for p in group.permissions}, key=str.casefold)),
-            resource_count=len({(r.type, r.id) for p in group.permissions for r in p.resources}),
-            is_privileged=group_is_privileged(group, roles),
+    roles = mirrored_roles()
+    rows = []
+    for stored in groups[start : start + page_size]:
+        group = mirrored_group(stored)
+        rows.append(
+            GroupRow(
+                group=group,
+                role_names=tuple(sorted({role_name(p, roles) for p in group.permissions}, key=str.casefold)),
+                resource_count=len({(r.type, r.id) for p in group.permissions for r in p.resources}),
+                is_privileged=group_is_privileged(group, roles),
+            )
         )
-        for group in groups[start : start + page_size]
-    )
     return GroupListing(
-        rows=rows,
-        total=len(groups),
+        rows=tuple(rows),
+        total=total,
         page=page,
         page_count=page_count,
         page_size=page_size,
-        built_at=index.built_at,
+        freshness=mirror_freshness(),
     )
+
+
+def group_choices() -> list[tuple[str, str]]:
+    """Every mirrored group as (id, name), by name: for pickers."""
+    return list(MirrorGroup.objects.order_by("name_key", "group_id").values_list("group_id", "name"))
 
 
 def group_permissions_view(group: UserGroup, roles: dict[str, IamRole]) -> tuple[PermissionView, ...]:

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from groups_app.emails import email_problems
-from groups_app.models import AuditEntry, InviteRecord
+from groups_app.models import AuditEntry, InviteRecord, MirrorMember
 from groups_app.roles import CHANGE_MEMBERSHIP
 from groups_app.segment import SegmentClient, SegmentError, UserGroup, normalize_emails
 from groups_app.services.audit import actor_name
@@ -17,6 +17,7 @@ from groups_app.services.audit_details import details_for
 from groups_app.services.changes import change_attempt, two_person_rule_applies
 from groups_app.services.errors import InvalidInput, SecondApproverRequired, StaleChange
 from groups_app.services.groups import Membership, group_membership
+from groups_app.services.mirror import known_workspace_users, mirrored_membership
 from groups_app.services.segment_client import get_client
 from groups_app.services.text import plural
 
@@ -30,6 +31,8 @@ class AddResult:
     invited: tuple[str, ...]
     already_members: tuple[str, ...]
     is_split_known: bool = True
+    # The users/invites split comes from the mirror (emails it never saw as users count as invited).
+    split_from_mirror: bool = False
     # Emails filed as access requests for a second Administrator (a privileged group).
     awaiting_approval: tuple[str, ...] = ()
 
@@ -49,9 +52,17 @@ class AddResult:
         if self.added_users:
             parts.append(f"added {plural(len(self.added_users), 'user')}")
         if len(self.invited) == 1:
-            parts.append("invited 1 person who is not yet a workspace user")
+            parts.append(
+                "invited 1 person not seen in the workspace yet"
+                if self.split_from_mirror
+                else "invited 1 person who is not yet a workspace user"
+            )
         elif self.invited:
-            parts.append(f"invited {len(self.invited)} people who are not yet workspace users")
+            parts.append(
+                f"invited {len(self.invited)} people not seen in the workspace yet"
+                if self.split_from_mirror
+                else f"invited {len(self.invited)} people who are not yet workspace users"
+            )
         if len(self.already_members) == 1:
             parts.append("1 was already a member")
         elif self.already_members:
@@ -106,6 +117,14 @@ def record_invites(group_id: str, emails: tuple[str, ...] | list[str]) -> None:
     )
 
 
+def record_verified_invites(group_id: str, emails: list[str]) -> None:
+    """After a refresh: remember the invite time of the added emails that are pending invites."""
+    invited = MirrorMember.objects.filter(
+        group_id=group_id, email__in=[e.lower() for e in emails], kind=MirrorMember.Kind.INVITE
+    ).values_list("email", flat=True)
+    record_invites(group_id, list(invited))
+
+
 def group_members_add(
     *,
     actor: Any,
@@ -136,13 +155,21 @@ def group_members_add(
         ) as attempt:
             emails = checked_emails(emails)
             group = client.get_user_group(group_id)
-            before = group_membership(group_id=group_id, client=client)
+            # The mirror answers "already a member" without reading the group's every page; a
+            # group it does not hold yet is read whole, as before.
+            before = mirrored_membership(group_id)
+            from_mirror = before is not None
+            if before is None:
+                before = group_membership(group_id=group_id, client=client)
             already = tuple(e for e in emails if e in before.emails)
             new = [e for e in emails if e not in before.emails]
+            # The mirror may be behind Segment: everyone typed is sent (adding a member again
+            # changes nothing), so a stale "already a member" never leaves someone out.
+            to_send = emails if from_mirror else new
             attempt.describe(
                 summary=f"{actor_name(actor)} added {plural(len(new), 'member')} to {group.name}",
                 group=group,
-                details=details_for(Action.MEMBERS_ADD, emails=new, already_members=list(already)),
+                details=details_for(Action.MEMBERS_ADD, emails=to_send, already_members=list(already)),
             )
             is_privileged = attempt.check_group_rules(group, adds_emails=new)
             if new and is_privileged and two_person_rule_applies(actor, approved=access_request is not None):
@@ -153,7 +180,14 @@ def group_members_add(
                 )
 
             def add() -> AddResult:
-                updated = client.add_users_to_user_group(group_id, new) if new else group
+                updated = client.add_users_to_user_group(group_id, to_send) if to_send else group
+                if from_mirror:
+                    # Verified by the refresh the pipeline enqueues (record_verified_invites).
+                    users = known_workspace_users(new)
+                    added = tuple(e for e in new if e in users)
+                    invited = tuple(e for e in new if e not in users)
+                    attempt.record.details.update(added_users=list(added), invited=list(invited))
+                    return AddResult(updated, added, invited, already, split_from_mirror=True)
                 try:
                     invites_after = set(client.iter_invites_from_user_group(group_id)) if new else set()
                 except SegmentError:
@@ -246,7 +280,10 @@ def group_members_replace_preview(
     emails = checked_emails(emails, allow_empty=True)
     client = client or get_client()
     group = client.get_user_group(group_id)
-    return _replace_preview(group, group_membership(group_id=group_id, client=client), emails)
+    # From the mirror when it holds the group: applying reads the group whole and refuses the
+    # change (with a new preview) if it differs from what this preview showed.
+    current = mirrored_membership(group_id) or group_membership(group_id=group_id, client=client)
+    return _replace_preview(group, current, emails)
 
 
 def group_members_replace(

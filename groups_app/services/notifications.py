@@ -99,3 +99,26 @@ def notify_review_due(review, email: str, *, decided: int, total: int) -> bool:
         f"{decided} of {total} entries are decided.\n{link}"
     )
     return _send(f"Review due {review.due_date:%Y-%m-%d}: {review.group_name}", body, [email])
+
+
+def administrators_emails() -> list[str]:
+    """Active Administrators (who may manage groups) and superusers."""
+    users = get_user_model().objects.filter(is_active=True).exclude(email="")
+    admins = users.filter(
+        Q(is_superuser=True)
+        | Q(
+            groups__permissions__codename="manage_groups",
+            groups__permissions__content_type__app_label="groups_app",
+        )
+    ).distinct()
+    return sorted({user.email for user in admins})
+
+
+def notify_observed_changes(entries: list) -> bool:
+    """Tell the Administrators what a sync found changed outside Group Admin."""
+    lines = ["Segment's groups were changed outside Group Admin (Segment's app, Terraform or a script):", ""]
+    for entry in entries:
+        lines.append(f"- {entry.summary}")
+        lines.append(f"  {site_url()}{reverse('groups:audit-entry', args=[entry.pk])}")
+    subject = f"{len(entries)} change{'s' if len(entries) != 1 else ''} observed outside Group Admin"
+    return _send(subject, "\n".join(lines), administrators_emails())

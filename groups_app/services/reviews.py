@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from groups_app.models import AuditEntry, InviteRecord, Review, ReviewItem
+from groups_app.models import AuditEntry, InviteRecord, MirrorGroup, Review, ReviewItem
 from groups_app.roles import RUN_REVIEWS
 from groups_app.segment import SegmentClient, SegmentError
 from groups_app.services.audit import actor_name, audited
@@ -21,6 +21,7 @@ from groups_app.services.errors import ChangeOutcomeUnknown, InvalidInput, NotAl
 from groups_app.services.exports import csv_chunks
 from groups_app.services.groups import group_membership
 from groups_app.services.membership import group_members_remove
+from groups_app.services.mirror import mirrored_group, mirrored_membership, refresh_group
 from groups_app.services.notifications import notify_review_due
 from groups_app.services.segment_client import get_client
 from groups_app.services.text import plural
@@ -64,8 +65,16 @@ def review_start(*, actor: Any, group_id: str, client: SegmentClient | None = No
 
 
 def _snapshot(actor: Any, group_id: str, client: SegmentClient) -> Review:
-    group = client.get_user_group(group_id)
-    membership = group_membership(group_id=group_id, client=client)
+    """The review's entries come from a refresh of the group made now (which also brings the
+    mirror up to date); read directly when that refresh could not run."""
+    run = refresh_group(group_id, trigger=f"review started by {actor_name(actor)}", client=client)
+    stored = MirrorGroup.objects.filter(group_id=group_id).first() if run and run.succeeded else None
+    membership = mirrored_membership(group_id) if stored else None
+    if stored is None or membership is None:
+        group = client.get_user_group(group_id)
+        membership = group_membership(group_id=group_id, client=client)
+    else:
+        group = mirrored_group(stored)
     snapshot = len(membership.users) + len(membership.invites)
     with (
         audited(

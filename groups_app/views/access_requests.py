@@ -27,7 +27,7 @@ from groups_app.services.access_requests import (
 )
 from groups_app.services.changes import change_refused
 from groups_app.services.errors import InvalidInput, NotAllowed
-from groups_app.services.groups import group_index
+from groups_app.services.groups import group_choices
 from groups_app.views.submit import show_errors
 
 Status = AccessRequest.Status
@@ -37,7 +37,7 @@ Status = AccessRequest.Status
 def request_new_view(request: HttpRequest) -> HttpResponse:
     """Ask for access to a group, for yourself or (Help desk) for others."""
     can_file_for_others = request.user.has_perm(HANDLE_ACCESS_REQUESTS)
-    groups = sorted(group_index().groups, key=lambda g: g.name.casefold())
+    groups = group_choices()
     form = AccessRequestForm(
         request.POST or None,
         groups=groups,

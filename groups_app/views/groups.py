@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -27,6 +27,7 @@ from groups_app.services.groups import (
     group_list,
     group_members_page,
 )
+from groups_app.services.mirror import mirror_freshness, request_sync
 from groups_app.services.proposals import may_decide, proposals_open
 
 STALE_CURSOR_NOTE = "That page link is no longer valid (the list changed); showing the first page."
@@ -81,23 +82,27 @@ class TablePager:
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request", "HX-Target")
 def group_list_view(request: HttpRequest) -> HttpResponse:
-    """All groups: search, sort, page. POST rebuilds the cached index (Refresh)."""
+    """All groups, from the mirror: search, sort, page. POST (Refresh) asks the worker for a sync."""
     if not request.user.has_perm(VIEW):
         return render(request, "groups_app/no_role.html", status=403)
     refresh = request.method == "POST"
     # Refresh re-shows what the browser shows now, which htmx swaps may have moved on from.
     query = _browser_query(request) if refresh and request.htmx else request.GET
     params, notes = GroupListQuery(query).values()
+    if refresh:
+        request_sync(trigger=f"Refresh by {request.user.get_username()}")
+        if not request.htmx:
+            return redirect(request.get_full_path())
     listing = group_list(
         query=params["q"],
         sort=params["sort"],
         descending=params["dir"] == "desc",
         page=params["page"],
         page_size=params["size"],
-        refresh=refresh,
     )
-    if refresh and not request.htmx:
-        return redirect(request.get_full_path())
+    if listing.freshness.is_empty and not listing.freshness.is_updating:
+        request_sync(trigger="first visit: the mirror is empty")
+        listing = replace(listing, freshness=mirror_freshness())
     template = "groups_app/group_list.html"
     if request.htmx and request.htmx.target == "groups-table":
         template += "#groups-table"

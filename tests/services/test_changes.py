@@ -3,7 +3,6 @@
 import pytest
 import requests
 import responses
-from django.core.cache import cache
 
 from groups_app.models import AuditEntry
 from groups_app.segment import (
@@ -16,7 +15,6 @@ from groups_app.segment import (
     Unavailable,
     ValidationFailed,
 )
-from groups_app.services import groups as reads
 from groups_app.services.errors import (
     ChangeOutcomeUnknown,
     DuplicateSubmission,
@@ -85,8 +83,7 @@ def sandbox_emails():
 # -- add members -------------------------------------------------------------------------------------
 
 
-def test_add_members_reports_users_invites_and_existing_and_audits(team, hana):
-    cache.set(reads.INDEX_KEY, "stale index")
+def test_add_members_reports_users_invites_and_existing_and_audits(team, hana, enqueued):
 
     result = group_members_add(
         actor=hana, group_id=GROUP, emails=["Carol@example.com", "stranger@example.org", "alice@example.com"]
@@ -108,7 +105,17 @@ def test_add_members_reports_users_invites_and_existing_and_audits(team, hana):
     assert entry.details["added_users"] == ["carol@example.com"]
     assert entry.details["invited"] == ["stranger@example.org"]
     assert entry.details["already_members"] == ["alice@example.com"]
-    assert cache.get(reads.INDEX_KEY) is None
+    # The worker re-reads the group, and verifies which added emails became invites.
+    assert enqueued() == [
+        (
+            "refresh_group",
+            (GROUP,),
+            {
+                "trigger": f"members.add #{entry.pk}",
+                "verify_emails": ["carol@example.com", "stranger@example.org"],
+            },
+        )
+    ]
 
 
 def test_add_members_plural_message(team, hana):
@@ -158,10 +165,9 @@ def test_viewer_may_not_add_members_and_the_refusal_is_audited(team):
     assert "carol@example.com" not in sandbox_emails()
 
 
-def test_add_members_rate_limited_is_audited_as_failed(team, hana, settings):
+def test_add_members_rate_limited_is_audited_as_failed(team, hana, settings, enqueued):
     settings.SEGMENT_MAX_RETRIES = 0
     inject_fault("add_users_to_user_group", "429")
-    cache.set(reads.INDEX_KEY, "stale index")
 
     with pytest.raises(RateLimited):
         group_members_add(actor=hana, group_id=GROUP, emails=["carol@example.com"])
@@ -169,7 +175,7 @@ def test_add_members_rate_limited_is_audited_as_failed(team, hana, settings):
     entry = only_entry()
     assert entry.status == AuditEntry.Status.FAILED and entry.upstream_status == 429
     assert entry.error.startswith("RateLimited")
-    assert cache.get(reads.INDEX_KEY) is None
+    assert [name for name, *_ in enqueued()] == ["refresh_group"]
 
 
 @pytest.mark.parametrize("fault", ["500", "503"])
@@ -470,11 +476,9 @@ def test_replace_permissions_refuses_a_stale_preview(team, ada):
 # -- groups -----------------------------------------------------------------------------------------------
 
 
-def test_create_rename_delete_are_each_audited(team, ada):
-    cache.set(reads.INDEX_KEY, "stale index")
-
+def test_create_rename_delete_are_each_audited(team, ada, enqueued):
     created = group_create(actor=ada, name="  Growth ")
-    assert cache.get(reads.INDEX_KEY) is None
+    assert [args for _, args, _ in enqueued()] == [(created.id,)]  # the new group is read into the mirror
     group_rename(actor=ada, group_id=created.id, name="Growth Marketing")
     group_delete(actor=ada, group_id=created.id, confirm_name="Growth Marketing")
 
@@ -566,12 +570,11 @@ def granting_team(team):
 
 
 @pytest.mark.parametrize(("operation", "act"), FAILING_ACTIONS, ids=[op for op, _ in FAILING_ACTIONS])
-def test_every_action_audits_a_rate_limit_as_failed_and_drops_the_cache(
-    granting_team, ada, settings, operation, act
+def test_every_action_audits_a_rate_limit_as_failed_and_has_the_group_refreshed(
+    granting_team, ada, settings, operation, act, enqueued
 ):
     settings.SEGMENT_MAX_RETRIES = 0
     inject_fault(operation, "429")
-    cache.set(reads.INDEX_KEY, "stale index")
 
     with pytest.raises(RateLimited):
         act(ada)
@@ -579,7 +582,9 @@ def test_every_action_audits_a_rate_limit_as_failed_and_drops_the_cache(
     entry = only_entry()
     assert entry.status == AuditEntry.Status.FAILED and entry.upstream_status == 429
     assert entry.completed_at is not None
-    assert cache.get(reads.INDEX_KEY) is None
+    # Whatever the outcome, a sent change has its group re-read (a failed create has no group yet).
+    expected = [] if operation == "create_user_group" else [("refresh_group", (GROUP,))]
+    assert [(name, args) for name, args, _ in enqueued()] == expected
 
 
 @pytest.mark.parametrize(("operation", "act"), FAILING_ACTIONS, ids=[op for op, _ in FAILING_ACTIONS])

@@ -1,4 +1,4 @@
-"""Read services: the cached group index, the list page, and the concurrent detail read."""
+"""Read services: the list page (from the mirror), and the concurrent detail read."""
 
 import json
 import threading
@@ -41,71 +41,41 @@ def mock_roles():
     )
 
 
+def mirror(*groups, roles=()):
+    """Put groups (and roles) in the mirror as a sync would."""
+    from django.utils import timezone
+
+    from groups_app.models import MirrorGroup, MirrorRole
+    from groups_app.services.mirror import permission_records
+
+    for role in roles:
+        MirrorRole.objects.create(role_id=role.id, name=role.name)
+    for payload in groups:
+        group = UserGroup.from_payload(payload)
+        MirrorGroup.objects.create(
+            group_id=group.id,
+            name=group.name,
+            name_key=group.name.casefold(),
+            member_count=group.member_count,
+            permissions=permission_records(group.permissions),
+            read_at=timezone.now(),
+        )
+
+
+@pytest.mark.django_db
 @responses.activate
-def test_index_follows_every_page_and_is_cached(segment):
-    mock_groups([[user_group_payload(id="g1", name="B")], [user_group_payload(id="g2", name="a")]])
-
-    first = services.group_index(client=segment)
-    second = services.group_index(client=segment)
-
-    assert [g.id for g in first.groups] == ["g1", "g2"]
-    assert second == first
-    assert len(responses.calls) == 2  # two pages, read once
-
-
-@responses.activate
-def test_refresh_rebuilds_the_index(segment):
-    mock_groups([[user_group_payload(id="g1")]])
-    services.group_index(client=segment)
-
-    services.group_index(refresh=True, client=segment)
-
-    assert len(responses.calls) == 2
-
-
-@responses.activate
-def test_index_expires_after_its_ttl(segment, settings):
-    settings.GROUP_INDEX_TTL = 0  # not cached at all
-    mock_groups([[user_group_payload(id="g1")]])
-
-    services.group_index(client=segment)
-    services.group_index(client=segment)
-
-    assert len(responses.calls) == 2
-
-
-@responses.activate
-def test_forgetting_the_index_makes_the_next_read_rebuild_it(segment):
-    mock_groups([[user_group_payload(id="g1")]])
-    services.group_index(client=segment)
-
-    services.group_index_forget()
-    services.group_index(client=segment)
-
-    assert len(responses.calls) == 2
-
-
-@responses.activate
-def test_list_searches_sorts_and_pages(segment):
-    mock_roles()
-    mock_groups(
-        [
-            [
-                user_group_payload(id="g1", name="Data Engineering", memberCount=5),
-                user_group_payload(id="g2", name="Marketing", memberCount=50, permissions=[]),
-                user_group_payload(id="g3", name="data science", memberCount=9),
-                user_group_payload(id="g4", name="Metadata", memberCount=1),
-            ]
-        ]
+def test_list_searches_sorts_and_pages_from_the_mirror_without_upstream_calls():
+    mirror(
+        user_group_payload(id="g1", name="Data Engineering", memberCount=5),
+        user_group_payload(id="g2", name="Marketing", memberCount=50, permissions=[]),
+        user_group_payload(id="g3", name="data science", memberCount=9),
+        user_group_payload(id="g4", name="Metadata", memberCount=1),
+        roles=[IamRole("roleSourceAdmin01", "Source Admin (from roles)")],
     )
 
-    by_name = services.group_list(query="DATA", client=segment)
-    by_members = services.group_list(
-        query="data", sort="members", descending=True, page_size=2, client=segment
-    )
-    page_two = services.group_list(
-        query="data", sort="members", descending=True, page=2, page_size=2, client=segment
-    )
+    by_name = services.group_list(query="DATA")
+    by_members = services.group_list(query="data", sort="members", descending=True, page_size=2)
+    page_two = services.group_list(query="data", sort="members", descending=True, page=2, page_size=2)
 
     assert [r.group.name for r in by_name.rows] == ["Data Engineering", "data science", "Metadata"]
     assert [r.group.member_count for r in by_members.rows] == [9, 5]
@@ -119,16 +89,24 @@ def test_list_searches_sorts_and_pages(segment):
     ) == (3, 2, 2, 3, 3)
     assert by_name.rows[0].role_names == ("Source Admin (from roles)",)
     assert by_name.rows[0].resource_count == 1
+    assert len(responses.calls) == 0  # responses refuses any call it was not told of: none was made
 
 
-@responses.activate
-def test_list_clamps_page_beyond_the_end(segment):
-    mock_roles()
-    mock_groups([[user_group_payload(id="g1")]])
+@pytest.mark.django_db
+def test_list_clamps_page_beyond_the_end():
+    mirror(user_group_payload(id="g1"))
 
-    listing = services.group_list(page=99, client=segment)
+    listing = services.group_list(page=99)
 
     assert listing.page == 1 and len(listing.rows) == 1
+
+
+@pytest.mark.django_db
+def test_list_of_an_empty_mirror_says_it_was_never_read():
+    listing = services.group_list()
+
+    assert listing.total == 0
+    assert listing.freshness.is_empty and listing.freshness.as_of is None
 
 
 def test_role_name_falls_back_to_payload_then_id():

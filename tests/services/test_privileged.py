@@ -13,6 +13,7 @@ from groups_app.services.membership import (
     group_members_replace,
     group_members_replace_preview,
 )
+from groups_app.services.mirror import sync_workspace
 from groups_app.services.permissions import group_permissions_add
 from groups_app.services.proposals import proposal_approve, proposal_reject
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
@@ -43,11 +44,12 @@ def emails_of(group_id):
 
 
 def test_groups_granting_a_privileged_role_are_marked(workspace, settings):
+    sync_workspace(trigger="test")
     rows = {row.group.name: row.is_privileged for row in group_list().rows}
 
     assert rows == {"Owners": True, "Readers": False}
     settings.PRIVILEGED_ROLES = ["Source Read-only"]
-    assert {row.group.name: row.is_privileged for row in group_list(refresh=True).rows} == {
+    assert {row.group.name: row.is_privileged for row in group_list().rows} == {
         "Owners": False,
         "Readers": True,
     }

@@ -7,6 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from groups_app.segment import SegmentClient
+from groups_app.services.mirror import sync_workspace
 from groups_app.services.segment_client import SANDBOX_BASE_URL
 from sandbox.faults import inject_fault
 from sandbox.models import Invite, UserGroup
@@ -91,6 +92,7 @@ def test_list_pages_with_page_size(viewer_client, db):
     from django.core.management import call_command
 
     call_command("seed_sandbox", "--groups", "30", "--users", "450", stdout=StringIO())
+    sync_workspace(trigger="test")
 
     first = html(viewer_client.get(LIST, {"size": "25"}))
     second = html(viewer_client.get(LIST, {"size": "25", "page": "2"}))
@@ -99,16 +101,43 @@ def test_list_pages_with_page_size(viewer_client, db):
     assert "26–30 of 30 · page 2 of 2" in second
 
 
-def test_refresh_rebuilds_the_index(viewer_client, demo_workspace):
-    viewer_client.get(LIST)
+def test_refresh_asks_the_worker_for_a_sync_and_the_list_shows_it_when_done(
+    viewer_client, demo_workspace, enqueued
+):
     UserGroup.objects.create(name="Created elsewhere")
-    assert "Created elsewhere" not in html(viewer_client.get(LIST))  # served from the cached index
+    assert "Created elsewhere" not in html(viewer_client.get(LIST))  # the mirror does not have it yet
 
     plain = viewer_client.post(LIST + "?q=created")
     fragment = viewer_client.post(LIST + "?q=created", headers={**HTMX, "HX-Target": "groups-table"})
 
     assert plain.status_code == 302 and plain["Location"] == LIST + "?q=created"
-    assert "Created elsewhere" in html(fragment) and "<html" not in html(fragment)
+    assert [name for name, *_ in enqueued()] == ["sync_workspace"]  # once, however often it is pressed
+    assert "updating now" in html(fragment) and 'hx-trigger="every 3s"' in html(fragment)
+    assert "<html" not in html(fragment)
+
+    sync_workspace(trigger="the worker")
+
+    after = html(viewer_client.get(LIST, {"q": "created"}, headers={**HTMX, "HX-Target": "groups-table"}))
+    assert "Created elsewhere" in after and "updating now" not in after
+
+
+def test_list_makes_no_upstream_call_and_survives_segment_being_down(viewer_client, demo_workspace, settings):
+    settings.SEGMENT_MAX_RETRIES = 0
+    for operation in ("list_user_groups", "list_roles", "get_user_group"):
+        inject_fault(operation, "503")
+
+    response = viewer_client.get(LIST)
+
+    assert response.status_code == 200
+    assert "4 groups" in html(response) and "Workspace as of" in html(response)
+
+
+def test_an_empty_mirror_starts_a_sync_and_says_so(viewer_client, db, enqueued):
+    response = viewer_client.get(LIST)
+
+    assert response.status_code == 200
+    assert "reading the workspace from Segment for the first time" in html(response)
+    assert [name for name, *_ in enqueued()] == ["sync_workspace"]
 
 
 def test_refresh_requires_csrf(demo_workspace):
@@ -270,7 +299,7 @@ def wrong_token(monkeypatch):
 
 @pytest.mark.usefixtures("wrong_token")
 def test_rejected_token_says_to_check_it(viewer_client, demo_workspace):
-    response = viewer_client.get(LIST)
+    response = viewer_client.get(detail_url(demo_workspace["All Employees"]))
 
     assert response.status_code == 502
     assert "Segment rejected the API token — check SEGMENT_API_TOKEN and its scopes." in html(response)
@@ -280,8 +309,7 @@ def test_rejected_token_says_to_check_it(viewer_client, demo_workspace):
 @pytest.mark.parametrize(
     ("operation", "url", "status", "message"),
     [
-        ("list_user_groups", "list", 429, "Segment is rate-limiting requests; try again at "),
-        ("list_user_groups", "list", 503, "Segment is not responding."),
+        ("get_user_group", "detail", 429, "Segment is rate-limiting requests; try again at "),
         ("get_user_group", "detail", 503, "Segment is not responding."),
     ],
 )
@@ -348,9 +376,9 @@ def test_timeout_becomes_a_banner_inside_the_htmx_target(viewer_client, demo_wor
 
 def test_htmx_request_without_target_gets_the_banner_retargeted(viewer_client, demo_workspace, settings):
     settings.SEGMENT_MAX_RETRIES = 0
-    inject_fault("list_user_groups", "503")
+    inject_fault("get_user_group", "503")
 
-    response = viewer_client.get(LIST, headers=HTMX)
+    response = viewer_client.get(detail_url(demo_workspace["All Employees"]), headers=HTMX)
 
     assert response.status_code == 503
     assert response["HX-Retarget"] == "#banner"
@@ -392,8 +420,8 @@ def test_paging_one_table_keeps_the_other_tables_state_from_the_browser_url(view
 
 
 def test_htmx_refresh_reshows_what_the_browser_shows(viewer_client, demo_workspace):
-    viewer_client.get(LIST)
     UserGroup.objects.create(name="Created elsewhere")
+    sync_workspace(trigger="test")
 
     response = viewer_client.post(
         LIST,

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from groups_app.models import AuditEntry, ChangeProposal
+from groups_app.services.mirror import sync_workspace
 from sandbox.faults import inject_fault
 from sandbox.models import GroupPermission, Invite, Role, UserGroup
 from tests.factories import administrator, help_desk
@@ -56,6 +57,7 @@ def test_adding_yourself_is_refused_audited_and_offers_a_request(client, team):
 
 def test_help_desk_sees_privileged_groups_marked_and_is_refused_with_an_offer(client, owners):
     client.force_login(help_desk(username="hana"))
+    sync_workspace(trigger="test")
 
     listing = html(client.get(reverse("groups:list")))
     detail = html(client.get(reverse("groups:detail", args=[owners.id])))

@@ -1,0 +1,66 @@
+"""The periodic jobs, and who enqueues them: every worker runs this scheduler, and one
+conditional update per due job decides which worker enqueues it, so a job is enqueued once
+per period however many workers run, on however many machines. Nobody edits a crontab."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from groups_app.models import PeriodicJob
+
+logger = logging.getLogger("groups_app.schedule")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    every: Callable[[], int]  # seconds, read from the settings at each tick
+    enqueue: Callable[[], object]
+
+
+def jobs() -> tuple[Job, ...]:
+    from groups_app import tasks
+
+    return (
+        Job("sync_workspace", lambda: settings.MIRROR_SYNC_EVERY, lambda: tasks.sync_workspace.enqueue()),
+        Job("reconcile_changes", lambda: settings.RECONCILE_EVERY, tasks.reconcile_changes.enqueue),
+        Job("expire_access", lambda: settings.EXPIRE_ACCESS_EVERY, tasks.expire_access.enqueue),
+        Job("remind_reviews", lambda: settings.REMIND_REVIEWS_EVERY, tasks.remind_reviews.enqueue),
+    )
+
+
+def enqueue_due_jobs() -> list[str]:
+    """Enqueue every job whose time has come and that no other worker claimed; return their names.
+
+    A job never run before is due at once. Claiming moves its next time forward first, so a
+    worker that dies between claim and enqueue delays the job by one period at most.
+    """
+    enqueued = []
+    for job in jobs():
+        now = timezone.now()
+        every = timedelta(seconds=max(1, job.every()))
+        try:
+            with transaction.atomic():
+                PeriodicJob.objects.get_or_create(name=job.name, defaults={"next_run_at": now})
+        except IntegrityError:  # another worker created it at the same moment
+            pass
+        # A shortened period takes effect now, not after the longer one ends.
+        PeriodicJob.objects.filter(name=job.name, next_run_at__gt=now + every).update(next_run_at=now + every)
+        claimed = PeriodicJob.objects.filter(name=job.name, next_run_at__lte=now).update(
+            next_run_at=now + every, last_enqueued_at=now
+        )
+        if claimed:
+            try:
+                job.enqueue()
+            except Exception:
+                logger.exception("Could not enqueue the periodic job %s", job.name)
+                continue
+            enqueued.append(job.name)
+    return enqueued

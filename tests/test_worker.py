@@ -1,0 +1,135 @@
+"""The background worker: a real `manage.py run_worker` process runs queued tasks from the
+database, and its scheduler enqueues each periodic job once per period."""
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from groups_app import tasks
+from groups_app.models import MirrorGroup, PeriodicJob, SyncRun
+from groups_app.services.schedule import enqueue_due_jobs
+from sandbox.models import Membership, UserGroup, WorkspaceUser
+
+ROOT = Path(__file__).resolve().parents[1]
+DATABASE_QUEUE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+
+
+def database_url() -> str:
+    """The test database, as the worker process must be told of it."""
+    db = django_settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{host}:{port}/{db['NAME']}"
+
+
+def run_worker(*arguments: str) -> subprocess.CompletedProcess:
+    """One worker process on the production settings: runs what is queued, then exits (--batch)."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+        "DATABASE_URL": database_url(),
+        "SECRET_KEY": "worker-test-key-not-a-secret",
+        "DEBUG": "false",
+        "SEGMENT_MODE": "sandbox",
+        "SANDBOX_ALLOW_WITHOUT_DEBUG": "true",
+        "SANDBOX_API_TOKEN": "sandbox-test-token",
+        "LOG_LEVEL": "WARNING",
+    }
+    return subprocess.run(  # noqa: S603 - our own command, fixed arguments
+        [
+            sys.executable,
+            "manage.py",
+            "run_worker",
+            "--batch",
+            "--no-reload",
+            "--no-startup-delay",
+            *arguments,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def database_queue(settings, transactional_db):
+    """Tasks go to the queue in the database, where a worker process sees them."""
+    settings.TASKS = DATABASE_QUEUE
+
+
+@pytest.fixture
+def team(transactional_db):
+    group = UserGroup.objects.create(name="Data Engineering")
+    alice = WorkspaceUser.objects.create(name="Alice", email="alice@example.com")
+    Membership.objects.create(group=group, user=alice)
+    return group
+
+
+def test_a_worker_process_runs_a_queued_sync(database_queue, team):
+    queued = tasks.sync_workspace.enqueue(trigger="Refresh by vera")
+
+    finished = run_worker("--no-schedule")
+
+    assert finished.returncode == 0, finished.stderr
+    result = DBTaskResult.objects.get(id=queued.id)
+    assert result.status == "SUCCESSFUL", result.traceback
+    assert result.return_value["status"] == "succeeded"
+    run = SyncRun.objects.get(kind=SyncRun.Kind.FULL)
+    assert run.trigger == "Refresh by vera" and run.status == SyncRun.Status.SUCCEEDED
+    assert MirrorGroup.objects.get(group_id=team.id).member_count == 1
+
+
+def test_the_worker_schedules_the_periodic_jobs_and_runs_them(database_queue, team):
+    finished = run_worker()
+
+    assert finished.returncode == 0, finished.stderr
+    ran = {r.task_path.rsplit(".", 1)[1]: r.status for r in DBTaskResult.objects.all()}
+    assert ran == {
+        "sync_workspace": "SUCCESSFUL",
+        "reconcile_changes": "SUCCESSFUL",
+        "expire_access": "SUCCESSFUL",
+        "remind_reviews": "SUCCESSFUL",
+    }
+    assert MirrorGroup.objects.filter(group_id=team.id).exists()
+    assert set(PeriodicJob.objects.values_list("name", flat=True)) == set(ran)
+    # A second worker a moment later finds nothing due: each job runs once per period.
+    assert run_worker().returncode == 0
+    assert DBTaskResult.objects.count() == 4
+
+
+def test_each_due_job_is_enqueued_once_however_many_workers_look(db, settings, enqueued):
+    settings.MIRROR_SYNC_EVERY = 900
+
+    first = enqueue_due_jobs()
+    second = enqueue_due_jobs()  # another worker, right after
+
+    assert first == ["sync_workspace", "reconcile_changes", "expire_access", "remind_reviews"]
+    assert second == []
+    assert len(enqueued()) == 4
+    PeriodicJob.objects.filter(name="sync_workspace").update(
+        next_run_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert enqueue_due_jobs() == ["sync_workspace"]
+    job = PeriodicJob.objects.get(name="sync_workspace")
+    assert timedelta(seconds=899) < job.next_run_at - timezone.now() <= timedelta(seconds=900)
+
+
+def test_a_shortened_period_takes_effect_at_once(db, settings):
+    enqueue_due_jobs()
+    settings.RECONCILE_EVERY = 30
+
+    enqueue_due_jobs()
+
+    job = PeriodicJob.objects.get(name="reconcile_changes")
+    assert job.next_run_at - timezone.now() <= timedelta(seconds=30)
