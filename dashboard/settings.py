@@ -379,6 +379,9 @@ EXPORT_SLOT_SECONDS = env.int("EXPORT_SLOT_SECONDS", default=15 * 60)
 
 ROLES_CACHE_TTL = env.int("ROLES_CACHE_TTL", default=600)
 
+# Most groups one action on one person (People) may change; each group is a change of its own.
+MAX_GROUPS_PER_PERSON_CHANGE = env.int("MAX_GROUPS_PER_PERSON_CHANGE", default=50)
+
 # Background work: Django's Tasks framework on a queue in the database, run by
 # `manage.py run_worker` (any number of them, on any number of machines).
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from groups_app.models import AuditEntry
+from groups_app.models import AuditEntry, SyncRun
 
 
 @admin.register(AuditEntry)
@@ -11,6 +11,38 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_filter = ("status", "action")
     search_fields = ("summary", "actor_username", "group_name", "group_id", "request_id")
     date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    """Read-only: each reading of the workspace into the mirror, with its calls, pages and errors."""
+
+    list_display = (
+        "started_at",
+        "kind",
+        "group_id",
+        "status",
+        "duration",
+        "calls",
+        "pages",
+        "page_size",
+        "group_count",
+        "member_count",
+        "observed_count",
+        "trigger",
+    )
+    list_filter = ("kind", "status")
+    search_fields = ("group_id", "trigger")
+    date_hierarchy = "started_at"
 
     def has_add_permission(self, request):
         return False

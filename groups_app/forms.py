@@ -448,3 +448,38 @@ class ReviewDecisionForm(forms.Form):
         choices=[("keep", "Keep"), ("remove", "Remove"), ("", "Undecided")], required=False
     )
     note = forms.CharField(required=False, max_length=500)
+
+
+class PeopleQuery(forms.Form):
+    """The People page's search and paging; anything unusable falls back to the default."""
+
+    q = forms.CharField(required=False, max_length=254, strip=True)
+    page = forms.IntegerField(required=False, min_value=1, initial=1)
+
+
+class PersonGroupsForm(SubmissionKeyMixin):
+    """Groups chosen for one action on one person (remove from, add to, copy)."""
+
+    groups = forms.MultipleChoiceField(
+        label="Groups",
+        error_messages={
+            "required": "Choose at least one group.",
+            "invalid_choice": "%(value)s is not one of the groups offered; reload the page.",
+        },
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args, group_choices: list[tuple[str, str]] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["groups"].choices = list(group_choices)
+
+
+class CopyAccessForm(forms.Form):
+    """Whose groups to copy."""
+
+    source = forms.CharField(
+        label="Copy the groups of",
+        max_length=254,
+        strip=True,
+        widget=forms.EmailInput(attrs={"placeholder": "colleague@example.com", "autocomplete": "off"}),
+    )

@@ -19,7 +19,8 @@ from groups_app.views.changes import (
     permissions_edit_view,
     proposal_decide_view,
 )
-from groups_app.views.groups import group_detail_view, group_list_view
+from groups_app.views.groups import group_detail_view, group_list_view, group_member_search_view
+from groups_app.views.people import people_view, person_add_view, person_remove_view, person_view
 from groups_app.views.reviews import (
     review_assign_view,
     review_complete_view,
@@ -55,6 +56,7 @@ urlpatterns = [
     path("groups/<segment_id:group_id>/", group_detail_view, name="detail"),
     path("groups/<segment_id:group_id>/rename/", group_rename_view, name="rename"),
     path("groups/<segment_id:group_id>/delete/", group_delete_view, name="delete"),
+    path("groups/<segment_id:group_id>/members/search/", group_member_search_view, name="members-search"),
     path("groups/<segment_id:group_id>/members/add/", members_add_view, name="members-add"),
     path("groups/<segment_id:group_id>/members/remove/", members_remove_view, name="members-remove"),
     path("groups/<segment_id:group_id>/members/replace/", members_replace_view, name="members-replace"),
@@ -82,6 +84,10 @@ urlpatterns = [
     path("reviews/<int:review_id>/assign/", review_assign_view, name="review-assign"),
     path("reviews/<int:review_id>/retry/", review_retry_view, name="review-retry"),
     path("reviews/<int:review_id>/export.csv", review_export_view, name="review-export"),
+    path("people/", people_view, name="people"),
+    path("people/<str:email>/", person_view, name="person"),
+    path("people/<str:email>/remove/", person_remove_view, name="person-remove"),
+    path("people/<str:email>/add/", person_add_view, name="person-add"),
     path("audit/", audit_list_view, name="audit"),
     path("audit/export.csv", audit_export_view, name="audit-export"),
     path("audit/<int:entry_id>/", audit_entry_view, name="audit-entry"),

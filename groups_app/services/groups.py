@@ -9,10 +9,12 @@ import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Q
 
 from groups_app.models import MirrorGroup
 from groups_app.segment import (
@@ -160,6 +162,12 @@ def resource_catalog(*, client: SegmentClient | None = None) -> ResourceCatalog:
             RESOURCES_KEY, catalog, timeout=RESOURCES_RETRY_TTL if missing else settings.ROLES_CACHE_TTL
         )
     return catalog
+
+
+def cached_resource_names() -> dict[tuple[str, str], str]:
+    """Resource names if the catalog is cached; none otherwise (for pages that make no upstream call)."""
+    catalog = cache.get(RESOURCES_KEY)
+    return catalog.names if catalog is not None else {}
 
 
 def role_name(permission: Permission, roles: dict[str, IamRole]) -> str:
@@ -359,3 +367,30 @@ def group_get(*, group_id: str, client: SegmentClient | None = None) -> UserGrou
         NotFound, SegmentError.
     """
     return (client or get_client()).get_user_group(group_id)
+
+
+@dataclass(frozen=True)
+class MemberSearch:
+    """A group's members whose email or name contains the query, from the mirror."""
+
+    query: str
+    rows: tuple[Any, ...]  # MirrorMember
+    total: int
+    read_at: datetime | None  # when the mirror last read this group; None: it does not hold it
+
+
+MEMBER_SEARCH_LIMIT = 50
+
+
+def group_members_search(*, group_id: str, query: str) -> MemberSearch:
+    """Search within one group's users and invites (the API cannot): from the mirror, with the
+    time the mirror last read the group."""
+    from groups_app.models import MirrorGroup, MirrorMember
+
+    needle = query.strip().casefold()
+    read_at = MirrorGroup.objects.filter(group_id=group_id).values_list("read_at", flat=True).first()
+    members = MirrorMember.objects.filter(group_id=group_id)
+    if needle:
+        members = members.filter(Q(email__contains=needle) | Q(name_key__contains=needle))
+    total = members.count()
+    return MemberSearch(query.strip(), tuple(members.order_by("email")[:MEMBER_SEARCH_LIMIT]), total, read_at)

@@ -17,7 +17,12 @@ from groups_app.services.audit_details import details_for
 from groups_app.services.changes import change_attempt, two_person_rule_applies
 from groups_app.services.errors import InvalidInput, SecondApproverRequired, StaleChange
 from groups_app.services.groups import Membership, group_membership
-from groups_app.services.mirror import known_workspace_users, mirrored_membership
+from groups_app.services.mirror import (
+    known_workspace_users,
+    mirrored_membership,
+    note_members_added,
+    note_members_removed,
+)
 from groups_app.services.segment_client import get_client
 from groups_app.services.text import plural
 
@@ -200,7 +205,9 @@ def group_members_add(
                 record_invites(group_id, invited)
                 return AddResult(updated, added, invited, already)
 
-            return attempt.send(add, submission_key=submission_key)
+            result = attempt.send(add, submission_key=submission_key)
+            note_members_added(group_id, users=result.added_users, invites=result.invited)
+            return result
     except SecondApproverRequired as exc:
         from groups_app.services.access_requests import request_file
 
@@ -254,6 +261,7 @@ def group_members_remove(
         attempt.send(
             lambda: client.remove_users_from_user_group(group_id, cleaned), submission_key=submission_key
         )
+        note_members_removed(group_id, cleaned)
         return group
 
 

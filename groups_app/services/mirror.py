@@ -768,3 +768,20 @@ def known_workspace_users(emails: Iterable[str]) -> set[str]:
     emails = [e.lower() for e in emails]
     found = MirrorMember.objects.filter(email__in=emails, kind=MirrorMember.Kind.USER)
     return set(found.values_list("email", flat=True))
+
+
+def note_members_added(group_id: str, *, users: Iterable[str], invites: Iterable[str]) -> None:
+    """Write a confirmed addition through to a mirrored group at once (the refresh the change
+    enqueued then reads the truth: names, and whether each email is a user or an invite)."""
+    if not MirrorGroup.objects.filter(group_id=group_id).exists():
+        return
+    rows = [(e, MirrorMember.Kind.USER) for e in users] + [(e, MirrorMember.Kind.INVITE) for e in invites]
+    MirrorMember.objects.bulk_create(
+        [MirrorMember(group_id=group_id, email=email.lower(), kind=kind) for email, kind in rows],
+        ignore_conflicts=True,
+    )
+
+
+def note_members_removed(group_id: str, emails: Iterable[str]) -> None:
+    """Write a confirmed removal through to the mirror at once."""
+    MirrorMember.objects.filter(group_id=group_id, email__in=[e.lower() for e in emails]).delete()

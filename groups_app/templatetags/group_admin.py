@@ -38,3 +38,9 @@ def resource_label(context, resource) -> str:
     else:
         key = (resource.type, resource.id)
     return (names or {}).get(key, "")
+
+
+@register.filter
+def getlist(data, key: str) -> list:
+    """All values of `key` in submitted form data (a QueryDict); none for an unbound form."""
+    return data.getlist(key) if hasattr(data, "getlist") else []

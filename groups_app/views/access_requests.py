@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from groups_app.forms import AccessRequestForm, CloseRequestForm, DenyForm, RequestQueueFilter
 from groups_app.models import AccessRequest, AuditEntry
 from groups_app.roles import HANDLE_ACCESS_REQUESTS
-from groups_app.segment import ValidationFailed
+from groups_app.segment import SegmentError, ValidationFailed, check_id
 from groups_app.services.access_requests import (
     is_own,
     is_stuck,
@@ -27,10 +27,20 @@ from groups_app.services.access_requests import (
 )
 from groups_app.services.changes import change_refused
 from groups_app.services.errors import InvalidInput, NotAllowed
-from groups_app.services.groups import group_choices
+from groups_app.services.groups import group_choices, group_get
 from groups_app.views.submit import show_errors
 
 Status = AccessRequest.Status
+
+
+def _with_unmirrored_group(groups: list[tuple[str, str]], group_id: str) -> list[tuple[str, str]]:
+    """A group too new for the mirror (asked for from its own page) is read from Segment, once."""
+    try:
+        check_id(group_id)
+        group = group_get(group_id=group_id)
+    except (ValueError, SegmentError):
+        return groups
+    return sorted([*groups, (group.id, group.name)], key=lambda choice: choice[1].casefold())
 
 
 @require_http_methods(["GET", "POST"])
@@ -38,6 +48,9 @@ def request_new_view(request: HttpRequest) -> HttpResponse:
     """Ask for access to a group, for yourself or (Help desk) for others."""
     can_file_for_others = request.user.has_perm(HANDLE_ACCESS_REQUESTS)
     groups = group_choices()
+    wanted = request.POST.get("group") or request.GET.get("group", "")
+    if wanted and wanted not in dict(groups):
+        groups = _with_unmirrored_group(groups, wanted)
     form = AccessRequestForm(
         request.POST or None,
         groups=groups,

@@ -26,6 +26,7 @@ from groups_app.services.groups import (
     group_is_privileged,
     group_list,
     group_members_page,
+    group_members_search,
 )
 from groups_app.services.mirror import mirror_freshness, request_sync
 from groups_app.services.proposals import may_decide, proposals_open
@@ -266,3 +267,16 @@ def _pager(prefix: str, page: Page, params: dict) -> TablePager:
         size=params[f"{prefix}_size"],
         sizes=MEMBER_PAGE_SIZES,
     )
+
+
+@require_GET
+@permission_required(VIEW, raise_exception=True)
+@vary_on_headers("HX-Request")
+def group_member_search_view(request: HttpRequest, group_id: str) -> HttpResponse:
+    """Search within a group's members (from the mirror); htmx swaps the results into the detail page."""
+    search = group_members_search(group_id=group_id, query=request.GET.get("q", "")[:254])
+    context = {"search": search, "group_id": group_id, "nav_section": "groups", **_abilities(request.user)}
+    template = "groups_app/member_search.html"
+    if request.htmx:
+        template += "#member-search-results"
+    return render(request, template, context)

@@ -114,7 +114,7 @@ function updateSelectedCount() {
 document.addEventListener("change", (event) => {
   const all = event.target.closest("[data-select-all]");
   if (all) {
-    for (const box of all.closest("table").querySelectorAll("tbody input[type='checkbox'][name='email']")) {
+    for (const box of all.closest("table").querySelectorAll("tbody input[type='checkbox']")) {
       box.checked = all.checked;
     }
   }

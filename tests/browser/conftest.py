@@ -48,12 +48,15 @@ def browser_context_args(browser_context_args):
 
 @pytest.fixture
 def workspace(transactional_db):
-    """The seeded sandbox: All Employees (450 users, 30 invites), an empty group, an HTML name."""
+    """The seeded sandbox: All Employees (450 users, 30 invites), an empty group, an HTML name;
+    read into the mirror, as the worker would have."""
     from django.core.management import call_command
 
+    from groups_app.services.mirror import sync_workspace
     from sandbox.models import UserGroup
 
     call_command("seed_sandbox", "--groups", "6", "--users", "450", stdout=StringIO())
+    sync_workspace(trigger="test")
     return {group.name: group for group in UserGroup.objects.all()}
 
 

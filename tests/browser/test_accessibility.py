@@ -45,6 +45,7 @@ def places(workspace, admin_account, transactional_db):
     )  # fmt: skip
     review = review_start(actor=admin_account, group_id=long_name.id).review
     entry = AuditEntry.objects.filter(action="review.start").first()
+    person, someone_else = group.memberships.order_by("user__email").values_list("user__email", flat=True)[:2]
     return {
         "group-list": "/",
         "group-detail": f"/groups/{group.id}/",
@@ -66,11 +67,14 @@ def places(workspace, admin_account, transactional_db):
         "reviews": "/reviews/",
         "review": f"/reviews/{review.pk}/",
         "review-complete": f"/reviews/{review.pk}/complete/",
+        "people": "/people/?q=a",
+        "person": f"/people/{person}/?source={someone_else}",
+        "member-search": f"/groups/{group.id}/members/search/?q=a",
         "not-found": "/no/such/page/",
     }
 
 
-MAIN_PAGES = {"group-list", "group-detail", "audit-log", "requests", "review", "members-replace"}
+MAIN_PAGES = {"group-list", "group-detail", "audit-log", "requests", "review", "members-replace", "person"}
 
 
 @pytest.mark.parametrize("width", WIDTHS)

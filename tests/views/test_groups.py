@@ -429,3 +429,26 @@ def test_htmx_refresh_reshows_what_the_browser_shows(viewer_client, demo_workspa
     )
 
     assert "1 group matching “elsewhere”" in html(response)
+
+
+def test_search_within_a_groups_members_from_the_mirror(viewer_client, demo_workspace):
+    group = demo_workspace["All Employees"]
+    someone = group.memberships.select_related("user").first().user
+    url = reverse("groups:members-search", args=[group.id])
+
+    fragment = viewer_client.get(url, {"q": someone.name.upper()}, headers=HTMX)
+    page = viewer_client.get(url, {"q": someone.email})
+    nothing = viewer_client.get(url, {"q": "no such person"}, headers=HTMX)
+
+    assert html(fragment).strip().startswith('<div id="member-search-results"')
+    assert someone.email in html(fragment) and "as of" in html(fragment)
+    assert "<html" in html(page) and f'href="/people/{someone.email}/"' in html(page)
+    assert "No member's email or name contains “no such person”" in html(nothing)
+
+
+def test_the_detail_page_offers_member_search(viewer_client, demo_workspace):
+    group = demo_workspace["All Employees"]
+
+    page = html(viewer_client.get(detail_url(group)))
+
+    assert f'hx-get="/groups/{group.id}/members/search/"' in page

@@ -1,4 +1,4 @@
-"""End time-bound access: run daily from cron, e.g. `15 2 * * * cd /app && python manage.py expire_access`."""
+"""End time-bound access now (the worker runs it every EXPIRE_ACCESS_EVERY seconds)."""
 
 from __future__ import annotations
 

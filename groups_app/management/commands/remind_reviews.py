@@ -1,4 +1,4 @@
-"""Remind reviewers of open reviews due soon (run daily; run_periodic_jobs does)."""
+"""Remind reviewers of open reviews due soon (the worker runs it every REMIND_REVIEWS_EVERY seconds)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,257 @@
+"""Measure the workspace mirror at scale, against a Public API stand-in served over HTTP.
+
+In a database of its own (a temporary SQLite file, so the development data is untouched), it
+seeds a sandbox workspace of --groups groups and --memberships memberships (one group of
+--big-group members), serves it with `runserver` adding --latency-ms to every call, and prints:
+
+- a full sync: upstream calls (and Σ ⌈items / page size⌉ for comparison), pages, wall time;
+- the group list, a group search, the People search and a person's page: server time
+  (a request through Django's handler, templates included) and upstream calls (none);
+- adding one email to the big group: upstream calls on the request path, and time.
+
+Asserts nothing; prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from groups_app.management.commands._loopback import benchmark_env, loopback_server, sandbox_command
+
+
+class Command(BaseCommand):
+    help = "Time the mirror's sync, the pages that read it, and a cheap write, at scale (prints figures)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--groups", type=int, default=2000)
+        parser.add_argument("--memberships", type=int, default=50_000)
+        parser.add_argument("--big-group", type=int, default=5000, help="Members of the largest group.")
+        parser.add_argument("--latency-ms", type=int, default=150)
+        parser.add_argument("--reads-per-second", type=int, default=100, help="The sync's read budget.")
+        parser.add_argument(
+            "--concurrency", type=int, default=16, help="Listings the sync reads side by side."
+        )
+        parser.add_argument("--runs", type=int, default=5)
+        parser.add_argument("--port", type=int, default=8767)
+        parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+
+    def handle(self, *args: Any, inside: bool, **options: Any) -> None:
+        if inside:
+            return Inside(self.stdout, **options).run()
+        with tempfile.TemporaryDirectory(prefix="group-admin-bench-") as folder:
+            env = benchmark_env(
+                DATABASE_URL=f"sqlite:///{Path(folder) / 'bench.sqlite3'}", SEGMENT_API_TOKEN=""
+            )
+            env.pop("REDIS_URL", None)
+            env.pop("CACHE_URL", None)
+            subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, check=True)
+            inner = [sys.executable, "manage.py", "benchmark_mirror", "--inside"]
+            for name in (
+                "groups",
+                "memberships",
+                "big_group",
+                "latency_ms",
+                "reads_per_second",
+                "concurrency",
+            ):
+                inner += [f"--{name.replace('_', '-')}", str(options[name])]
+            inner += ["--runs", str(options["runs"]), "--port", str(options["port"])]
+            finished = subprocess.run(inner, env=env)  # noqa: S603
+            if finished.returncode:
+                raise CommandError("The mirror benchmark failed.")
+        return None
+
+
+class Inside:
+    """The measurements, run with the temporary database configured."""
+
+    def __init__(self, stdout, **options: Any) -> None:
+        self.stdout = stdout
+        self.options = options
+
+    def run(self) -> None:
+        logging.getLogger("groups_app.segment").setLevel(logging.WARNING)
+        logging.getLogger("groups_app.mirror").setLevel(logging.WARNING)
+        o = self.options
+        started = time.perf_counter()
+        big, emails = seed(o["groups"], o["memberships"], o["big_group"])
+        self.stdout.write(
+            f"Seeded {o['groups']} groups and {o['memberships']} memberships "
+            f"(largest group {o['big_group']}) in {time.perf_counter() - started:.1f} s."
+        )
+        port = o["port"]
+        env = benchmark_env(
+            SANDBOX_LATENCY_MS=str(o["latency_ms"]),
+            SANDBOX_READ_LIMIT_PER_MINUTE="1000000",
+        )
+        with loopback_server(sandbox_command(port), env, port, "Public API stand-in"):
+            client = counting_client(f"http://127.0.0.1:{port}/sandbox/api", o["concurrency"])
+            self.stdout.write(f"Stand-in on 127.0.0.1:{port}, {o['latency_ms']} ms added per call.\n")
+            self._sync(client)
+            self._pages(emails)
+            self._add(client, big)
+
+    def _sync(self, client) -> None:
+        from groups_app.models import SyncRun
+        from groups_app.services.mirror import ReadBudget, sync_workspace
+
+        o = self.options
+        settings.MIRROR_SYNC_CONCURRENCY = o["concurrency"]
+        client.calls.clear()
+        began = time.perf_counter()
+        run = sync_workspace(trigger="benchmark", client=client, budget=ReadBudget(o["reads_per_second"]))
+        wall = time.perf_counter() - began
+        if run is None or run.status != SyncRun.Status.SUCCEEDED:
+            raise CommandError(f"The sync did not succeed: {run.errors if run else 'already running'}")
+        expected = expected_calls(run.page_size)
+        self.stdout.write(
+            f"full sync: {run.calls} calls ({len(client.calls)} seen by the client; "
+            f"Σ⌈items/{run.page_size}⌉ = {expected}), {run.pages} pages, {run.group_count} groups, "
+            f"{run.member_count} members, {wall:.1f} s wall "
+            f"({o['concurrency']} side by side, budget {o['reads_per_second']} reads/s)"
+        )
+
+    def _pages(self, emails: list[str]) -> None:
+        from django.contrib.auth import get_user_model
+        from django.test import Client
+
+        from groups_app.services.segment_client import get_client
+
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(get_user_model().objects.create(username="benchmark", is_superuser=True))
+        upstream = counting(get_client())
+        someone = emails[len(emails) // 2]
+        figures = [
+            ("group list, first page", "/"),
+            ("group list, sorted by members", "/?sort=members&dir=desc"),
+            ("group search", "/?q=team+1"),
+            ("People search", f"/people/?q={someone.split('@')[0][:6]}"),
+            ("a person's page", f"/people/{someone}/"),
+        ]
+        self.stdout.write(f"{'page'.ljust(30)}  median ms     max ms  upstream calls")
+        for name, path in figures:
+            samples = []
+            upstream.calls.clear()
+            for _ in range(max(1, self.options["runs"])):
+                began = time.perf_counter()
+                response = client.get(path)
+                samples.append((time.perf_counter() - began) * 1000)
+                if response.status_code != 200:
+                    raise CommandError(f"{path} answered {response.status_code}")
+            self.stdout.write(
+                f"{name.ljust(30)}  {statistics.median(samples):9.1f}  {max(samples):9.1f}  {len(upstream.calls):>14}"
+            )
+
+    def _add(self, client, big) -> None:
+        from groups_app.services.audit import SYSTEM
+        from groups_app.services.membership import group_members_add
+
+        client.calls.clear()
+        began = time.perf_counter()
+        result = group_members_add(
+            actor=SYSTEM, group_id=big.id, emails=["newcomer@bench.example"], client=client
+        )
+        took = (time.perf_counter() - began) * 1000
+        self.stdout.write(
+            f"add one email to a {big.memberships.count() - 1}-member group: {len(client.calls)} upstream calls "
+            f"({', '.join(f'{m} {p}' for m, p in client.calls)}), {took:.0f} ms — {result.message}"
+        )
+
+
+def counting(client):
+    """Count the calls a client makes (method and path)."""
+    client.calls = []
+    original = client._request
+
+    def counted(method, path, **kwargs):
+        client.calls.append((method, path))
+        return original(method, path, **kwargs)
+
+    client._request = counted
+    return client
+
+
+def counting_client(base_url: str, pool: int):
+    from requests.adapters import HTTPAdapter
+
+    from groups_app.segment import SegmentClient
+
+    client = SegmentClient(base_url, settings.SANDBOX_API_TOKEN, timeout=(2, 30), page_size=1000)
+    client.session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=pool))  # one per reader
+    return counting(client)
+
+
+def expected_calls(page_size: int) -> int:
+    """Σ ⌈items / page size⌉ over every listing the sync reads (a listing shown empty by the group's
+    member count is not read)."""
+    from sandbox.models import Invite, Membership, Role, UserGroup
+
+    total = math.ceil(Role.objects.count() / page_size) + math.ceil(UserGroup.objects.count() / page_size)
+    users = dict(_counts(Membership))
+    invites = dict(_counts(Invite))
+    for group_id in UserGroup.objects.values_list("id", flat=True):
+        total += math.ceil(users.get(group_id, 0) / page_size) + math.ceil(
+            invites.get(group_id, 0) / page_size
+        )
+    return total
+
+
+def _counts(model):
+    from django.db.models import Count
+
+    return model.objects.values_list("group_id").annotate(n=Count("pk")).order_by()
+
+
+def seed(groups: int, memberships: int, big_group: int):
+    """A large sandbox workspace: the big group first, the rest of the memberships spread evenly;
+    one group in ten has a few invites. Returns the big group and some member emails."""
+    from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
+
+    roles = [
+        Role.objects.create(name=name)
+        for name in ("Workspace Member", "Source Admin", "Source Read-only", "Workspace Owner")
+    ]
+    people = max(big_group, min(memberships, 10_000))
+    users = WorkspaceUser.objects.bulk_create(
+        (WorkspaceUser(name=f"Person {n:05d}", email=f"person{n:05d}@bench.example") for n in range(people)),
+        batch_size=2000,
+    )
+    made = UserGroup.objects.bulk_create(
+        (UserGroup(name="Everyone" if n == 0 else f"Team {n:04d}") for n in range(groups)), batch_size=2000
+    )
+    GroupPermission.objects.bulk_create(
+        (
+            GroupPermission(group=g, role=roles[n % 3], resources=[{"id": f"src{n}", "type": "SOURCE"}])
+            for n, g in enumerate(made)
+        ),
+        batch_size=2000,
+    )
+    rows = [Membership(group=made[0], user=u) for u in users[:big_group]]
+    rest = max(0, memberships - big_group)
+    per_group = rest // max(1, groups - 1)
+    for n, group in enumerate(made[1:], start=1):
+        start = (n * 37) % people
+        rows += [Membership(group=group, user=users[(start + k) % people]) for k in range(per_group)]
+    Membership.objects.bulk_create(rows, batch_size=5000)
+    Invite.objects.bulk_create(
+        (
+            Invite(group=g, email=f"invitee{n}.{k}@bench.example")
+            for n, g in enumerate(made)
+            if n % 10 == 1
+            for k in range(3)
+        ),
+        batch_size=2000,
+    )
+    return made[0], [u.email for u in users[:: max(1, people // 50)]]

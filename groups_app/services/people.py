@@ -1,0 +1,377 @@
+"""People: who is in which group, across the workspace, and changing one person's access.
+
+The Public API has no per-person view, so searching and a person's page read the mirror
+(with its "as of"); the changes go through the change pipeline, one group at a time, each
+with its own audit entry and the privileged-group rules.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Max, Q
+
+from groups_app.models import AccessRequest, AuditEntry, MirrorGroup, MirrorMember
+from groups_app.segment import SegmentClient, SegmentError, UserGroup
+from groups_app.services.errors import ChangeOutcomeUnknown, InvalidInput, ServiceError
+from groups_app.services.groups import group_is_privileged, role_name
+from groups_app.services.membership import group_members_add, group_members_remove
+from groups_app.services.mirror import Freshness, mirror_freshness, mirrored_group, mirrored_roles
+from groups_app.services.segment_client import get_client
+
+OPEN_REQUEST_STATES = (
+    AccessRequest.Status.PENDING,
+    AccessRequest.Status.APPROVED,
+    AccessRequest.Status.PROVISIONING,
+    AccessRequest.Status.PROVISIONING_FAILED,
+    AccessRequest.Status.OUTCOME_UNKNOWN,
+)
+HISTORY_LENGTH = 20
+
+
+@dataclass(frozen=True)
+class PersonRow:
+    email: str
+    name: str
+    group_count: int
+    is_user: bool
+
+
+@dataclass(frozen=True)
+class PeopleListing:
+    rows: tuple[PersonRow, ...]
+    total: int
+    page: int
+    page_count: int
+    page_size: int
+    freshness: Freshness
+
+    @property
+    def first_index(self) -> int:
+        return (self.page - 1) * self.page_size + 1 if self.rows else 0
+
+    @property
+    def last_index(self) -> int:
+        return self.first_index + len(self.rows) - 1 if self.rows else 0
+
+
+def people_search(*, query: str, page: int = 1, page_size: int = 25) -> PeopleListing:
+    """Everyone in any group (users and pending invites) whose email or name contains `query`."""
+    needle = query.strip().casefold()
+    members = MirrorMember.objects.all()
+    if needle:
+        members = members.filter(Q(email__contains=needle) | Q(name_key__contains=needle))
+    people = (
+        members.values("email")
+        .annotate(
+            name=Max("name"),
+            groups=Count("group_id"),
+            users=Count("pk", filter=Q(kind=MirrorMember.Kind.USER)),
+        )
+        .order_by("email")
+    )
+    total = people.count()
+    page_count = max(1, math.ceil(total / page_size))
+    page = min(max(1, page), page_count)
+    start = (page - 1) * page_size
+    rows = tuple(
+        PersonRow(email=p["email"], name=p["name"], group_count=p["groups"], is_user=p["users"] > 0)
+        for p in people[start : start + page_size]
+    )
+    return PeopleListing(rows, total, page, page_count, page_size, mirror_freshness())
+
+
+@dataclass(frozen=True)
+class PersonGroup:
+    """One group a person is in, and what it grants."""
+
+    group: UserGroup
+    is_invite: bool
+    is_privileged: bool
+    role_names: tuple[str, ...]
+    read_at: Any
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A role on one resource, and the groups it comes through."""
+
+    role_name: str
+    resource: Any
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Person:
+    email: str
+    name: str
+    groups: tuple[PersonGroup, ...]
+    grants: tuple[Grant, ...]
+    open_requests: tuple[AccessRequest, ...]
+    history: tuple[AuditEntry, ...]
+    freshness: Freshness
+
+    @property
+    def is_known(self) -> bool:
+        return bool(self.groups)
+
+    @property
+    def is_user(self) -> bool:
+        return any(not g.is_invite for g in self.groups)
+
+
+def checked_person_email(email: str) -> str:
+    """Raises InvalidInput: not an email address."""
+    cleaned = (email or "").strip().lower()
+    if "@" not in cleaned or len(cleaned) > 254 or any(c.isspace() for c in cleaned):
+        raise InvalidInput(f"“{email}” is not an email address.", {"email": "Enter an email address."})
+    return cleaned
+
+
+def person_groups(email: str) -> tuple[PersonGroup, ...]:
+    roles = mirrored_roles()
+    rows = MirrorMember.objects.filter(email=email).select_related("group").order_by("group__name_key")
+    found = []
+    for member in rows:
+        group = mirrored_group(member.group)
+        found.append(
+            PersonGroup(
+                group=group,
+                is_invite=member.kind == MirrorMember.Kind.INVITE,
+                is_privileged=group_is_privileged(group, roles),
+                role_names=tuple(sorted({role_name(p, roles) for p in group.permissions}, key=str.casefold)),
+                read_at=member.group.read_at,
+            )
+        )
+    return tuple(found)
+
+
+def person_detail(email: str) -> Person:
+    """A person's groups, the access those grant, their open requests and their audit history.
+
+    Raises:
+        InvalidInput: not an email address.
+    """
+    email = checked_person_email(email)
+    groups = person_groups(email)
+    roles = mirrored_roles()
+    grants: dict[tuple, list[str]] = {}
+    resources: dict[tuple, Any] = {}
+    for membership in groups:
+        for permission in membership.group.permissions:
+            for resource in permission.resources:
+                key = (role_name(permission, roles), resource.type, resource.id, resource.label_set)
+                resources[key] = resource
+                grants.setdefault(key, []).append(membership.group.name)
+    name = (
+        MirrorMember.objects.filter(email=email, kind=MirrorMember.Kind.USER)
+        .exclude(name="")
+        .values_list("name", flat=True)
+        .first()
+    )
+    return Person(
+        email=email,
+        name=name or "",
+        groups=groups,
+        grants=tuple(
+            Grant(role_name=key[0], resource=resources[key], groups=tuple(sorted(set(names))))
+            for key, names in sorted(grants.items(), key=lambda item: (item[0][0].casefold(), item[0][1:3]))
+        ),
+        open_requests=tuple(
+            AccessRequest.objects.filter(email=email, status__in=OPEN_REQUEST_STATES).order_by("-created_at")
+        ),
+        history=tuple(
+            AuditEntry.objects.filter(search_text__contains=email).order_by("-created_at", "-id")[
+                :HISTORY_LENGTH
+            ]
+        ),
+        freshness=mirror_freshness(),
+    )
+
+
+ADD_CANDIDATES_SHOWN = 30
+
+
+def groups_to_add(
+    *, email: str, query: str = "", group_ids: list[str] | None = None
+) -> list[tuple[str, str]]:
+    """Groups `email` is not in, as (id, name) by name: those whose name contains `query` (the
+    first ADD_CANDIDATES_SHOWN), or exactly `group_ids` (to check a submitted choice)."""
+    groups = MirrorGroup.objects.exclude(members__email=email.strip().lower())
+    if group_ids is not None:
+        groups = groups.filter(group_id__in=group_ids)
+    elif query.strip():
+        groups = groups.filter(name_key__contains=query.strip().casefold())
+    groups = groups.order_by("name_key", "group_id").values_list("group_id", "name")
+    return list(groups if group_ids is not None else groups[:ADD_CANDIDATES_SHOWN])
+
+
+@dataclass(frozen=True)
+class GroupOutcome:
+    """What became of one group's part of a change to one person's access."""
+
+    group_id: str
+    group_name: str
+    ok: bool
+    message: str
+    entry_id: int | None = None
+
+
+@dataclass
+class PersonChange:
+    """The outcome of one action on one person across several groups."""
+
+    verb: str
+    outcomes: list[GroupOutcome] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> list[GroupOutcome]:
+        return [o for o in self.outcomes if o.ok]
+
+    @property
+    def not_done(self) -> list[GroupOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+
+def _checked_selection(group_ids: list[str]) -> dict[str, str]:
+    """The selected groups that the mirror knows, id → name, in the order chosen.
+
+    Raises:
+        InvalidInput: nothing selected, too many, or a group the mirror does not know.
+    """
+    wanted = list(dict.fromkeys(g for g in group_ids if g))
+    if not wanted:
+        raise InvalidInput("Choose at least one group.", {"groups": "Choose at least one group."})
+    if len(wanted) > settings.MAX_GROUPS_PER_PERSON_CHANGE:
+        message = f"At most {settings.MAX_GROUPS_PER_PERSON_CHANGE} groups at once; you chose {len(wanted)}."
+        raise InvalidInput(message, {"groups": message})
+    names = dict(MirrorGroup.objects.filter(group_id__in=wanted).values_list("group_id", "name"))
+    unknown = [g for g in wanted if g not in names]
+    if unknown:
+        message = "Some of the chosen groups no longer exist; reload the page."
+        raise InvalidInput(message, {"groups": message})
+    return {g: names[g] for g in wanted}
+
+
+def _each_group(
+    change: PersonChange,
+    selection: dict[str, str],
+    act: Any,
+    *,
+    submission_key: str | None,
+) -> PersonChange:
+    """Run `act(group_id, key)` for each group; one group's refusal or failure does not stop the rest."""
+    for group_id, name in selection.items():
+        key = f"{submission_key}:{group_id}"[:64] if submission_key else None
+        try:
+            message = act(group_id, key)
+        except ChangeOutcomeUnknown as exc:
+            change.outcomes.append(GroupOutcome(group_id, name, False, exc.message, exc.entry.pk))
+        except (ServiceError, SegmentError) as exc:
+            entry = getattr(exc, "entry", None)
+            change.outcomes.append(
+                GroupOutcome(group_id, name, False, exc.message, entry.pk if entry else None)
+            )
+        else:
+            change.outcomes.append(GroupOutcome(group_id, name, True, message))
+    return change
+
+
+def person_remove_from_groups(
+    *,
+    actor: Any,
+    email: str,
+    group_ids: list[str],
+    submission_key: str | None = None,
+    client: SegmentClient | None = None,
+) -> PersonChange:
+    """Take one person out of the chosen groups: one change (and one audit entry) per group,
+    each under the pipeline's rules (role, privileged groups).
+
+    Raises:
+        InvalidInput: not an email, or no usable selection (nothing is sent).
+    """
+    email = checked_person_email(email)
+    selection = _checked_selection(group_ids)
+    client = client or get_client()
+
+    def remove(group_id: str, key: str | None) -> str:
+        group_members_remove(
+            actor=actor, group_id=group_id, emails=[email], submission_key=key, client=client
+        )
+        return f"Removed from {selection[group_id]}."
+
+    return _each_group(PersonChange("removed"), selection, remove, submission_key=submission_key)
+
+
+def person_add_to_groups(
+    *,
+    actor: Any,
+    email: str,
+    group_ids: list[str],
+    submission_key: str | None = None,
+    client: SegmentClient | None = None,
+) -> PersonChange:
+    """Add one person to the chosen groups, one change per group (a privileged group may turn
+    the addition into an access request for a second Administrator).
+
+    Raises:
+        InvalidInput: not an email, or no usable selection (nothing is sent).
+    """
+    email = checked_person_email(email)
+    selection = _checked_selection(group_ids)
+    client = client or get_client()
+
+    def add(group_id: str, key: str | None) -> str:
+        result = group_members_add(
+            actor=actor, group_id=group_id, emails=[email], submission_key=key, client=client
+        )
+        return f"{selection[group_id]}: {result.message}"
+
+    return _each_group(PersonChange("added"), selection, add, submission_key=submission_key)
+
+
+@dataclass(frozen=True)
+class CopyPreview:
+    """What copying another person's groups would change: only additions are offered."""
+
+    email: str
+    source: str
+    to_add: tuple[PersonGroup, ...]
+    kept: tuple[PersonGroup, ...]  # groups this person is in and the source is not: left as they are
+    shared: tuple[PersonGroup, ...]
+    freshness: Freshness
+
+
+def copy_access_preview(*, email: str, source: str) -> CopyPreview:
+    """The groups `source` is in and `email` is not, from the mirror.
+
+    Raises:
+        InvalidInput (field `source`): not an email, the same person, or in no group.
+    """
+    email = checked_person_email(email)
+    try:
+        source = checked_person_email(source)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, {"source": exc.message}) from None
+    if source == email:
+        message = "Choose someone else to copy from."
+        raise InvalidInput(message, {"source": message})
+    theirs = person_groups(source)
+    if not theirs:
+        message = f"{source} is in no group (as of the last sync)."
+        raise InvalidInput(message, {"source": message})
+    mine = person_groups(email)
+    my_ids = {g.group.id for g in mine}
+    their_ids = {g.group.id for g in theirs}
+    return CopyPreview(
+        email=email,
+        source=source,
+        to_add=tuple(g for g in theirs if g.group.id not in my_ids),
+        kept=tuple(g for g in mine if g.group.id not in their_ids),
+        shared=tuple(g for g in mine if g.group.id in their_ids),
+        freshness=mirror_freshness(),
+    )

@@ -1,0 +1,69 @@
+"""People, as Help desk uses it: find someone, see their access, take them out of groups."""
+
+import re
+
+from playwright.sync_api import expect
+
+from groups_app.models import AuditEntry
+from sandbox.models import Membership, WorkspaceUser
+from tests.browser.conftest import screenshot, sign_in
+
+
+def a_person_in_two_plain_groups(workspace):
+    """A user in at least two groups other than All Employees, and which two."""
+    for user in WorkspaceUser.objects.order_by("email"):
+        groups = [
+            m.group
+            for m in Membership.objects.filter(user=user).select_related("group")
+            if m.group.name != "All Employees"
+            and not m.group.permissions.filter(role__name="Workspace Owner").exists()
+        ]
+        if len(groups) >= 2:
+            return user, groups[:2]
+    raise AssertionError("the seeded workspace has nobody in two groups")
+
+
+def test_help_desk_finds_a_person_and_removes_them_from_two_groups(
+    page, live_server, workspace, help_desk_account
+):
+    user, (first, second) = a_person_in_two_plain_groups(workspace)
+    sign_in(page, live_server, "hana")
+
+    page.get_by_role("link", name="People").click()
+    page.get_by_label("Search by email or name").fill(user.name)  # searched as you type
+    expect(page.locator("#people-table caption")).to_contain_text(f"matching “{user.name}”")
+    page.get_by_role("link", name=user.email).click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(user.name)
+    page.get_by_label(f"Select {first.name}").check()
+    page.get_by_label(f"Select {second.name}").check()
+    page.get_by_role("button", name="Remove from selected groups…").click()
+
+    expect(page.get_by_role("heading", name=f"Remove {user.email} from 2 groups?")).to_be_visible()
+    assert Membership.objects.filter(user=user, group__in=[first, second]).count() == 2  # nothing yet
+    screenshot(page, "person-remove-confirm")
+    page.get_by_role("button", name="Remove from 2 groups").click()
+
+    outcome = page.locator("#person-outcome")
+    expect(outcome).to_contain_text(f"Removed from {first.name}.")
+    expect(outcome).to_contain_text(f"Removed from {second.name}.")
+    expect(outcome).to_be_focused()
+    groups_table = page.locator("#person-groups")
+    expect(groups_table).not_to_contain_text(first.name)
+    assert not Membership.objects.filter(user=user, group__in=[first, second]).exists()
+    removals = AuditEntry.objects.filter(action="members.remove", status="succeeded", actor_username="hana")
+    assert sorted(e.group_id for e in removals) == sorted([first.id, second.id])
+
+
+def test_select_all_ticks_every_group_of_the_person(page, live_server, workspace, admin_account):
+    user, _ = a_person_in_two_plain_groups(workspace)
+    sign_in(page, live_server, "ada")
+    page.goto(f"{live_server.url}/people/{user.email}/")
+
+    page.get_by_label("Select every group").check()
+
+    boxes = page.locator("#person-groups tbody input[type=checkbox]")
+    assert boxes.count() >= 2
+    for index in range(boxes.count()):
+        expect(boxes.nth(index)).to_be_checked()
+    expect(page.get_by_role("button", name=re.compile("Remove from selected groups"))).to_be_enabled()

@@ -1,0 +1,272 @@
+"""People: search across the workspace, a person's access, and changing it across groups."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from groups_app.models import AccessRequest, AuditEntry, MirrorMember
+from groups_app.services.mirror import sync_workspace
+from sandbox.faults import inject_fault
+from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
+from tests.factories import administrator, help_desk, viewer
+
+pytestmark = pytest.mark.django_db
+
+PEOPLE = reverse("groups:people")
+LABELLED = [{"id": "ws1", "type": "WORKSPACE", "labels": [{"key": "environment", "value": "prod"}]}]
+
+
+@pytest.fixture
+def office(db):
+    """Alice in Data and Finance, Bob in Data and Owners (privileged), Nina invited to Data."""
+    owner = Role.objects.create(id="roleOwner00000000000000000001", name="Workspace Owner")
+    reader = Role.objects.create(id="roleReader0000000000000000002", name="Source Read-only")
+    alice = WorkspaceUser.objects.create(name="Alice Liddell", email="alice@example.com")
+    bob = WorkspaceUser.objects.create(name="Bob Stone", email="bob@example.com")
+    data = UserGroup.objects.create(name="Data")
+    finance = UserGroup.objects.create(name="Finance")
+    owners = UserGroup.objects.create(name="Owners")
+    GroupPermission.objects.create(group=data, role=reader, resources=LABELLED)
+    GroupPermission.objects.create(group=owners, role=owner, resources=[{"id": "ws1", "type": "WORKSPACE"}])
+    Membership.objects.create(group=data, user=alice)
+    Membership.objects.create(group=finance, user=alice)
+    Membership.objects.create(group=data, user=bob)
+    Membership.objects.create(group=owners, user=bob)
+    Invite.objects.create(group=data, email="nina@example.org")
+    sync_workspace(trigger="test")
+    return {"data": data, "finance": finance, "owners": owners}
+
+
+def person_url(email, action=""):
+    name = f"groups:person-{action}" if action else "groups:person"
+    return reverse(name, args=[email])
+
+
+def html(response):
+    return response.content.decode()
+
+
+def key(response):
+    return re.search(r'name="submission_key" value="([0-9a-f]+)"', html(response)).group(1)
+
+
+def in_group(group, email):
+    return (
+        Membership.objects.filter(group=group, user__email=email).exists()
+        or Invite.objects.filter(group=group, email=email).exists()
+    )
+
+
+def test_people_search_by_email_or_name_from_the_mirror(client, office, settings):
+    client.force_login(viewer(username="vera"))
+    settings.SEGMENT_MAX_RETRIES = 0
+    for operation in ("list_user_groups", "get_user_group", "list_users_from_user_group"):
+        inject_fault(operation, "503")  # Segment down: People does not notice
+
+    by_name = html(client.get(PEOPLE, {"q": "LIDDELL"}))
+    by_domain = html(client.get(PEOPLE, {"q": "example.org"}))
+    everyone = html(client.get(PEOPLE))
+
+    assert "alice@example.com" in by_name and "bob@example.com" not in by_name
+    assert "1 person matching “LIDDELL”" in by_name and "Workspace as of" in by_name
+    assert "nina@example.org" in by_domain and "Pending invite" in by_domain
+    assert "3 people" in everyone
+
+
+def test_people_search_fragment_for_htmx(client, office):
+    client.force_login(viewer(username="vera"))
+
+    response = client.get(PEOPLE, {"q": "bob"}, headers={"HX-Request": "true", "HX-Target": "people-table"})
+
+    assert html(response).strip().startswith('<section id="people-table"')
+    assert "bob@example.com" in html(response)
+
+
+def test_a_persons_page_shows_groups_access_requests_and_history(client, office):
+    client.force_login(viewer(username="vera"))
+    AccessRequest.objects.create(
+        group_id=office["owners"].id,
+        group_name="Owners",
+        email="alice@example.com",
+        requester_username="alice",
+        justification="on call",
+    )
+    AuditEntry.objects.create(
+        actor_username="ada", action="members.add", summary="ada added alice@example.com", status="succeeded"
+    )
+
+    page = html(client.get(person_url("Alice@Example.com")))
+
+    groups = page[page.index('id="groups-heading"') : page.index('id="access-heading"')]
+    assert "Alice Liddell" in page and "2</span> groups" in page
+    assert ">Data</a>" in groups and ">Finance</a>" in groups and ">Owners</a>" not in groups
+    assert "Source Read-only" in page and "environment=prod" in page  # the grant, labels kept
+    assert "Owners</a> — Pending" in page  # the open request
+    assert "ada added alice@example.com" in page
+    assert "Remove from selected groups" not in page  # a Viewer only looks
+
+
+def test_an_invited_person_is_shown_as_such(client, office):
+    client.force_login(viewer(username="vera"))
+
+    page = html(client.get(person_url("nina@example.org")))
+
+    assert "Pending invite only" in page
+
+
+def test_not_an_email_is_a_404_page(client, office):
+    client.force_login(viewer(username="vera"))
+
+    response = client.get(person_url("not-an-address"))
+
+    assert response.status_code == 404
+    assert "is not an email address" in html(response)
+
+
+def test_removing_from_several_groups_asks_first_then_audits_each_group(client, office):
+    client.force_login(administrator(username="ada"))
+    form = client.get(person_url("alice@example.com"))
+    chosen = {"groups": [office["data"].id, office["finance"].id], "submission_key": key(form)}
+
+    asked = client.post(person_url("alice@example.com", "remove"), chosen)
+
+    assert "Remove alice@example.com from 2 groups?" in html(asked)
+    assert in_group(office["data"], "alice@example.com") and not AuditEntry.objects.exists()
+
+    done = client.post(person_url("alice@example.com", "remove"), {**chosen, "confirmed": "yes"})
+
+    assert "Removed from Data." in html(done) and "Removed from Finance." in html(done)
+    assert not in_group(office["data"], "alice@example.com")
+    assert not in_group(office["finance"], "alice@example.com")
+    entries = AuditEntry.objects.filter(action="members.remove", status="succeeded")
+    assert sorted(e.group_name for e in entries) == ["Data", "Finance"]
+    assert not MirrorMember.objects.filter(email="alice@example.com").exists()  # written through
+    again = client.post(person_url("alice@example.com", "remove"), {**chosen, "confirmed": "yes"})
+    assert again.status_code == 422  # those groups are no longer offered: nothing is sent twice
+
+
+def test_help_desk_cannot_remove_from_a_privileged_group_and_the_rest_still_happens(client, office):
+    client.force_login(help_desk(username="hana"))
+    form = client.get(person_url("bob@example.com"))
+
+    done = client.post(
+        person_url("bob@example.com", "remove"),
+        {"groups": [office["owners"].id, office["data"].id], "submission_key": key(form), "confirmed": "yes"},
+    )
+
+    page = html(done)
+    assert "Removed from Data." in page
+    assert "Not done in 1 group" in page and "Owners is a privileged group" in page
+    assert in_group(office["owners"], "bob@example.com") and not in_group(office["data"], "bob@example.com")
+    refused = AuditEntry.objects.get(group_id=office["owners"].id)
+    assert refused.status == "refused" and refused.actor_username == "hana"
+
+
+def test_choosing_no_group_is_refused_next_to_the_field_and_audited(client, office):
+    client.force_login(help_desk(username="hana"))
+
+    response = client.post(person_url("alice@example.com", "remove"), {"confirmed": "yes"})
+
+    assert response.status_code == 422
+    assert "Choose at least one group." in html(response)
+    assert AuditEntry.objects.get().status == "refused"
+    assert in_group(office["data"], "alice@example.com")
+
+
+def test_a_group_that_was_not_offered_is_refused(client, office):
+    client.force_login(help_desk(username="hana"))
+
+    response = client.post(
+        person_url("alice@example.com", "remove"), {"groups": [office["owners"].id], "confirmed": "yes"}
+    )
+
+    assert response.status_code == 422
+    assert "is not one of the groups offered" in html(response)
+
+
+def test_a_viewer_may_not_change_anyone_and_the_refusal_is_audited(client, office):
+    client.force_login(viewer(username="vera"))
+
+    response = client.post(
+        person_url("alice@example.com", "remove"), {"groups": [office["data"].id], "confirmed": "yes"}
+    )
+
+    assert response.status_code == 403
+    assert AuditEntry.objects.get().status == "refused"
+    assert in_group(office["data"], "alice@example.com")
+
+
+def test_adding_to_several_groups_turns_a_privileged_one_into_a_request(client, office):
+    client.force_login(administrator(username="ada"))
+    form = client.get(person_url("alice@example.com"))
+
+    done = client.post(
+        person_url("alice@example.com", "add"),
+        {"groups": [office["owners"].id], "submission_key": key(form)},
+    )
+
+    assert "a second Administrator must approve" in html(done)
+    assert not in_group(office["owners"], "alice@example.com")
+    assert AccessRequest.objects.get(email="alice@example.com").status == "pending"
+
+
+def test_copy_access_shows_the_difference_then_adds_what_was_ticked(client, office):
+    client.force_login(administrator(username="ada"))
+
+    preview = client.get(person_url("nina@example.org"), {"source": "alice@example.com"})
+
+    page = html(preview)
+    assert "alice@example.com is in 1 group that nina@example.org is not in" in page
+    assert "+ Finance" in page
+    assert not in_group(office["finance"], "nina@example.org")
+
+    done = client.post(
+        person_url("nina@example.org", "add"),
+        {"groups": [office["finance"].id], "submission_key": key(preview)},
+    )
+
+    assert "Finance: Invited 1 person not seen in the workspace yet." in html(done)
+    assert in_group(office["finance"], "nina@example.org")
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("alice@example.com", "Choose someone else to copy from."),
+        ("nobody@example.com", "nobody@example.com is in no group"),
+        ("not an address", "is not an email address"),
+    ],
+)
+def test_copy_access_from_a_wrong_source_says_why(client, office, source, message):
+    client.force_login(administrator(username="ada"))
+
+    page = html(client.get(person_url("alice@example.com"), {"source": source}))
+
+    assert message in page
+
+
+def test_groups_to_add_are_found_by_name_and_exclude_the_persons_groups(client, office):
+    client.force_login(help_desk(username="hana"))
+
+    fragment = client.get(
+        person_url("alice@example.com"),
+        {"add_q": "o"},
+        headers={"HX-Request": "true", "HX-Target": "add-candidates"},
+    )
+    page = html(client.get(person_url("alice@example.com"), {"add_q": "own"}))
+    offered = page[page.index('id="add-candidates"') :]
+
+    assert html(fragment).strip().startswith('<div id="add-candidates"')
+    assert f'value="{office["owners"].id}"' in html(fragment)
+    assert f'value="{office["data"].id}"' not in html(fragment)  # she is in it already
+    assert f'value="{office["owners"].id}"' in offered and f'value="{office["finance"].id}"' not in offered
+
+
+def test_adding_to_a_group_the_person_is_in_already_is_refused(client, office):
+    client.force_login(help_desk(username="hana"))
+
+    response = client.post(person_url("alice@example.com", "add"), {"groups": [office["data"].id]})
+
+    assert response.status_code == 422
+    assert "is not one of the groups offered" in html(response)
