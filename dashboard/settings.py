@@ -403,6 +403,8 @@ MIRROR_SYNC_EVERY = env.int("MIRROR_SYNC_EVERY", default=900)
 RECONCILE_EVERY = env.int("RECONCILE_EVERY", default=300)
 EXPIRE_ACCESS_EVERY = env.int("EXPIRE_ACCESS_EVERY", default=3600)
 REMIND_REVIEWS_EVERY = env.int("REMIND_REVIEWS_EVERY", default=3600)
+# Days finished background tasks and mirror sync records are kept (pruned daily by the worker).
+KEEP_TASK_HISTORY_DAYS = env.int("KEEP_TASK_HISTORY_DAYS", default=30)
 
 # HSTS preload is the domain owner's decision (it binds every subdomain, for good): the header
 # is sent without it unless SECURE_HSTS_PRELOAD=true, and Django's reminder is silenced.

@@ -66,3 +66,35 @@ def remind_reviews() -> dict[str, Any]:
     from groups_app.services.reviews import reviews_remind
 
     return {"reminded": len(list(reviews_remind()))}
+
+
+@task
+def prune_history() -> dict[str, Any]:
+    """Forget finished tasks and sync records older than KEEP_TASK_HISTORY_DAYS (failures are kept
+    as long again, to be looked into). Audit entries are never pruned."""
+    from datetime import timedelta
+    from io import StringIO
+
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.tasks import task_backends
+    from django.utils import timezone
+    from django_tasks_db.backend import DatabaseBackend
+
+    from groups_app.models import SyncRun
+
+    days = settings.KEEP_TASK_HISTORY_DAYS
+    if isinstance(task_backends["default"], DatabaseBackend):
+        call_command(
+            "prune_db_task_results",
+            "--min-age-days",
+            str(days),
+            "--failed-min-age-days",
+            str(days * 2),
+            stdout=StringIO(),
+        )
+    old = SyncRun.objects.filter(started_at__lt=timezone.now() - timedelta(days=days)).exclude(
+        status=SyncRun.Status.RUNNING
+    )
+    deleted, _ = old.delete()
+    return {"sync_runs_deleted": deleted}

@@ -100,12 +100,13 @@ def test_the_worker_schedules_the_periodic_jobs_and_runs_them(database_queue, te
         "reconcile_changes": "SUCCESSFUL",
         "expire_access": "SUCCESSFUL",
         "remind_reviews": "SUCCESSFUL",
+        "prune_history": "SUCCESSFUL",
     }
     assert MirrorGroup.objects.filter(group_id=team.id).exists()
     assert set(PeriodicJob.objects.values_list("name", flat=True)) == set(ran)
     # A second worker a moment later finds nothing due: each job runs once per period.
     assert run_worker().returncode == 0
-    assert DBTaskResult.objects.count() == 4
+    assert DBTaskResult.objects.count() == 5
 
 
 def test_each_due_job_is_enqueued_once_however_many_workers_look(db, settings, enqueued):
@@ -114,9 +115,15 @@ def test_each_due_job_is_enqueued_once_however_many_workers_look(db, settings, e
     first = enqueue_due_jobs()
     second = enqueue_due_jobs()  # another worker, right after
 
-    assert first == ["sync_workspace", "reconcile_changes", "expire_access", "remind_reviews"]
+    assert first == [
+        "sync_workspace",
+        "reconcile_changes",
+        "expire_access",
+        "remind_reviews",
+        "prune_history",
+    ]
     assert second == []
-    assert len(enqueued()) == 4
+    assert len(enqueued()) == 5
     PeriodicJob.objects.filter(name="sync_workspace").update(
         next_run_at=timezone.now() - timedelta(seconds=1)
     )
@@ -133,3 +140,27 @@ def test_a_shortened_period_takes_effect_at_once(db, settings):
 
     job = PeriodicJob.objects.get(name="reconcile_changes")
     assert job.next_run_at - timezone.now() <= timedelta(seconds=30)
+
+
+def test_pruning_forgets_old_sync_records_but_never_audit_entries(db, settings):
+    from groups_app.models import AuditEntry
+
+    settings.TASKS = DATABASE_QUEUE
+    settings.KEEP_TASK_HISTORY_DAYS = 30
+    long_ago = timezone.now() - timedelta(days=31)
+    old = SyncRun.objects.create(
+        kind="group", group_id="g1", status="succeeded", started_at=long_ago, heartbeat_at=long_ago
+    )
+    recent = SyncRun.objects.create(
+        kind="group",
+        group_id="g2",
+        status="succeeded",
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+    )
+    AuditEntry.objects.create(actor_username="ada", action="members.add", summary="old", status="succeeded")
+
+    assert tasks.prune_history.call() == {"sync_runs_deleted": 1}
+
+    assert list(SyncRun.objects.all()) == [recent] and not SyncRun.objects.filter(pk=old.pk).exists()
+    assert AuditEntry.objects.count() == 1

@@ -33,6 +33,7 @@ def jobs() -> tuple[Job, ...]:
         Job("reconcile_changes", lambda: settings.RECONCILE_EVERY, tasks.reconcile_changes.enqueue),
         Job("expire_access", lambda: settings.EXPIRE_ACCESS_EVERY, tasks.expire_access.enqueue),
         Job("remind_reviews", lambda: settings.REMIND_REVIEWS_EVERY, tasks.remind_reviews.enqueue),
+        Job("prune_history", lambda: 24 * 3600, tasks.prune_history.enqueue),
     )
 
 
