@@ -427,6 +427,7 @@ class SyncRun(models.Model):
         GROUP = "group", "One group"
 
     class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested (waiting for a worker)"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"

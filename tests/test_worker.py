@@ -164,3 +164,17 @@ def test_pruning_forgets_old_sync_records_but_never_audit_entries(db, settings):
 
     assert list(SyncRun.objects.all()) == [recent] and not SyncRun.objects.filter(pk=old.pk).exists()
     assert AuditEntry.objects.count() == 1
+
+
+def test_a_recent_sync_postpones_the_scheduled_one(db, settings, enqueued):
+    settings.MIRROR_SYNC_EVERY = 900
+    ten_minutes_ago = timezone.now() - timedelta(minutes=10)
+    SyncRun.objects.create(
+        kind="full", status="succeeded", started_at=ten_minutes_ago, heartbeat_at=ten_minutes_ago
+    )
+
+    assert "sync_workspace" not in enqueue_due_jobs()
+
+    job = PeriodicJob.objects.get(name="sync_workspace")
+    assert abs((job.next_run_at - (ten_minutes_ago + timedelta(seconds=900))).total_seconds()) < 1
+    assert ("sync_workspace", (), {}) not in enqueued()

@@ -64,7 +64,6 @@ Action = AuditEntry.Action
 NOT_APPLIED = (AuditEntry.Status.FAILED, AuditEntry.Status.REFUSED)
 
 
-SYNC_REQUESTED_KEY = "mirror:sync-requested:v1"
 # A requested sync that no worker started within this many seconds may be requested again.
 SYNC_REQUEST_SECONDS = 300
 
@@ -241,7 +240,9 @@ def sync_workspace(
     if run is None:
         logger.info("A full sync is already running; not starting another")
         return None
-    cache.delete(SYNC_REQUESTED_KEY)
+    SyncRun.objects.filter(
+        kind=SyncRun.Kind.FULL, status=SyncRun.Status.REQUESTED
+    ).delete()  # this run answers them
     client = client or get_client()
     reader = Reader(client, budget or ReadBudget())
     try:
@@ -334,17 +335,32 @@ def refresh_group(
 
 
 def request_sync(*, trigger: str) -> bool:
-    """Enqueue a full sync for the worker; False when one was requested and has not started yet."""
+    """Enqueue a full sync for the worker; False when one was requested and has not started yet.
+
+    The request is a row (not a cache key), so every process sees it, with any cache.
+    """
     from groups_app import tasks
 
-    if not cache.add(SYNC_REQUESTED_KEY, timezone.now(), timeout=SYNC_REQUEST_SECONDS):
-        return False
-    try:
+    now = timezone.now()
+    with transaction.atomic():
+        if _pending_requests().select_for_update().exists():
+            return False
+        SyncRun.objects.create(
+            kind=SyncRun.Kind.FULL,
+            status=SyncRun.Status.REQUESTED,
+            trigger=trigger[:200],
+            started_at=now,
+            heartbeat_at=now,
+        )
         tasks.sync_workspace.enqueue(trigger=trigger[:200])
-    except Exception:
-        cache.delete(SYNC_REQUESTED_KEY)
-        raise
     return True
+
+
+def _pending_requests():
+    since = timezone.now() - timedelta(seconds=SYNC_REQUEST_SECONDS)
+    return SyncRun.objects.filter(
+        kind=SyncRun.Kind.FULL, status=SyncRun.Status.REQUESTED, started_at__gte=since
+    )
 
 
 def request_group_refresh(group_id: str, *, trigger: str, verify_emails: Iterable[str] = ()) -> None:
@@ -722,13 +738,17 @@ def mirror_freshness() -> Freshness:
     """As of the start of the last successful full sync (the time Segment was read)."""
     last = SyncRun.objects.filter(kind=SyncRun.Kind.FULL, status=SyncRun.Status.SUCCEEDED).first()
     running = SyncRun.objects.filter(kind=SyncRun.Kind.FULL, status=SyncRun.Status.RUNNING).exists()
-    latest = SyncRun.objects.filter(kind=SyncRun.Kind.FULL).exclude(status=SyncRun.Status.RUNNING).first()
+    latest = (
+        SyncRun.objects.filter(kind=SyncRun.Kind.FULL)
+        .exclude(status__in=[SyncRun.Status.RUNNING, SyncRun.Status.REQUESTED])
+        .first()
+    )
     failed = latest if latest is not None and latest.status != SyncRun.Status.SUCCEEDED else None
     return Freshness(
         as_of=last.started_at if last else None,
         running=running,
         last_failed=failed,
-        requested=cache.get(SYNC_REQUESTED_KEY) is not None,
+        requested=_pending_requests().exists(),
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -23,13 +23,31 @@ class Job:
     name: str
     every: Callable[[], int]  # seconds, read from the settings at each tick
     enqueue: Callable[[], object]
+    # When the work last happened by other means (a sync run by hand or asked for): the job is
+    # then next due a period after that, not now.
+    last_done: Callable[[], datetime | None] = lambda: None
+
+
+def _last_full_sync() -> datetime | None:
+    from groups_app.models import SyncRun
+
+    return (
+        SyncRun.objects.filter(kind=SyncRun.Kind.FULL, status=SyncRun.Status.SUCCEEDED)
+        .values_list("started_at", flat=True)
+        .first()
+    )
 
 
 def jobs() -> tuple[Job, ...]:
     from groups_app import tasks
 
     return (
-        Job("sync_workspace", lambda: settings.MIRROR_SYNC_EVERY, lambda: tasks.sync_workspace.enqueue()),
+        Job(
+            "sync_workspace",
+            lambda: settings.MIRROR_SYNC_EVERY,
+            lambda: tasks.sync_workspace.enqueue(),
+            last_done=_last_full_sync,
+        ),
         Job("reconcile_changes", lambda: settings.RECONCILE_EVERY, tasks.reconcile_changes.enqueue),
         Job("expire_access", lambda: settings.EXPIRE_ACCESS_EVERY, tasks.expire_access.enqueue),
         Job("remind_reviews", lambda: settings.REMIND_REVIEWS_EVERY, tasks.remind_reviews.enqueue),
@@ -54,6 +72,13 @@ def enqueue_due_jobs() -> list[str]:
             pass
         # A shortened period takes effect now, not after the longer one ends.
         PeriodicJob.objects.filter(name=job.name, next_run_at__gt=now + every).update(next_run_at=now + every)
+        done_at = job.last_done()
+        if done_at is not None and done_at + every > now:
+            # Done recently by other means: due again a period after that.
+            PeriodicJob.objects.filter(name=job.name, next_run_at__lte=now).update(
+                next_run_at=done_at + every
+            )
+            continue
         claimed = PeriodicJob.objects.filter(name=job.name, next_run_at__lte=now).update(
             next_run_at=now + every, last_enqueued_at=now
         )
