@@ -613,7 +613,7 @@ def _explanations(group_id: str, since: datetime | None) -> list[AuditEntry]:
     written before its call is sent, and Segment may apply it after the reading).
     """
     entries = AuditEntry.objects.filter(group_id=group_id).exclude(status__in=NOT_APPLIED)
-    entries = entries.exclude(action=Action.OBSERVED)
+    entries = entries.exclude(action=Action.OBSERVED).exclude(resolution=AuditEntry.Resolution.NOT_APPLIED)
     if since is not None:
         margin = max(60.0, 3 * settings.SEGMENT_REQUEST_DEADLINE)
         entries = entries.filter(created_at__gte=since - timedelta(seconds=margin))
