@@ -1,10 +1,12 @@
 """Browser tests: Playwright drives the system Chromium against Django's live server."""
 
+import contextlib
 import os
 from io import StringIO
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
 # (seeding, users) are ordinary synchronous calls, so Django's async guard is lifted here only.
@@ -91,3 +93,14 @@ def help_desk_account(transactional_db):
     from tests.factories import help_desk
 
     return help_desk(username="hana")
+
+
+@pytest.fixture
+def page(transactional_db, page):
+    """Playwright's page, closed before the database is emptied after the test: a request the
+    page still has in flight (an htmx refresh after the last assertion) would otherwise hold a
+    table that the flush needs, and PostgreSQL ends one of them as a deadlock."""
+    yield page
+    with contextlib.suppress(PlaywrightError):  # a page that never settles is closed all the same
+        page.wait_for_load_state("networkidle", timeout=5000)
+    page.close()
