@@ -58,6 +58,7 @@ FALLBACK_PAGE_SIZE = 200
 PAGE_SIZE_KEY = "mirror:page-size:v1"
 PAGE_SIZE_MEMORY = 24 * 3600
 HEARTBEAT_SECONDS = 5.0
+GROUP_REFRESH_STALE_SECONDS = 120
 OBSERVED_ACTOR = "outside Group Admin"
 Action = AuditEntry.Action
 # Audit entries of these outcomes changed nothing, so they explain no difference.
@@ -184,7 +185,12 @@ class Reader:
 def _claim(kind: str, group_id: str, trigger: str) -> SyncRun | None:
     """Start a run of this scope, unless one is running; a stale running one is abandoned first."""
     now = timezone.now()
-    stale = now - timedelta(seconds=settings.MIRROR_SYNC_STALE_SECONDS)
+    # A group's refresh takes seconds: one silent for two minutes is dead, and must not hold
+    # back the refreshes of its group for as long as a full sync would.
+    silence = settings.MIRROR_SYNC_STALE_SECONDS
+    if kind == SyncRun.Kind.GROUP:
+        silence = min(silence, GROUP_REFRESH_STALE_SECONDS)
+    stale = now - timedelta(seconds=silence)
     SyncRun.objects.filter(
         kind=kind, group_id=group_id, status=SyncRun.Status.RUNNING, heartbeat_at__lt=stale
     ).update(

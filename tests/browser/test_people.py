@@ -67,3 +67,18 @@ def test_select_all_ticks_every_group_of_the_person(page, live_server, workspace
     for index in range(boxes.count()):
         expect(boxes.nth(index)).to_be_checked()
     expect(page.get_by_role("button", name=re.compile("Remove from selected groups"))).to_be_enabled()
+
+
+def test_member_search_on_a_groups_page_follows_a_removal(page, live_server, workspace, help_desk_account):
+    user, (group, _) = a_person_in_two_plain_groups(workspace)
+    sign_in(page, live_server, "hana")
+    page.goto(f"{live_server.url}/groups/{group.id}/")
+
+    page.get_by_label("Search members").fill(user.email)
+    results = page.locator("#member-search-results")
+    expect(results).to_contain_text(user.email)
+    results.get_by_role("link", name=f"Remove {user.email}").click()
+    page.locator("#member-dialog").get_by_role("button", name=re.compile("^Remove")).click()
+
+    expect(results).to_contain_text(f"No member's email or name contains “{user.email}”")
+    assert not Membership.objects.filter(user=user, group=group).exists()

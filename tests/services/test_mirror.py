@@ -391,3 +391,15 @@ def test_a_review_snapshots_a_fresh_refresh_of_its_group(workspace):
     assert "carol@example.com" in emails and len(emails) == 4
     assert ("carol@example.com", "user", "Carol") in members_of(GROUP)
     assert SyncRun.objects.filter(kind=SyncRun.Kind.GROUP, trigger__startswith="review started").exists()
+
+
+def test_a_silent_group_refresh_is_abandoned_after_two_minutes(workspace):
+    three_minutes_ago = timezone.now() - timedelta(minutes=3)
+    SyncRun.objects.create(
+        kind=SyncRun.Kind.GROUP, group_id=GROUP, started_at=three_minutes_ago, heartbeat_at=three_minutes_ago
+    )
+
+    run = refresh_group(GROUP, trigger="test")
+
+    assert run is not None and run.status == SyncRun.Status.SUCCEEDED
+    assert SyncRun.objects.filter(group_id=GROUP, status=SyncRun.Status.ABANDONED).count() == 1
