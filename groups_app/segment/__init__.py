@@ -4,7 +4,7 @@ Which transport and settings a client gets is decided outside this package, by
 `groups_app.services.segment_client.get_client`.
 """
 
-from .client import SegmentClient, check_id, normalize_emails
+from .client import SegmentClient, check_id, iterate_pages, normalize_emails
 from .deadline import deadline, time_left
 from .errors import (
     AuthenticationFailed,
@@ -49,6 +49,7 @@ __all__ = [
     "WorkspaceUser",
     "check_id",
     "deadline",
+    "iterate_pages",
     "normalize_emails",
     "time_left",
 ]

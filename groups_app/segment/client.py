@@ -81,6 +81,25 @@ def check_id(value: str, what: str = "user_group_id") -> str:
     return value
 
 
+def iterate_pages[T](fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """Every item of a cursor-paginated listing, `fetch(cursor)` returning each page.
+
+    Raises:
+        SegmentError: the API handed back a cursor it had already given (it would loop forever).
+    """
+    cursor: str | None = None
+    seen: set[str] = set()
+    while True:
+        page = fetch(cursor)
+        yield from page.items
+        if not page.next:
+            return
+        if page.next in seen:
+            raise SegmentError("The API returned a pagination cursor it had already given.")
+        seen.add(page.next)
+        cursor = page.next
+
+
 class SegmentClient:
     """Client of the Public API's IAM Groups endpoints.
 
@@ -135,7 +154,7 @@ class SegmentClient:
 
     def iter_user_groups(self) -> Iterator[UserGroup]:
         """Every user group, following cursors to the last page."""
-        return self._iterate(lambda cursor: self.list_user_groups(count=self.page_size, cursor=cursor))
+        return iterate_pages(lambda cursor: self.list_user_groups(count=self.page_size, cursor=cursor))
 
     def get_user_group(self, user_group_id: str) -> UserGroup:
         """One user group with its permissions.
@@ -192,7 +211,7 @@ class SegmentClient:
     def iter_users_from_user_group(self, user_group_id: str) -> Iterator[WorkspaceUser]:
         """Every workspace user in a group."""
         check_id(user_group_id)
-        return self._iterate(
+        return iterate_pages(
             lambda cursor: self.list_users_from_user_group(user_group_id, count=self.page_size, cursor=cursor)
         )
 
@@ -214,7 +233,7 @@ class SegmentClient:
     def iter_invites_from_user_group(self, user_group_id: str) -> Iterator[str]:
         """Every pending invite of a group."""
         check_id(user_group_id)
-        return self._iterate(
+        return iterate_pages(
             lambda cursor: self.list_invites_from_user_group(
                 user_group_id, count=self.page_size, cursor=cursor
             )
@@ -293,7 +312,7 @@ class SegmentClient:
 
     def iter_roles(self) -> Iterator[IamRole]:
         """Every IAM role."""
-        return self._iterate(lambda cursor: self.list_roles(count=self.page_size, cursor=cursor))
+        return iterate_pages(lambda cursor: self.list_roles(count=self.page_size, cursor=cursor))
 
     # -- the resources permissions grant roles on ----------------------------------
 
@@ -335,7 +354,7 @@ class SegmentClient:
             return
         kinds = FUNCTION_TYPES if resource_type == "FUNCTION" else ("",)
         for kind in kinds:
-            yield from self._iterate(
+            yield from iterate_pages(
                 lambda cursor, kind=kind: self.list_resources(
                     resource_type, count=self.page_size, cursor=cursor, function_type=kind or "SOURCE"
                 )
@@ -397,20 +416,6 @@ class SegmentClient:
         if cursor:
             params["pagination.cursor"] = cursor
         return params
-
-    @staticmethod
-    def _iterate(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
-        cursor: str | None = None
-        seen: set[str] = set()
-        while True:
-            page = fetch(cursor)
-            yield from page.items
-            if not page.next:
-                return
-            if page.next in seen:
-                raise SegmentError("The API returned a pagination cursor it had already given.")
-            seen.add(page.next)
-            cursor = page.next
 
     @staticmethod
     def _parse(data: dict[str, Any], key: str, build: Callable[[Any], T]) -> T:

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Q
 
-from groups_app.models import MirrorGroup
+from groups_app.models import MirrorGroup, MirrorMember
 from groups_app.segment import (
     RESOURCE_TYPES,
     IamRole,
@@ -76,8 +76,10 @@ class GroupRow:
 
 
 @dataclass(frozen=True)
-class GroupListing:
-    rows: tuple[GroupRow, ...]
+class Listing[R]:
+    """One numbered page of rows read from the mirror (groups, people), with its freshness."""
+
+    rows: tuple[R, ...]
     total: int
     page: int
     page_count: int
@@ -91,6 +93,13 @@ class GroupListing:
     @property
     def last_index(self) -> int:
         return self.first_index + len(self.rows) - 1 if self.rows else 0
+
+
+def page_bounds(total: int, page: int, page_size: int) -> tuple[int, int, int]:
+    """(page, page count, offset of its first row): a page past either end shows the nearest one."""
+    page_count = max(1, math.ceil(total / page_size))
+    page = min(max(1, page), page_count)
+    return page, page_count, (page - 1) * page_size
 
 
 @dataclass(frozen=True)
@@ -193,7 +202,7 @@ def group_list(
     descending: bool = False,
     page: int = 1,
     page_size: int = 25,
-) -> GroupListing:
+) -> Listing[GroupRow]:
     """One page of the groups whose name contains `query`, sorted by name or member count.
 
     Read from the mirror: no upstream call, whatever the workspace's size.
@@ -207,9 +216,7 @@ def group_list(
     order = ["member_count", "name_key", "group_id"] if sort == "members" else ["name_key", "group_id"]
     groups = groups.order_by(*(f"-{f}" if descending else f for f in order))
     total = groups.count()
-    page_count = max(1, math.ceil(total / page_size))
-    page = min(max(1, page), page_count)
-    start = (page - 1) * page_size
+    page, page_count, start = page_bounds(total, page, page_size)
     roles = mirrored_roles()
     rows = []
     for stored in groups[start : start + page_size]:
@@ -222,7 +229,7 @@ def group_list(
                 is_privileged=group_is_privileged(group, roles),
             )
         )
-    return GroupListing(
+    return Listing(
         rows=tuple(rows),
         total=total,
         page=page,
@@ -385,8 +392,6 @@ MEMBER_SEARCH_LIMIT = 50
 def group_members_search(*, group_id: str, query: str) -> MemberSearch:
     """Search within one group's users and invites (the API cannot): from the mirror, with the
     time the mirror last read the group."""
-    from groups_app.models import MirrorGroup, MirrorMember
-
     needle = query.strip().casefold()
     read_at = MirrorGroup.objects.filter(group_id=group_id).values_list("read_at", flat=True).first()
     members = MirrorMember.objects.filter(group_id=group_id)

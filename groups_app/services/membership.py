@@ -162,7 +162,7 @@ def group_members_add(
             group = client.get_user_group(group_id)
             # The mirror answers "already a member" without reading the group's every page; a
             # group it does not hold yet is read whole, as before.
-            before = mirrored_membership(group_id)
+            before = mirrored_membership(group_id, among=emails)
             from_mirror = before is not None
             if before is None:
                 before = group_membership(group_id=group_id, client=client)

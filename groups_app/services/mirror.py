@@ -42,6 +42,7 @@ from groups_app.segment import (
     UserGroup,
     ValidationFailed,
     WorkspaceUser,
+    iterate_pages,
 )
 from groups_app.services.audit import describe_error
 from groups_app.services.grants import describe, permissions_fingerprint
@@ -136,16 +137,13 @@ class Reader:
         return fn()
 
     def all_pages(self, fetch: Callable[..., Page[T]]) -> tuple[T, ...]:
-        items: list[T] = []
-        cursor = None
-        while True:
+        def counted_page(cursor: str | None) -> Page[T]:
             page = self._page(fetch, cursor)
             with self._lock:
                 self.pages += 1
-            items.extend(page.items)
-            if not page.next:
-                return tuple(items)
-            cursor = page.next
+            return page
+
+        return tuple(iterate_pages(counted_page))
 
     def _page(self, fetch: Callable[..., Page[T]], cursor: str | None) -> Page[T]:
         size = self.page_size
@@ -457,7 +455,7 @@ def _apply(
         MirrorRole.objects.bulk_create(
             MirrorRole(role_id=r.id, name=r.name, description=r.description) for r in roles
         )
-    role_map = {r.role_id: IamRole(r.role_id, r.name, r.description) for r in MirrorRole.objects.all()}
+    role_map = mirrored_roles()
     ids = [s.group.id for s in snapshots]
     existing = {g.group_id: g for g in MirrorGroup.objects.select_for_update().filter(group_id__in=ids)}
     # Until a full sync has succeeded there is nothing to compare with: the first one is the baseline.
@@ -772,16 +770,18 @@ def mirrored_group(group: MirrorGroup) -> UserGroup:
     )
 
 
-def mirrored_membership(group_id: str) -> Membership | None:
-    """A group's users and invites as the mirror holds them; None when it holds no such group."""
+def mirrored_membership(group_id: str, *, among: Iterable[str] | None = None) -> Membership | None:
+    """A group's users and invites as the mirror holds them, or only those `among` some emails
+    (an indexed lookup, however large the group); None when the mirror holds no such group."""
     from groups_app.services.groups import Membership
 
     if not MirrorGroup.objects.filter(group_id=group_id).exists():
         return None
+    members = MirrorMember.objects.filter(group_id=group_id)
+    if among is not None:
+        members = members.filter(email__in=[e.lower() for e in among])
     users, invites = [], []
-    for email, kind, user_id, name in MirrorMember.objects.filter(group_id=group_id).values_list(
-        "email", "kind", "user_id", "name"
-    ):
+    for email, kind, user_id, name in members.values_list("email", "kind", "user_id", "name"):
         if kind == MirrorMember.Kind.USER:
             users.append(WorkspaceUser(id=user_id, name=name, email=email))
         else:

@@ -7,17 +7,18 @@ with its own audit entry and the privileged-group rules.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Max, Q
 
+from groups_app.emails import address_problem
 from groups_app.models import AccessRequest, AuditEntry, MirrorGroup, MirrorMember
-from groups_app.segment import SegmentClient, SegmentError, UserGroup
-from groups_app.services.errors import ChangeOutcomeUnknown, InvalidInput, ServiceError
-from groups_app.services.groups import group_is_privileged, role_name
+from groups_app.segment import IamRole, SegmentClient, SegmentError, UserGroup
+from groups_app.services.audit_log import audit_entries
+from groups_app.services.errors import InvalidInput, ServiceError
+from groups_app.services.groups import Listing, group_is_privileged, page_bounds, role_name
 from groups_app.services.membership import group_members_add, group_members_remove
 from groups_app.services.mirror import Freshness, mirror_freshness, mirrored_group, mirrored_roles
 from groups_app.services.segment_client import get_client
@@ -40,25 +41,7 @@ class PersonRow:
     is_user: bool
 
 
-@dataclass(frozen=True)
-class PeopleListing:
-    rows: tuple[PersonRow, ...]
-    total: int
-    page: int
-    page_count: int
-    page_size: int
-    freshness: Freshness
-
-    @property
-    def first_index(self) -> int:
-        return (self.page - 1) * self.page_size + 1 if self.rows else 0
-
-    @property
-    def last_index(self) -> int:
-        return self.first_index + len(self.rows) - 1 if self.rows else 0
-
-
-def people_search(*, query: str, page: int = 1, page_size: int = 25) -> PeopleListing:
+def people_search(*, query: str, page: int = 1, page_size: int = 25) -> Listing[PersonRow]:
     """Everyone in any group (users and pending invites) whose email or name contains `query`."""
     needle = query.strip().casefold()
     members = MirrorMember.objects.all()
@@ -74,14 +57,12 @@ def people_search(*, query: str, page: int = 1, page_size: int = 25) -> PeopleLi
         .order_by("email")
     )
     total = people.count()
-    page_count = max(1, math.ceil(total / page_size))
-    page = min(max(1, page), page_count)
-    start = (page - 1) * page_size
+    page, page_count, start = page_bounds(total, page, page_size)
     rows = tuple(
         PersonRow(email=p["email"], name=p["name"], group_count=p["groups"], is_user=p["users"] > 0)
         for p in people[start : start + page_size]
     )
-    return PeopleListing(rows, total, page, page_count, page_size, mirror_freshness())
+    return Listing(rows, total, page, page_count, page_size, mirror_freshness())
 
 
 @dataclass(frozen=True)
@@ -92,7 +73,7 @@ class PersonGroup:
     is_invite: bool
     is_privileged: bool
     role_names: tuple[str, ...]
-    read_at: Any
+    member_name: str  # the person's name as this group lists it ("" for an invite)
 
 
 @dataclass(frozen=True)
@@ -124,15 +105,18 @@ class Person:
 
 
 def checked_person_email(email: str) -> str:
-    """Raises InvalidInput: not an email address."""
+    """Raises InvalidInput: not an email address (any domain: people outside the allowed
+    domains may still be members, and must be found)."""
     cleaned = (email or "").strip().lower()
-    if "@" not in cleaned or len(cleaned) > 254 or any(c.isspace() for c in cleaned):
-        raise InvalidInput(f"“{email}” is not an email address.", {"email": "Enter an email address."})
+    problem = address_problem(cleaned, f"“{email}”")
+    if problem:
+        raise InvalidInput(problem, {"email": problem})
     return cleaned
 
 
-def person_groups(email: str) -> tuple[PersonGroup, ...]:
-    roles = mirrored_roles()
+def person_groups(email: str, roles: dict[str, IamRole] | None = None) -> tuple[PersonGroup, ...]:
+    """The groups the mirror lists `email` in, by name."""
+    roles = mirrored_roles() if roles is None else roles
     rows = MirrorMember.objects.filter(email=email).select_related("group").order_by("group__name_key")
     found = []
     for member in rows:
@@ -143,7 +127,7 @@ def person_groups(email: str) -> tuple[PersonGroup, ...]:
                 is_invite=member.kind == MirrorMember.Kind.INVITE,
                 is_privileged=group_is_privileged(group, roles),
                 role_names=tuple(sorted({role_name(p, roles) for p in group.permissions}, key=str.casefold)),
-                read_at=member.group.read_at,
+                member_name=member.name,
             )
         )
     return tuple(found)
@@ -156,8 +140,8 @@ def person_detail(email: str) -> Person:
         InvalidInput: not an email address.
     """
     email = checked_person_email(email)
-    groups = person_groups(email)
     roles = mirrored_roles()
+    groups = person_groups(email, roles)
     grants: dict[tuple, list[str]] = {}
     resources: dict[tuple, Any] = {}
     for membership in groups:
@@ -166,15 +150,9 @@ def person_detail(email: str) -> Person:
                 key = (role_name(permission, roles), resource.type, resource.id, resource.label_set)
                 resources[key] = resource
                 grants.setdefault(key, []).append(membership.group.name)
-    name = (
-        MirrorMember.objects.filter(email=email, kind=MirrorMember.Kind.USER)
-        .exclude(name="")
-        .values_list("name", flat=True)
-        .first()
-    )
     return Person(
         email=email,
-        name=name or "",
+        name=next((g.member_name for g in groups if g.member_name), ""),
         groups=groups,
         grants=tuple(
             Grant(role_name=key[0], resource=resources[key], groups=tuple(sorted(set(names))))
@@ -183,11 +161,7 @@ def person_detail(email: str) -> Person:
         open_requests=tuple(
             AccessRequest.objects.filter(email=email, status__in=OPEN_REQUEST_STATES).order_by("-created_at")
         ),
-        history=tuple(
-            AuditEntry.objects.filter(search_text__contains=email).order_by("-created_at", "-id")[
-                :HISTORY_LENGTH
-            ]
-        ),
+        history=tuple(audit_entries(text=email)[:HISTORY_LENGTH]),
         freshness=mirror_freshness(),
     )
 
@@ -268,9 +242,7 @@ def _each_group(
         key = f"{submission_key}:{group_id}"[:64] if submission_key else None
         try:
             message = act(group_id, key)
-        except ChangeOutcomeUnknown as exc:
-            change.outcomes.append(GroupOutcome(group_id, name, False, exc.message, exc.entry.pk))
-        except (ServiceError, SegmentError) as exc:
+        except (ServiceError, SegmentError) as exc:  # an unknown outcome or a duplicate carries its entry
             entry = getattr(exc, "entry", None)
             change.outcomes.append(
                 GroupOutcome(group_id, name, False, exc.message, entry.pk if entry else None)

@@ -45,7 +45,7 @@ def jobs() -> tuple[Job, ...]:
         Job(
             "sync_workspace",
             lambda: settings.MIRROR_SYNC_EVERY,
-            lambda: tasks.sync_workspace.enqueue(),
+            tasks.sync_workspace.enqueue,
             last_done=_last_full_sync,
         ),
         Job("reconcile_changes", lambda: settings.RECONCILE_EVERY, tasks.reconcile_changes.enqueue),

@@ -16,11 +16,13 @@ from groups_app.services.errors import InvalidInput
 from groups_app.services.groups import cached_resource_names
 from groups_app.services.people import (
     PersonChange,
+    checked_person_email,
     copy_access_preview,
     groups_to_add,
     people_search,
     person_add_to_groups,
     person_detail,
+    person_groups,
     person_remove_from_groups,
 )
 from groups_app.views.submit import change_permission_required, form_error_text, show_errors
@@ -40,7 +42,8 @@ def people_view(request: HttpRequest) -> HttpResponse:
     template = "groups_app/people_list.html"
     if request.htmx and request.htmx.target == "people-table":
         template += "#people-table"
-    return render(request, template, {"listing": listing, "q": q, "nav_section": "people"})
+    context = {"listing": listing, "q": q, "query": request.GET, "nav_section": "people"}
+    return render(request, template, context)
 
 
 @require_GET
@@ -77,13 +80,16 @@ def person_add_view(request: HttpRequest, email: str) -> HttpResponse:
 
 
 def _person_change(request: HttpRequest, email: str, *, action: str, change) -> HttpResponse:
-    person = _person_or_none(email)
-    if person is None:
-        return render(request, "groups_app/person_detail.html", {"bad_email": email}, status=404)
+    """Validate the chosen groups against those offered, confirm a removal, then change; the
+    page (with the person's whole detail) is read once, after."""
+    try:
+        email = checked_person_email(email)
+    except InvalidInput:
+        return _not_an_email(request, email)
     if action == Action.MEMBERS_REMOVE:
-        offered = [(g.group.id, g.group.name) for g in person.groups]
+        offered = [(g.group.id, g.group.name) for g in person_groups(email)]
     else:
-        offered = groups_to_add(email=person.email, group_ids=request.POST.getlist("groups"))
+        offered = groups_to_add(email=email, group_ids=request.POST.getlist("groups"))
     form = PersonGroupsForm(request.POST, group_choices=offered)
     if not form.is_valid():
         change_refused(actor=request.user, action=action, reason=form_error_text(form), path=request.path)
@@ -95,7 +101,7 @@ def _person_change(request: HttpRequest, email: str, *, action: str, change) -> 
     try:
         result: PersonChange = change(
             actor=request.user,
-            email=person.email,
+            email=email,
             group_ids=form.cleaned_data["groups"],
             submission_key=form.cleaned_data.get("submission_key"),
         )
@@ -109,11 +115,8 @@ def _form_name(action: str) -> str:
     return "remove_form" if action == Action.MEMBERS_REMOVE else "add_form"
 
 
-def _person_or_none(email: str):
-    try:
-        return person_detail(email)
-    except InvalidInput:
-        return None
+def _not_an_email(request: HttpRequest, email: str) -> HttpResponse:
+    return render(request, "groups_app/person_detail.html", {"bad_email": email}, status=404)
 
 
 def _person_page(
@@ -128,9 +131,10 @@ def _person_page(
     confirm_remove: list[tuple[str, str]] | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    person = _person_or_none(email)
-    if person is None:
-        return render(request, "groups_app/person_detail.html", {"bad_email": email}, status=404)
+    try:
+        person = person_detail(email)
+    except InvalidInput:
+        return _not_an_email(request, email)
     context = {
         "person": person,
         "nav_section": "people",
