@@ -270,3 +270,33 @@ def test_adding_to_a_group_the_person_is_in_already_is_refused(client, office):
 
     assert response.status_code == 422
     assert "is not one of the groups offered" in html(response)
+
+
+def test_segment_failing_midway_is_told_per_group_and_audited_never_a_500(client, office, settings):
+    client.force_login(administrator(username="ada"))
+    settings.SEGMENT_MAX_RETRIES = 0
+    inject_fault("remove_users_from_user_group", "429")  # the first removal is rate-limited
+
+    done = client.post(
+        person_url("alice@example.com", "remove"),
+        {"groups": [office["data"].id, office["finance"].id], "confirmed": "yes"},
+    )
+
+    page = html(done)
+    assert done.status_code == 200
+    assert "Not done in 1 group" in page and "rate-limiting" in page
+    assert "Removed from Finance." in page
+    outcomes = dict(AuditEntry.objects.filter(action="members.remove").values_list("group_name", "status"))
+    assert outcomes == {"Data": "failed", "Finance": "succeeded"}
+    assert in_group(office["data"], "alice@example.com")
+
+
+def test_html_in_a_search_or_an_address_is_shown_as_text(client, office):
+    client.force_login(viewer(username="vera"))
+
+    search = html(client.get(PEOPLE, {"q": "<script>alert(1)</script>"}))
+    person = client.get("/people/%3Cscript%3Ealert(1)%3C%2Fscript%3E@example.com/")
+
+    assert "<script>alert(1)</script>" not in search and "&lt;script&gt;" in search
+    assert person.status_code == 404
+    assert "<script>alert(1)" not in html(person)
