@@ -331,6 +331,8 @@ SANDBOX_HANG_SECONDS = env.float("SANDBOX_HANG_SECONDS", default=60.0)
 ALLOWED_EMAIL_DOMAINS = env.list("ALLOWED_EMAIL_DOMAINS", default=[])
 # Most emails one change may add, remove or set.
 MAX_EMAILS_PER_CHANGE = env.int("MAX_EMAILS_PER_CHANGE", default=1000)
+# Characters that start a sub-address (ada+tag@example.com is ada@example.com to every rule).
+EMAIL_SUBADDRESS_SEPARATORS = env.str("EMAIL_SUBADDRESS_SEPARATORS", default="+")
 
 # Email: access-request notifications. The console backend prints mail unless EMAIL_HOST is set.
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Group Admin <group-admin@localhost>")

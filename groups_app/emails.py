@@ -16,6 +16,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from groups_app.rules.identity import identity_problem
+
 # RFC 5321 §4.5.3.1: the longest local part, domain and path an address may have.
 MAX_LOCAL_PART = 64
 MAX_DOMAIN = 255
@@ -81,7 +83,7 @@ def address_problem(address: str, shown: str | None = None) -> str:
         validate_email(address)
     except ValidationError:
         return f"{shown} is not a valid email address."
-    return ""
+    return identity_problem(address)
 
 
 def email_problems(emails: Iterable[str]) -> list[str]:
