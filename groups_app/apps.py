@@ -6,6 +6,8 @@ class GroupsAppConfig(AppConfig):
     verbose_name = "Group Admin"
 
     def ready(self) -> None:
-        from groups_app import signals
+        """Connect the signal handlers, and register the background tasks with the queue that
+        services enqueue them through (services never import the tasks)."""
+        from groups_app import signals, tasks  # noqa: F401 - importing registers the tasks
 
         signals.connect()

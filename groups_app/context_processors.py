@@ -2,6 +2,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from groups_app.roles import HANDLE_ACCESS_REQUESTS, VIEW, role_label
+from groups_app.services.approvals.access_requests import needs_person_count
 
 
 def dashboard(request: HttpRequest) -> dict:
@@ -20,6 +21,4 @@ def dashboard(request: HttpRequest) -> dict:
 
 def _pending_requests() -> int:
     """Requests waiting for a person; counted only when a template shows it (templates call callables)."""
-    from groups_app.services.access_requests import needs_person_count
-
     return needs_person_count()

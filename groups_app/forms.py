@@ -9,6 +9,7 @@ from django import forms
 from django.conf import settings
 
 from groups_app.emails import email_problems, parse_emails
+from groups_app.models import AccessRequest, AuditEntry
 from groups_app.segment import RESOURCE_TYPES, Label, Permission, Resource
 from groups_app.services.groups import MEMBER_PAGE_SIZES, PAGE_SIZES, SORTS
 
@@ -343,7 +344,6 @@ class AuditFilterForm(forms.Form):
     date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args, **kwargs):
-        from groups_app.models import AuditEntry
 
         super().__init__(*args, **kwargs)
         self.fields["action"].choices = [("", "Any action"), *AuditEntry.Action.choices]
@@ -413,7 +413,6 @@ class RequestQueueFilter(forms.Form):
     )
 
     def __init__(self, *args, **kwargs):
-        from groups_app.models import AccessRequest
 
         super().__init__(*args, **kwargs)
         self.fields["status"].choices = [

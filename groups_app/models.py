@@ -61,6 +61,7 @@ class AuditEntry(models.Model):
         FAILED = "failed", "Failed"
         UNKNOWN = "unknown", "Outcome unknown"
         REFUSED = "refused", "Refused"
+        FILED = "filed", "Filed for approval"
 
     class Resolution(models.TextChoices):
         """What reading back an unknown outcome found."""
@@ -80,6 +81,7 @@ class AuditEntry(models.Model):
         PERMISSIONS_ADD = "permissions.add", "Add permissions"
         PERMISSIONS_REPLACE = "permissions.replace", "Replace permissions"
         PERMISSIONS_PROPOSE = "permissions.propose", "Propose a privileged grant"
+        PROPOSAL_APPROVE = "permissions.approve", "Approve a proposed grant"
         PROPOSAL_REJECT = "permissions.reject", "Reject a proposed grant"
         REQUEST_FILE = "request.file", "File access request"
         REQUEST_APPROVE = "request.approve", "Approve access request"
@@ -133,6 +135,9 @@ class AuditEntry(models.Model):
     )
     review = models.ForeignKey(
         "Review", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
+    )
+    proposal = models.ForeignKey(
+        "ChangeProposal", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
     )
     submission_key = models.CharField(  # noqa: DJ001 - NULL keeps keyless entries out of the unique constraint
         max_length=64, null=True, blank=True, help_text="One per form shown; stops a double submission."
@@ -190,6 +195,28 @@ class AuditEntry(models.Model):
         return self.status == self.Status.UNKNOWN and not self.resolution
 
 
+class AccessRequestQuerySet(models.QuerySet):
+    """Named questions about access requests, asked by the queue, the inbox and reconciliation."""
+
+    def open_for(self, group_id: str) -> AccessRequestQuerySet:
+        """Pending requests for one group."""
+        return self.filter(group_id=group_id, status=AccessRequest.Status.PENDING)
+
+    def stuck(self, *, before) -> AccessRequestQuerySet:
+        """Approved, with provisioning started (or decided) before `before` and never finished:
+        the process provisioning them stopped."""
+        in_flight = models.Q(status__in=AccessRequest.IN_FLIGHT)
+        started_before = models.Q(provisioning_started_at__lt=before) | models.Q(
+            provisioning_started_at__isnull=True, decided_at__lt=before
+        )
+        return self.filter(in_flight & started_before)
+
+    def needs_person(self, *, stuck_before) -> AccessRequestQuerySet:
+        """Requests someone has to act on: decide, retry, reconcile, close, or rescue from a dead
+        process."""
+        return self.filter(status__in=AccessRequest.NEEDS_PERSON) | self.stuck(before=stuck_before)
+
+
 class AccessRequest(models.Model):
     """Someone asking for one email to be added to one group, and what became of it."""
 
@@ -229,7 +256,12 @@ class AccessRequest(models.Model):
     )
     provisioning_error = models.TextField(blank=True)
     provisioning_started_at = models.DateTimeField(null=True, blank=True)
+    provisioning_key = models.CharField(
+        max_length=64, blank=True, help_text="The submission key of the latest provisioning attempt."
+    )
     expired_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AccessRequestQuerySet.as_manager()
 
     # Requests a person has to act on: decide, retry, reconcile or close.
     NEEDS_PERSON = (
@@ -332,6 +364,16 @@ class ReviewItem(models.Model):
         return self.email
 
 
+class ChangeProposalQuerySet(models.QuerySet):
+    def needs_person(self) -> ChangeProposalQuerySet:
+        """Proposals waiting for a second Administrator."""
+        return self.filter(status=ChangeProposal.Status.PENDING)
+
+    def open_for(self, group_id: str) -> ChangeProposalQuerySet:
+        """One group's proposals waiting for a decision, oldest first."""
+        return self.needs_person().filter(group_id=group_id).order_by("proposed_at", "id")
+
+
 class ChangeProposal(models.Model):
     """A permission change that grants a privileged role, waiting for a second Administrator.
 
@@ -371,6 +413,17 @@ class ChangeProposal(models.Model):
         related_name="+",
         help_text="The audit entry of the change, once approved.",
     )
+    members = models.JSONField(
+        default=list, help_text="The group's users and invites when it was proposed ({email, kind})."
+    )
+    joined_since_privileged = models.JSONField(
+        default=list,
+        help_text="Who joined since the group last granted a privileged role (empty: it never did, "
+        "as far as the audit log knows).",
+    )
+    last_privileged_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ChangeProposalQuerySet.as_manager()
 
     class Meta:
         ordering = ["-proposed_at", "-id"]

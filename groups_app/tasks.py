@@ -1,19 +1,31 @@
 """Background tasks, run by `manage.py run_worker` from the queue in the database.
 
 Each task is a thin call into a service and returns a small JSON summary (kept on the task's
-result). The periodic ones are enqueued by the worker's scheduler (`services/schedule.py`).
+result). Services enqueue them by name through `services/queue.py`, where each is registered
+when the app loads; the periodic ones are enqueued by the worker's scheduler
+(`services/schedule.py`).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+from io import StringIO
 from typing import Any
 
-from django.tasks import task
+from django.conf import settings
+from django.core.management import call_command
+from django.tasks import task, task_backends
+from django.utils import timezone
+from django_tasks_db.backend import DatabaseBackend
 
-from groups_app.services import mirror
+from groups_app.models import SyncRun
+from groups_app.services import queue, reconcile
+from groups_app.services.approvals import access_requests
+from groups_app.services.mirror import sync, write_through
+from groups_app.services.reviews import reviews_remind
 
 
-def _run_summary(run: Any) -> dict[str, Any]:
+def _run_summary(run: SyncRun | None) -> dict[str, Any]:
     if run is None:
         return {"skipped": "already running"}
     return {
@@ -25,64 +37,51 @@ def _run_summary(run: Any) -> dict[str, Any]:
     }
 
 
+@queue.register
 @task
 def sync_workspace(trigger: str = "schedule") -> dict[str, Any]:
     """Read the whole workspace into the mirror."""
-    return _run_summary(mirror.sync_workspace(trigger=trigger))
+    return _run_summary(sync.sync_workspace(trigger=trigger))
 
 
+@queue.register
 @task
 def refresh_group(group_id: str, trigger: str = "change", verify_emails: list[str] | None = None) -> dict:
     """Re-read one group into the mirror after a change; record which added emails became invites."""
-    run = mirror.refresh_group(group_id, trigger=trigger)
-    if verify_emails and run is not None and run.status == run.Status.SUCCEEDED:
-        from groups_app.services.membership import record_verified_invites
-
-        record_verified_invites(group_id, verify_emails)
+    run = sync.refresh_group(group_id, trigger=trigger)
+    if verify_emails and run is not None and run.status == SyncRun.Status.SUCCEEDED:
+        write_through.record_verified_invites(group_id, verify_emails)
     return _run_summary(run)
 
 
+@queue.register
 @task
 def reconcile_changes() -> dict[str, Any]:
     """Read back changes whose outcome Segment did not confirm."""
-    from groups_app.services.reconcile import reconcile_changes as reconcile
-
-    run = reconcile()
+    run = reconcile.reconcile_changes()
     return {"abandoned": run.abandoned, "resolved": run.resolved, "still_unknown": run.still_unknown}
 
 
+@queue.register
 @task
 def expire_access() -> dict[str, Any]:
     """End provisioned access requests past their end date."""
-    from groups_app.services.access_requests import requests_expire
-
-    result = requests_expire()
+    result = access_requests.access_requests_expire()
     return {"expired": len(result.expired), "failed": len(result.failed)}
 
 
+@queue.register
 @task
 def remind_reviews() -> dict[str, Any]:
     """Mail the reviewers of reviews due soon."""
-    from groups_app.services.reviews import reviews_remind
-
     return {"reminded": len(list(reviews_remind()))}
 
 
+@queue.register
 @task
 def prune_history() -> dict[str, Any]:
     """Forget finished tasks and sync records older than KEEP_TASK_HISTORY_DAYS (failures are kept
     as long again, to be looked into). Audit entries are never pruned."""
-    from datetime import timedelta
-    from io import StringIO
-
-    from django.conf import settings
-    from django.core.management import call_command
-    from django.tasks import task_backends
-    from django.utils import timezone
-    from django_tasks_db.backend import DatabaseBackend
-
-    from groups_app.models import SyncRun
-
     days = settings.KEEP_TASK_HISTORY_DAYS
     if isinstance(task_backends["default"], DatabaseBackend):
         call_command(

@@ -70,9 +70,9 @@ urlpatterns = [
     path("groups/<segment_id:group_id>/reviews/start/", review_start_view, name="review-start"),
     path("requests/", request_list_view, name="requests"),
     path("requests/new/", request_new_view, name="request-new"),
-    path("requests/<int:request_id>/", request_detail_view, name="request"),
+    path("requests/<int:access_request_id>/", request_detail_view, name="request"),
     path(
-        "requests/<int:request_id>/<str:action>/",
+        "requests/<int:access_request_id>/<str:action>/",
         request_decide_view,
         name="request-decide",
     ),

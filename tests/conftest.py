@@ -98,7 +98,7 @@ def demo_workspace(db):
 
     from django.core.management import call_command
 
-    from groups_app.services.mirror import sync_workspace
+    from groups_app.services.mirror.sync import sync_workspace
     from sandbox.models import UserGroup
 
     call_command("seed_sandbox", "--groups", "4", "--users", "450", stdout=StringIO())

@@ -83,6 +83,7 @@ def _entry_fields(
     details: dict[str, Any] | None = None,
     access_request: Any = None,
     review: Any = None,
+    proposal: Any = None,
 ) -> dict[str, Any]:
     origin = origin_var.get() or RequestOrigin()
     return {
@@ -100,6 +101,7 @@ def _entry_fields(
         "inbound_request_id": origin.inbound_request_id,
         "access_request": access_request,
         "review": review,
+        "proposal": proposal,
     }
 
 

@@ -49,8 +49,17 @@ SCHEMAS: dict[str, dict[str, tuple[str, str] | None]] = {
         "wanted": None,
         "fingerprint": None,
     },
-    Action.PERMISSIONS_PROPOSE: {"added": ("Proposed grants", "permissions")},
-    Action.PROPOSAL_REJECT: {"reason": ("Reason", "text"), "added": ("Rejected grants", "permissions")},
+    Action.PERMISSIONS_PROPOSE: {
+        "added": ("Proposed grants", "permissions"),
+        "joined_since_privileged": ("Joined since the group last granted a privileged role", "emails"),
+        "member_count": ("Members when proposed", "text"),
+    },
+    Action.PROPOSAL_APPROVE: {"added": ("Approved grants", "permissions"), "proposal": None},
+    Action.PROPOSAL_REJECT: {
+        "reason": ("Reason", "text"),
+        "added": ("Rejected grants", "permissions"),
+        "proposal": None,
+    },
     Action.GROUP_CREATE: {"name": ("Name", "text")},
     Action.GROUP_RENAME: {"old_name": ("Old name", "text"), "new_name": ("New name", "text")},
     Action.GROUP_DELETE: {

@@ -7,12 +7,15 @@ A mutating service is its own decision and one client call::
         name = checked_name(name)                 # InvalidInput: a refused entry
         group = client.get_user_group(group_id)   # the one read; a failure: a failed entry
         attempt.describe(summary=..., group=group, details=details_for(...))
+        attempt.check(group=group)                # the rule book, on what is about to be sent
         return attempt.send(lambda: client.update_user_group(group_id, name), submission_key=key)
 
 Every attempt leaves exactly one audit entry:
 
 - refused: a rule stopped it before anything was sent (role, input, stale preview,
   privileged group, self-change); the ServiceError is re-raised;
+- filed for approval: the two-person rule wants a second person; nothing was sent, and the
+  approvals layer files a request or a proposal (`SecondPersonNeeded`);
 - failed: known not applied (4xx, 429, a failed read before sending, a connection that
   never opened); the SegmentError is re-raised;
 - succeeded: Segment answered 2xx;
@@ -25,55 +28,65 @@ Every attempt leaves exactly one audit entry:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from django.conf import settings
-
-from groups_app.models import AuditEntry
-from groups_app.roles import is_administrator
+from groups_app.models import AccessRequest, AuditEntry, ChangeProposal
+from groups_app.rules import book
+from groups_app.rules.book import Approval, Decision, ProposedChange, Verdict
 from groups_app.segment import OutcomeUnknown, SegmentClient, SegmentError, UserGroup, time_left
-from groups_app.services.audit import AuditRecord, SystemActor, complete, record_refused, write_pending
+from groups_app.services import queue
+from groups_app.services.audit import AuditRecord, complete, record_refused, write_pending
 from groups_app.services.errors import (
     ChangeOutcomeUnknown,
     DuplicateSubmission,
+    InvalidInput,
     NotAllowed,
     ServiceError,
 )
-from groups_app.services.groups import group_is_privileged
-from groups_app.services.mirror import request_group_refresh
 from groups_app.services.reconcile import is_abandoned, mark_abandoned, reconcile_entry
 
 logger = logging.getLogger("groups_app.changes")
 
-T = TypeVar("T")
-
-ROLE_DENIED = "Your role does not allow this change."
-PRIVILEGED_GROUP = (
-    "{name} is a privileged group (it grants {roles}): only Administrators change it. Request access instead."
-)
-SELF_CHANGE = "You cannot add yourself to a group; request access instead, and another person will decide."
 # Reading back an unknown outcome right away needs at least this much of the deadline left.
 RECONCILE_MIN_SECONDS = 1.0
 
 
-def two_person_rule_applies(actor: Any, *, approved: bool) -> bool:
-    """Whether a privileged change by `actor` still needs someone else's approval.
+class RuleRefused(NotAllowed):
+    """A rule of the rule book refused the change; `decision` names the rule and the reason."""
 
-    `approved` is that approval: an approved access request (its approver is never its
-    requester) or an approved proposal. Scheduled jobs act on decisions already taken.
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.reason)
+        self.decision = decision
+
+    @property
+    def offers_request(self) -> bool:
+        """Refused by a rule whose answer is an access request (privileged group, self-addition)."""
+        return self.decision.rule in {"privileged_group", "self_change"}
+
+
+class SecondPersonNeeded(ServiceError):
+    """The two-person rule: this change waits for a second person's approval; nothing was sent.
+
+    `change` holds the facts the book decided on (the addresses, the grants), so the approvals
+    layer files exactly what was asked.
     """
-    return settings.TWO_PERSON_RULE and not approved and not isinstance(actor, SystemActor)
+
+    def __init__(self, decision: Decision, change: ProposedChange, entry: AuditEntry | None = None) -> None:
+        super().__init__(decision.reason)
+        self.decision = decision
+        self.change = change
+        self.entry = entry
 
 
-class PrivilegedGroupRule(NotAllowed):
-    """Only Administrators change the membership or permissions of a privileged group."""
+@dataclass(frozen=True)
+class Changed[T]:
+    """What a change returns: its result, and the audit entry that records it."""
 
-
-class SelfChangeRule(NotAllowed):
-    """Nobody adds themselves to a group directly."""
+    result: T
+    entry: AuditEntry
 
 
 @dataclass
@@ -82,14 +95,16 @@ class ChangeAttempt:
 
     actor: Any
     action: str
+    permission: str
     client: SegmentClient | None = None
     group_id: str = ""
     group_name: str = ""
     summary: str = ""
     details: dict[str, Any] = field(default_factory=dict)
-    access_request: Any = None
+    approval: Approval | None = None
     review: Any = None
     record: AuditRecord | None = None
+    is_checked: bool = False
 
     @property
     def is_sent(self) -> bool:
@@ -98,6 +113,16 @@ class ChangeAttempt:
     @property
     def entry(self) -> AuditEntry | None:
         return self.record.entry if self.record else None
+
+    @property
+    def access_request(self) -> AccessRequest | None:
+        source = self.approval.source if self.approval else None
+        return source if isinstance(source, AccessRequest) else None
+
+    @property
+    def proposal(self) -> ChangeProposal | None:
+        source = self.approval.source if self.approval else None
+        return source if isinstance(source, ChangeProposal) else None
 
     def describe(
         self,
@@ -116,25 +141,37 @@ class ChangeAttempt:
         if details is not None:
             self.details = details
 
-    def check_group_rules(self, group: UserGroup, *, adds_emails: Iterable[str] = ()) -> bool:
-        """Apply the privileged-group and self-change rules; return whether the group is privileged.
+    def check(
+        self,
+        *,
+        group: UserGroup | None = None,
+        adds: tuple[str, ...] | list[str] = (),
+        new_members: tuple[str, ...] | list[str] = (),
+        removes: tuple[str, ...] | list[str] = (),
+        grants: tuple[str, ...] | list[str] = (),
+    ) -> ProposedChange:
+        """Ask the rule book about exactly what is about to be sent.
 
         Raises:
-            PrivilegedGroupRule: the group is privileged and the actor is not an Administrator.
-            SelfChangeRule: the actor's own email is among the emails being added.
+            RuleRefused: a rule refused it (recorded as refused).
+            InvalidInput: an address was refused for its domain (shown next to the field).
+            SecondPersonNeeded: it waits for a second person (recorded as filed for approval).
         """
-        is_privileged = group_is_privileged(group)
-        if is_privileged and not is_administrator(self.actor):
-            roles = ", ".join(sorted({p.role_name for p in group.permissions if p.role_name}))
-            raise PrivilegedGroupRule(
-                PRIVILEGED_GROUP.format(name=group.name, roles=roles or "a privileged role")
-            )
-        own_email = (getattr(self.actor, "email", "") or "").strip().lower()
-        if own_email and own_email in {email.lower() for email in adds_emails}:
-            raise SelfChangeRule(SELF_CHANGE)
-        return is_privileged
+        change = ProposedChange(
+            actor=self.actor,
+            permission=self.permission,
+            group=group,
+            adds=tuple(adds),
+            new_members=tuple(new_members),
+            removes=tuple(removes),
+            grants=tuple(grants),
+            approval=self.approval,
+        )
+        _raise_unless_allowed(book.decide(change), change)
+        self.is_checked = True
+        return change
 
-    def send(self, call: Callable[[], T], *, submission_key: str | None = None) -> T:
+    def send[T](self, call: Callable[[], T], *, submission_key: str | None = None) -> Changed[T]:
         """Commit the pending entry, make the upstream call, and record its outcome once.
 
         Raises:
@@ -142,18 +179,10 @@ class ChangeAttempt:
             SegmentError: the change failed and is known not applied.
             ChangeOutcomeUnknown: it was sent but not confirmed; reconciled if time allowed.
         """
+        if not self.is_checked:
+            raise RuntimeError(f"The change {self.action} was about to be sent without asking the rule book.")
         try:
-            entry = write_pending(
-                submission_key=submission_key,
-                actor=self.actor,
-                action=self.action,
-                summary=self.summary,
-                group_id=self.group_id,
-                group_name=self.group_name,
-                details=self.details,
-                access_request=self.access_request,
-                review=self.review,
-            )
+            entry = write_pending(submission_key=submission_key, **self._entry_fields())
         except DuplicateSubmission as exc:
             raise _earlier_outcome(exc, self.client) from None
         self.record = AuditRecord(entry=entry)
@@ -171,7 +200,20 @@ class ChangeAttempt:
             complete(self.record, AuditEntry.Status.UNKNOWN, exc)
             raise
         complete(self.record, AuditEntry.Status.SUCCEEDED)
-        return result
+        return Changed(result, self.record.entry)
+
+    def _entry_fields(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor,
+            "action": self.action,
+            "summary": self.summary,
+            "group_id": self.group_id,
+            "group_name": self.group_name,
+            "details": self.details,
+            "access_request": self.access_request,
+            "proposal": self.proposal,
+            "review": self.review,
+        }
 
     def _unknown(self, exc: Exception) -> ChangeOutcomeUnknown:
         """Complete the entry as unknown and read back what it touched, if there is time."""
@@ -182,6 +224,16 @@ class ChangeAttempt:
         if left is None or left >= RECONCILE_MIN_SECONDS:
             entry = reconcile_entry(entry, by=self.actor, client=self.client)
         return ChangeOutcomeUnknown(entry)
+
+
+def _raise_unless_allowed(decision: Decision, change: ProposedChange) -> None:
+    if decision.verdict == Verdict.ALLOWED:
+        return
+    if decision.verdict == Verdict.NEEDS_SECOND_PERSON:
+        raise SecondPersonNeeded(decision, change)
+    if decision.field:
+        raise InvalidInput(decision.reason, {decision.field: decision.reason})
+    raise RuleRefused(decision)
 
 
 def _earlier_outcome(exc: DuplicateSubmission, client: SegmentClient | None) -> ServiceError:
@@ -207,28 +259,38 @@ def change_attempt(
     group_id: str = "",
     group_name: str = "",
     client: SegmentClient | None = None,
-    access_request: Any = None,
+    approval: Approval | None = None,
     review: Any = None,
 ) -> Iterator[ChangeAttempt]:
     """Authorize an attempted change and guarantee its one audit entry, whatever happens.
 
+    Before anything is read, the rule book is asked about the actor alone (role, identity), so
+    that nobody without the role causes an upstream read; the block then asks it about the
+    whole change (`attempt.check`).
+
     Raises:
-        NotAllowed: the actor's role does not allow `permission` (recorded as refused).
+        RuleRefused: the actor may not make this change (recorded as refused).
+        SecondPersonNeeded: it waits for a second person (recorded as filed for approval).
         Whatever the block raises, after recording it.
     """
     attempt = ChangeAttempt(
         actor=actor,
         action=action,
+        permission=permission,
         client=client,
         group_id=group_id,
         group_name=group_name,
-        access_request=access_request,
+        approval=approval,
         review=review,
     )
     try:
-        if actor is None or not actor.has_perm(permission):
-            raise NotAllowed(ROLE_DENIED)
+        actor_only = ProposedChange(actor=actor, permission=permission, approval=approval)
+        _raise_unless_allowed(book.decide(actor_only), actor_only)
         yield attempt
+    except SecondPersonNeeded as exc:
+        if not attempt.is_sent:
+            exc.entry = _record_unsent(attempt, AuditEntry.Status.FILED, exc)
+        raise
     except ServiceError as exc:
         if not attempt.is_sent:
             _record_unsent(attempt, AuditEntry.Status.REFUSED, exc)
@@ -242,23 +304,16 @@ def change_attempt(
             _refresh_touched_group(attempt)
 
 
-def _record_unsent(attempt: ChangeAttempt, status: str, exc: Exception) -> None:
+def _record_unsent(attempt: ChangeAttempt, status: str, exc: Exception) -> AuditEntry:
     """One complete entry for an attempt that never reached Segment."""
-    fields = {
-        "actor": attempt.actor,
-        "action": attempt.action,
-        "summary": f"{attempt.summary or AuditEntry.Action(attempt.action).label} (not sent)",
-        "group_id": attempt.group_id,
-        "group_name": attempt.group_name,
-        "details": attempt.details,
-        "access_request": attempt.access_request,
-        "review": attempt.review,
-    }
+    fields = attempt._entry_fields()
+    label = "filed for approval" if status == AuditEntry.Status.FILED else "not sent"
+    fields["summary"] = f"{attempt.summary or AuditEntry.Action(attempt.action).label} ({label})"
     if status == AuditEntry.Status.REFUSED:
-        record_refused(reason=getattr(exc, "message", str(exc)), **fields)
-        return
+        return record_refused(reason=getattr(exc, "message", str(exc)), **fields)
     entry = write_pending(**fields)
     complete(AuditRecord(entry=entry), status, exc)
+    return entry
 
 
 def change_refused(*, actor: Any, action: str, reason: str, group_id: str = "", path: str = "") -> AuditEntry:
@@ -276,14 +331,16 @@ def change_refused(*, actor: Any, action: str, reason: str, group_id: str = "", 
 
 def _refresh_touched_group(attempt: ChangeAttempt) -> None:
     """Have the worker re-read the group a sent change touched, so the mirror (the list, People)
-    shows it, and emails that were added are verified as users or invites."""
+    shows it, and emails that were added are verified as users or invites. A queue that cannot
+    be reached costs only freshness (the next full sync catches up): it never fails the change."""
     record = attempt.record
     group_id = attempt.group_id or (record.group_id if record else "") or ""
     if not group_id:
         return
     emails = attempt.details.get("emails") if attempt.action == AuditEntry.Action.MEMBERS_ADD else None
-    request_group_refresh(
+    queue.enqueue_quietly(
+        "refresh_group",
         group_id,
-        trigger=f"{attempt.action} #{record.entry.pk}" if record else attempt.action,
-        verify_emails=emails or (),
+        trigger=(f"{attempt.action} #{record.entry.pk}" if record else attempt.action)[:200],
+        verify_emails=list(emails or ()),
     )

@@ -31,14 +31,6 @@ class StaleChange(ServiceError):
         self.preview = preview
 
 
-class SecondApproverRequired(ServiceError):
-    """The two-person rule: this change needs another Administrator's approval first."""
-
-    def __init__(self, message: str, *, emails: list[str] | tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.emails = tuple(emails)
-
-
 class AwaitingApproval(ServiceError):
     """The change was not made: it waits for a second Administrator (`proposal`)."""
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from groups_app.segment import IamRole, Permission, Resource
-from groups_app.services.groups import role_name
+from groups_app.services.workspace import role_name
 
 ResourceKey = tuple[str, str, frozenset[tuple[str, str]]]
 PermissionKey = tuple[str, frozenset[ResourceKey]]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import logging
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -22,17 +21,19 @@ from groups_app.segment import (
     IamRole,
     NamedResource,
     Page,
-    Permission,
     Resource,
     SegmentClient,
     SegmentError,
     UserGroup,
     WorkspaceUser,
 )
+from groups_app.services.mirror.selectors import Freshness, mirror_freshness, mirrored_group, mirrored_roles
 from groups_app.services.segment_client import get_client
-
-if TYPE_CHECKING:
-    from groups_app.services.mirror import Freshness
+from groups_app.services.workspace import (
+    Membership,
+    group_is_privileged,
+    role_name,
+)
 
 logger = logging.getLogger("groups_app.reads")
 
@@ -44,27 +45,6 @@ MEMBER_PAGE_SIZES = (10, 25, 50, 100)
 # Upstream reads of one page run side by side; the pool outlives requests so that no
 # thread is started per request.
 _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="segment-read")
-
-
-@dataclass(frozen=True)
-class Membership:
-    """Everyone in a group at one moment: workspace users and pending invites."""
-
-    users: tuple[WorkspaceUser, ...]
-    invites: tuple[str, ...]
-
-    @property
-    def emails(self) -> frozenset[str]:
-        return frozenset(u.email.lower() for u in self.users) | frozenset(e.lower() for e in self.invites)
-
-    @property
-    def fingerprint(self) -> str:
-        """Identifies this exact membership, so a confirmation can tell if it changed since."""
-        return membership_fingerprint(self.emails)
-
-
-def membership_fingerprint(emails: frozenset[str] | set[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(emails)).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -179,22 +159,6 @@ def cached_resource_names() -> dict[tuple[str, str], str]:
     return catalog.names if catalog is not None else {}
 
 
-def role_name(permission: Permission, roles: dict[str, IamRole]) -> str:
-    """The role's name from list_roles, else the payload's roleName, else its id."""
-    role = roles.get(permission.role_id)
-    return role.name if role else permission.role_name or permission.role_id
-
-
-def is_privileged_role(name: str) -> bool:
-    """Whether a role name is one of PRIVILEGED_ROLES (compared without case)."""
-    return name.casefold() in {role.casefold() for role in settings.PRIVILEGED_ROLES}
-
-
-def group_is_privileged(group: UserGroup, roles: dict[str, IamRole] | None = None) -> bool:
-    """A group is privileged when it grants any of PRIVILEGED_ROLES, on any resource."""
-    return any(is_privileged_role(role_name(p, roles or {})) for p in group.permissions)
-
-
 def group_list(
     *,
     query: str = "",
@@ -207,8 +171,6 @@ def group_list(
 
     Read from the mirror: no upstream call, whatever the workspace's size.
     """
-    from groups_app.services.mirror import mirror_freshness, mirrored_group, mirrored_roles
-
     groups = MirrorGroup.objects.all()
     needle = query.strip().casefold()
     if needle:

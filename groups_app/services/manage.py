@@ -9,7 +9,7 @@ from groups_app.roles import MANAGE_GROUPS
 from groups_app.segment import SegmentClient, UserGroup
 from groups_app.services.audit import actor_name
 from groups_app.services.audit_details import details_for
-from groups_app.services.changes import change_attempt
+from groups_app.services.changes import Changed, change_attempt
 from groups_app.services.errors import InvalidInput
 from groups_app.services.grants import describe
 from groups_app.services.groups import resource_catalog, roles_by_id
@@ -32,11 +32,11 @@ def checked_name(name: str) -> str:
 
 def group_create(
     *, actor: Any, name: str, submission_key: str | None = None, client: SegmentClient | None = None
-) -> UserGroup:
+) -> Changed[UserGroup]:
     """Create a user group.
 
     Raises:
-        NotAllowed, InvalidInput, DuplicateSubmission, ChangeOutcomeUnknown,
+        RuleRefused, InvalidInput, DuplicateSubmission, ChangeOutcomeUnknown,
         SegmentError (ValidationFailed on `name`).
     """
     client = client or get_client()
@@ -49,8 +49,9 @@ def group_create(
             group_name=name,
             details=details_for(Action.GROUP_CREATE, name=name),
         )
+        attempt.check()
 
-        def create() -> UserGroup:
+        def create() -> Changed[UserGroup]:
             group = client.create_user_group(name)
             attempt.record.group_id = group.id
             return group
@@ -65,11 +66,11 @@ def group_rename(
     name: str,
     submission_key: str | None = None,
     client: SegmentClient | None = None,
-) -> UserGroup:
+) -> Changed[UserGroup]:
     """Rename a user group.
 
     Raises:
-        NotAllowed, InvalidInput, DuplicateSubmission, NotFound, ChangeOutcomeUnknown, SegmentError.
+        RuleRefused, InvalidInput, DuplicateSubmission, NotFound, ChangeOutcomeUnknown, SegmentError.
     """
     client = client or get_client()
     with change_attempt(
@@ -82,6 +83,7 @@ def group_rename(
             group=group,
             details=details_for(Action.GROUP_RENAME, old_name=group.name, new_name=name),
         )
+        attempt.check(group=group)
         return attempt.send(lambda: client.update_user_group(group_id, name), submission_key=submission_key)
 
 
@@ -92,11 +94,11 @@ def group_delete(
     confirm_name: str,
     submission_key: str | None = None,
     client: SegmentClient | None = None,
-) -> UserGroup:
+) -> Changed[UserGroup]:
     """Delete a user group after its name was typed; its members lose the access it granted.
 
     Raises:
-        NotAllowed, InvalidInput (field `confirm_name`), DuplicateSubmission, NotFound,
+        RuleRefused, InvalidInput (field `confirm_name`), DuplicateSubmission, NotFound,
         ChangeOutcomeUnknown, SegmentError.
     """
     client = client or get_client()
@@ -118,5 +120,6 @@ def group_delete(
         if confirm_name.strip() != group.name.strip():
             message = f"Type the group's name exactly as shown: {group.name}"
             raise InvalidInput(message, {"confirm_name": message})
-        attempt.send(lambda: client.delete_user_group(group_id), submission_key=submission_key)
-        return group
+        attempt.check(group=group)
+        changed = attempt.send(lambda: client.delete_user_group(group_id), submission_key=submission_key)
+        return Changed(group, changed.entry)

@@ -1,4 +1,10 @@
-"""Membership use-cases: add, remove and replace the members (users and invites) of a group."""
+"""Membership use-cases: add, remove and replace the members (users and invites) of a group.
+
+What is sent is what is checked: the rule book sees every address each change sends. For a
+privileged group "already a member" is decided by a live read of the group (never by the
+mirror, which may be behind a change made in Segment's own app), so that nobody is re-added
+without a second person because the mirror still lists them.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +12,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
 
-from groups_app.emails import email_problems
-from groups_app.models import AuditEntry, InviteRecord, MirrorMember
+from groups_app.emails import address_problem
+from groups_app.models import AuditEntry
 from groups_app.roles import CHANGE_MEMBERSHIP
+from groups_app.rules.book import Approval, outside_allowed_domains
 from groups_app.segment import SegmentClient, SegmentError, UserGroup, normalize_emails
 from groups_app.services.audit import actor_name
 from groups_app.services.audit_details import details_for
-from groups_app.services.changes import change_attempt, two_person_rule_applies
-from groups_app.services.errors import InvalidInput, SecondApproverRequired, StaleChange
-from groups_app.services.groups import Membership, group_membership
-from groups_app.services.mirror import (
-    known_workspace_users,
-    mirrored_membership,
-    note_members_added,
-    note_members_removed,
-)
+from groups_app.services.changes import Changed, SecondPersonNeeded, change_attempt
+from groups_app.services.errors import InvalidInput, StaleChange
+from groups_app.services.groups import group_membership
+from groups_app.services.mirror.selectors import known_workspace_users, mirrored_membership
+from groups_app.services.mirror.write_through import note_members_added, note_members_removed, record_invites
 from groups_app.services.segment_client import get_client
 from groups_app.services.text import plural
+from groups_app.services.workspace import Membership, group_is_privileged
 
 Action = AuditEntry.Action
 
@@ -97,9 +100,10 @@ class ReplacePreview:
 def checked_emails(emails: list[str], *, allow_empty: bool = False) -> list[str]:
     """Normalize and validate emails for a change; nothing is sent while any is unusable.
 
+    Whether an address may be added at all (its domain, whose it is) is the rule book's to say.
+
     Raises:
-        InvalidInput: empty (unless allowed), too many, invalid or outside the allowed domains
-        (field `emails`).
+        InvalidInput: empty (unless allowed), too many, or not usable addresses (field `emails`).
     """
     cleaned = normalize_emails(emails)
     if not cleaned and not allow_empty:
@@ -107,27 +111,24 @@ def checked_emails(emails: list[str], *, allow_empty: bool = False) -> list[str]
     if len(cleaned) > settings.MAX_EMAILS_PER_CHANGE:
         message = f"At most {settings.MAX_EMAILS_PER_CHANGE} emails at once; you entered {len(cleaned)}."
         raise InvalidInput(message, {"emails": message})
-    problems = email_problems(cleaned)
+    problems = [problem for email in cleaned if (problem := address_problem(email))]
     if problems:
         raise InvalidInput(" ".join(problems), {"emails": " ".join(problems)})
     return cleaned
 
 
-def record_invites(group_id: str, emails: tuple[str, ...] | list[str]) -> None:
-    """Remember when emails were first invited to a group (reviews show invite ages from it)."""
-    now = timezone.now()
-    InviteRecord.objects.bulk_create(
-        [InviteRecord(group_id=group_id, email=email, invited_at=now) for email in emails],
-        ignore_conflicts=True,
-    )
+def _membership_before(group: UserGroup, emails: list[str], client: SegmentClient) -> tuple[Membership, bool]:
+    """Who of `emails` is in the group already, and whether that came from the mirror.
 
-
-def record_verified_invites(group_id: str, emails: list[str]) -> None:
-    """After a refresh: remember the invite time of the added emails that are pending invites."""
-    invited = MirrorMember.objects.filter(
-        group_id=group_id, email__in=[e.lower() for e in emails], kind=MirrorMember.Kind.INVITE
-    ).values_list("email", flat=True)
-    record_invites(group_id, list(invited))
+    A privileged group is read live: the mirror may still list someone removed in Segment's own
+    app, and the two-person rule must see that person as new. Other groups are answered from the
+    mirror when it holds them (an indexed lookup, however large the group).
+    """
+    if not group_is_privileged(group):
+        mirrored = mirrored_membership(group.id, among=emails)
+        if mirrored is not None:
+            return mirrored, True
+    return group_membership(group_id=group.id, client=client), False
 
 
 def group_members_add(
@@ -136,91 +137,65 @@ def group_members_add(
     group_id: str,
     emails: list[str],
     submission_key: str | None = None,
-    access_request: Any = None,
+    approval: Approval | None = None,
     client: SegmentClient | None = None,
-) -> AddResult:
+) -> Changed[AddResult]:
     """Add emails to a group; those who are not workspace users become pending invites.
 
-    On a privileged group with the two-person rule on, the emails are filed as access
-    requests for a second Administrator instead (the attempt is recorded as refused).
-
     Raises:
-        NotAllowed (role, privileged group, self-addition), InvalidInput, DuplicateSubmission,
-        ChangeOutcomeUnknown, SegmentError.
+        RuleRefused (role, privileged group, self-addition, self-approval), InvalidInput,
+        SecondPersonNeeded (a privileged group with the two-person rule: nothing was sent),
+        DuplicateSubmission, ChangeOutcomeUnknown, SegmentError.
     """
     client = client or get_client()
-    try:
-        with change_attempt(
-            actor=actor,
-            action=Action.MEMBERS_ADD,
-            permission=CHANGE_MEMBERSHIP,
-            group_id=group_id,
-            client=client,
-            access_request=access_request,
-        ) as attempt:
-            emails = checked_emails(emails)
-            group = client.get_user_group(group_id)
-            # The mirror answers "already a member" without reading the group's every page; a
-            # group it does not hold yet is read whole, as before.
-            before = mirrored_membership(group_id, among=emails)
-            from_mirror = before is not None
-            if before is None:
-                before = group_membership(group_id=group_id, client=client)
-            already = tuple(e for e in emails if e in before.emails)
-            new = [e for e in emails if e not in before.emails]
-            # The mirror may be behind Segment: everyone typed is sent (adding a member again
-            # changes nothing), so a stale "already a member" never leaves someone out.
-            to_send = emails if from_mirror else new
-            attempt.describe(
-                summary=f"{actor_name(actor)} added {plural(len(new), 'member')} to {group.name}",
-                group=group,
-                details=details_for(Action.MEMBERS_ADD, emails=to_send, already_members=list(already)),
-            )
-            is_privileged = attempt.check_group_rules(group, adds_emails=new)
-            if new and is_privileged and two_person_rule_applies(actor, approved=access_request is not None):
-                raise SecondApproverRequired(
-                    "Additions to a privileged group need a second Administrator's approval; "
-                    "they were filed as access requests.",
-                    emails=new,
-                )
-
-            def add() -> AddResult:
-                updated = client.add_users_to_user_group(group_id, to_send) if to_send else group
-                if from_mirror:
-                    # Verified by the refresh the pipeline enqueues (record_verified_invites).
-                    users = known_workspace_users(new)
-                    added = tuple(e for e in new if e in users)
-                    invited = tuple(e for e in new if e not in users)
-                    attempt.record.details.update(added_users=list(added), invited=list(invited))
-                    return AddResult(updated, added, invited, already, split_from_mirror=True)
-                try:
-                    invites_after = set(client.iter_invites_from_user_group(group_id)) if new else set()
-                except SegmentError:
-                    # The change is made; only the users/invites split could not be read back.
-                    attempt.record.details["split_unknown"] = True
-                    return AddResult(updated, tuple(new), (), already, is_split_known=False)
-                invited = tuple(e for e in new if e in invites_after)
-                added = tuple(e for e in new if e not in invites_after)
-                attempt.record.details.update(added_users=list(added), invited=list(invited))
-                record_invites(group_id, invited)
-                return AddResult(updated, added, invited, already)
-
-            result = attempt.send(add, submission_key=submission_key)
-            note_members_added(group_id, users=result.added_users, invites=result.invited)
-            return result
-    except SecondApproverRequired as exc:
-        from groups_app.services.access_requests import request_file
-
-        filed = request_file(
-            actor=actor,
-            group_id=group_id,
-            emails=list(exc.emails),
-            justification=f"Added by {actor_name(actor)}; a privileged group needs a second Administrator.",
+    with change_attempt(
+        actor=actor,
+        action=Action.MEMBERS_ADD,
+        permission=CHANGE_MEMBERSHIP,
+        group_id=group_id,
+        client=client,
+        approval=approval,
+    ) as attempt:
+        emails = checked_emails(emails)
+        group = client.get_user_group(group_id)
+        before, from_mirror = _membership_before(group, emails, client)
+        already = tuple(e for e in emails if e in before.emails)
+        new = [e for e in emails if e not in before.emails]
+        # From the mirror, everyone typed is sent (adding a member again changes nothing), so a
+        # stale "already a member" never leaves someone out; from a live read, only the new.
+        to_send = emails if from_mirror else new
+        attempt.describe(
+            summary=f"{actor_name(actor)} sent {plural(len(to_send), 'address', 'addresses')} to add to {group.name}",
             group=group,
-            members=before,
-            client=client,
+            details=details_for(Action.MEMBERS_ADD, emails=to_send, already_members=list(already)),
         )
-        return AddResult(group, (), (), already, awaiting_approval=tuple(r.email for r in filed.filed))
+        # Every typed address is checked, sent or not: typing one's own address is refused.
+        attempt.check(group=group, adds=emails, new_members=new)
+
+        def add() -> AddResult:
+            updated = client.add_users_to_user_group(group_id, to_send) if to_send else group
+            if from_mirror:
+                # Verified by the refresh the pipeline enqueues (record_verified_invites).
+                users = known_workspace_users(new)
+                added = tuple(e for e in new if e in users)
+                invited = tuple(e for e in new if e not in users)
+                attempt.record.details.update(added_users=list(added), invited=list(invited))
+                return AddResult(updated, added, invited, already, split_from_mirror=True)
+            try:
+                invites_after = set(client.iter_invites_from_user_group(group_id)) if new else set()
+            except SegmentError:
+                # The change is made; only the users/invites split could not be read back.
+                attempt.record.details["split_unknown"] = True
+                return AddResult(updated, tuple(new), (), already, is_split_known=False)
+            invited = tuple(e for e in new if e in invites_after)
+            added = tuple(e for e in new if e not in invites_after)
+            attempt.record.details.update(added_users=list(added), invited=list(invited))
+            record_invites(group_id, invited)
+            return AddResult(updated, added, invited, already)
+
+        changed = attempt.send(add, submission_key=submission_key)
+        note_members_added(group_id, users=changed.result.added_users, invites=changed.result.invited)
+        return changed
 
 
 def group_members_remove(
@@ -231,11 +206,11 @@ def group_members_remove(
     submission_key: str | None = None,
     review: Any = None,
     client: SegmentClient | None = None,
-) -> UserGroup:
+) -> Changed[UserGroup]:
     """Remove users and invites from a group; they lose the access it grants.
 
     Raises:
-        NotAllowed, InvalidInput, DuplicateSubmission, ChangeOutcomeUnknown, SegmentError.
+        RuleRefused, InvalidInput, DuplicateSubmission, ChangeOutcomeUnknown, SegmentError.
     """
     client = client or get_client()
     with change_attempt(
@@ -257,12 +232,12 @@ def group_members_remove(
             group=group,
             details=details_for(Action.MEMBERS_REMOVE, emails=cleaned),
         )
-        attempt.check_group_rules(group)
-        attempt.send(
+        attempt.check(group=group, removes=cleaned)
+        changed = attempt.send(
             lambda: client.remove_users_from_user_group(group_id, cleaned), submission_key=submission_key
         )
         note_members_removed(group_id, cleaned)
-        return group
+        return Changed(group, changed.entry)
 
 
 def _replace_preview(group: UserGroup, current: Membership, emails: list[str]) -> ReplacePreview:
@@ -286,6 +261,8 @@ def group_members_replace_preview(
         InvalidInput, NotFound, SegmentError.
     """
     emails = checked_emails(emails, allow_empty=True)
+    if outside := outside_allowed_domains(emails):
+        raise InvalidInput(outside, {"emails": outside})
     client = client or get_client()
     group = client.get_user_group(group_id)
     # From the mirror when it holds the group: applying reads the group whole and refuses the
@@ -303,13 +280,13 @@ def group_members_replace(
     confirm_empty: bool = False,
     submission_key: str | None = None,
     client: SegmentClient | None = None,
-) -> ReplacePreview:
+) -> Changed[ReplacePreview]:
     """Set a group's members to exactly `emails`, if it has not changed since the preview.
 
     An empty list removes everyone, only with `confirm_empty`.
 
     Raises:
-        NotAllowed, InvalidInput, StaleChange (with the new preview), DuplicateSubmission,
+        RuleRefused, InvalidInput, StaleChange (with the new preview), DuplicateSubmission,
         ChangeOutcomeUnknown, SegmentError.
     """
     client = client or get_client()
@@ -343,13 +320,15 @@ def group_members_replace(
             raise StaleChange(
                 "The group's members changed since the preview; review the new changes.", preview
             )
-        is_privileged = attempt.check_group_rules(group, adds_emails=preview.to_add)
-        if preview.to_add and is_privileged and two_person_rule_applies(actor, approved=False):
-            message = (
-                "Additions to a privileged group need a second Administrator's approval: add them "
-                "with Add members (they become access requests), or replace without additions."
+        try:
+            # The group was read whole and live: its additions are exactly `to_add`.
+            attempt.check(
+                group=group, adds=preview.to_add, new_members=preview.to_add, removes=preview.to_remove
             )
-            raise InvalidInput(message, {"emails": message})
+        except SecondPersonNeeded as exc:
+            # A replacement cannot wait for approval as a whole: the additions go through Add members.
+            message = f"{exc.message} Add them with Add members (they become access requests), or replace without additions."
+            raise InvalidInput(message, {"emails": message}) from None
         if preview.empties_the_group and not confirm_empty:
             message = "This removes every member and invite of the group. Tick the box to confirm."
             raise InvalidInput(message, {"confirm_empty": message})
@@ -360,5 +339,5 @@ def group_members_replace(
             elif preview.to_remove:  # the API replaces with at least one email: empty by removing
                 client.remove_users_from_user_group(group_id, list(preview.to_remove))
 
-        attempt.send(replace, submission_key=submission_key)
-        return preview
+        changed = attempt.send(replace, submission_key=submission_key)
+        return Changed(preview, changed.entry)

@@ -16,11 +16,12 @@ from django.db.models import Count, Max, Q
 from groups_app.emails import address_problem
 from groups_app.models import AccessRequest, AuditEntry, MirrorGroup, MirrorMember
 from groups_app.segment import IamRole, SegmentClient, SegmentError, UserGroup
+from groups_app.services.approvals.changes import members_add_or_file
 from groups_app.services.audit_log import audit_entries
 from groups_app.services.errors import InvalidInput, ServiceError
 from groups_app.services.groups import Listing, group_is_privileged, page_bounds, role_name
-from groups_app.services.membership import group_members_add, group_members_remove
-from groups_app.services.mirror import Freshness, mirror_freshness, mirrored_group, mirrored_roles
+from groups_app.services.membership import group_members_remove
+from groups_app.services.mirror.selectors import Freshness, mirror_freshness, mirrored_group, mirrored_roles
 from groups_app.services.segment_client import get_client
 
 OPEN_REQUEST_STATES = (
@@ -298,10 +299,10 @@ def person_add_to_groups(
     client = client or get_client()
 
     def add(group_id: str, key: str | None) -> str:
-        result = group_members_add(
+        result = members_add_or_file(
             actor=actor, group_id=group_id, emails=[email], submission_key=key, client=client
         )
-        return f"{selection[group_id]}: {result.message}"
+        return f"{selection[group_id]}: {result.result.message}"
 
     return _each_group(PersonChange("added"), selection, add, submission_key=submission_key)
 

@@ -2,6 +2,8 @@
 
 Grants round-trip losslessly: labels and fields the forms do not edit are kept from the
 group's current grants (`grants.keep_unedited_fields`), and a label change is a change.
+A grant of a privileged role is decided by the rule book like every change: with the
+two-person rule it raises SecondPersonNeeded, and the approvals layer files a proposal.
 """
 
 from __future__ import annotations
@@ -9,23 +11,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from groups_app.models import AuditEntry, ChangeProposal
+from groups_app.models import AuditEntry
 from groups_app.roles import CHANGE_PERMISSIONS
+from groups_app.rules.book import Approval
 from groups_app.segment import Permission, SegmentClient, UserGroup
 from groups_app.services.audit import actor_name
 from groups_app.services.audit_details import details_for
-from groups_app.services.changes import change_attempt, two_person_rule_applies
-from groups_app.services.errors import AwaitingApproval, InvalidInput, SecondApproverRequired, StaleChange
+from groups_app.services.changes import Changed, change_attempt
+from groups_app.services.errors import InvalidInput, StaleChange
 from groups_app.services.grants import (
     describe,
     keep_unedited_fields,
     permission_key,
     permissions_fingerprint,
 )
-from groups_app.services.groups import is_privileged_role, resource_catalog, role_name, roles_by_id
-from groups_app.services.proposals import proposal_file
+from groups_app.services.groups import resource_catalog, roles_by_id
 from groups_app.services.segment_client import get_client
 from groups_app.services.text import plural
+from groups_app.services.workspace import role_name
 
 Action = AuditEntry.Action
 
@@ -48,65 +51,31 @@ class PermissionsPreview:
         return not self.wanted
 
 
-def _privileged_grants(descriptions: tuple[dict, ...] | list[dict]) -> list[str]:
-    return sorted({d["roleName"] for d in descriptions if is_privileged_role(d["roleName"])})
-
-
-def _propose_instead(exc: SecondApproverRequired, **proposal: Any) -> AwaitingApproval:
-    filed = proposal_file(**proposal)
-    return AwaitingApproval(exc.message, filed)
-
-
 def group_permissions_add(
     *,
     actor: Any,
     group_id: str,
     permissions: list[Permission],
     submission_key: str | None = None,
-    proposal: ChangeProposal | None = None,
+    approval: Approval | None = None,
     client: SegmentClient | None = None,
-) -> list[Permission]:
+) -> Changed[list[Permission]]:
     """Grant the group more roles on resources.
 
-    Granting a privileged role needs a second Administrator (unless the two-person rule is
-    off): the grant is filed as a proposal and AwaitingApproval raised; `proposal` is that
-    approval when a second Administrator applies it.
+    `approval` is a second Administrator's approval of a proposed privileged grant.
 
     Raises:
-        NotAllowed, InvalidInput, AwaitingApproval, DuplicateSubmission, ChangeOutcomeUnknown,
+        RuleRefused, InvalidInput, SecondPersonNeeded, DuplicateSubmission, ChangeOutcomeUnknown,
         SegmentError (ValidationFailed with fields such as `permissions.0.roleId`).
     """
     client = client or get_client()
-    try:
-        return _permissions_add(actor, group_id, permissions, submission_key, proposal, client)
-    except SecondApproverRequired as exc:
-        group = client.get_user_group(group_id)
-        roles = roles_by_id(client=client)
-        names = resource_catalog(client=client).names
-        raise _propose_instead(
-            exc,
-            actor=actor,
-            kind=ChangeProposal.Kind.ADD,
-            group=group,
-            permissions=keep_unedited_fields(permissions, group.permissions),
-            summary=[describe(p, roles, names) for p in permissions],
-        ) from None
-
-
-def _permissions_add(
-    actor: Any,
-    group_id: str,
-    permissions: list[Permission],
-    submission_key: str | None,
-    proposal: ChangeProposal | None,
-    client: SegmentClient,
-) -> list[Permission]:
     with change_attempt(
         actor=actor,
         action=Action.PERMISSIONS_ADD,
         permission=CHANGE_PERMISSIONS,
         group_id=group_id,
         client=client,
+        approval=approval,
     ) as attempt:
         if not permissions:
             raise InvalidInput("Choose a role and at least one resource.", {"role": "Choose a role."})
@@ -123,8 +92,7 @@ def _permissions_add(
                 added=[describe(p, roles, names) for p in permissions],
             ),
         )
-        attempt.check_group_rules(group)
-        _check_two_person_rule(actor, attempt.details["added"], proposal)
+        attempt.check(group=group, grants=[role_name(p, roles) for p in permissions])
 
         def grant() -> list[Permission]:
             result = client.add_permissions_to_user_group(group_id, permissions)
@@ -163,15 +131,6 @@ def group_permissions_preview(
     return _preview(group, permissions, roles_by_id(client=client), resource_catalog(client=client).names)
 
 
-def _check_two_person_rule(actor: Any, added: list[dict], proposal: ChangeProposal | None) -> None:
-    privileged = _privileged_grants(added)
-    if privileged and two_person_rule_applies(actor, approved=proposal is not None):
-        raise SecondApproverRequired(
-            f"Granting {', '.join(privileged)} needs a second Administrator's approval: the change was "
-            "filed as a proposal on the group's page and nothing was changed yet."
-        )
-
-
 def group_permissions_replace(
     *,
     actor: Any,
@@ -180,51 +139,23 @@ def group_permissions_replace(
     fingerprint: str,
     confirm_empty: bool = False,
     submission_key: str | None = None,
-    proposal: ChangeProposal | None = None,
+    approval: Approval | None = None,
     client: SegmentClient | None = None,
-) -> PermissionsPreview:
+) -> Changed[PermissionsPreview]:
     """Set the group's permissions to exactly `permissions`, if unchanged since the preview.
 
-    A set that adds a privileged role is filed as a proposal instead (see group_permissions_add).
-
     Raises:
-        NotAllowed, InvalidInput (an empty set without confirmation), StaleChange, AwaitingApproval,
-        DuplicateSubmission, ChangeOutcomeUnknown, SegmentError.
+        RuleRefused, InvalidInput (an empty set without confirmation), StaleChange,
+        SecondPersonNeeded, DuplicateSubmission, ChangeOutcomeUnknown, SegmentError.
     """
     client = client or get_client()
-    try:
-        return _permissions_replace(
-            actor, group_id, permissions, fingerprint, confirm_empty, submission_key, proposal, client
-        )
-    except SecondApproverRequired as exc:
-        preview = group_permissions_preview(group_id=group_id, permissions=permissions, client=client)
-        raise _propose_instead(
-            exc,
-            actor=actor,
-            kind=ChangeProposal.Kind.REPLACE,
-            group=preview.group,
-            permissions=preview.wanted,
-            summary=list(preview.added),
-            fingerprint=fingerprint,
-        ) from None
-
-
-def _permissions_replace(
-    actor: Any,
-    group_id: str,
-    permissions: list[Permission],
-    fingerprint: str,
-    confirm_empty: bool,
-    submission_key: str | None,
-    proposal: ChangeProposal | None,
-    client: SegmentClient,
-) -> PermissionsPreview:
     with change_attempt(
         actor=actor,
         action=Action.PERMISSIONS_REPLACE,
         permission=CHANGE_PERMISSIONS,
         group_id=group_id,
         client=client,
+        approval=approval,
     ) as attempt:
         if not permissions and not confirm_empty:
             message = "This removes every permission of the group. Tick the box to confirm."
@@ -252,10 +183,9 @@ def _permissions_replace(
             raise StaleChange(
                 "The group's permissions changed since the preview; review the new changes.", preview
             )
-        attempt.check_group_rules(group)
-        _check_two_person_rule(actor, list(preview.added), proposal)
-        attempt.send(
+        attempt.check(group=group, grants=[d["roleName"] for d in preview.added])
+        changed = attempt.send(
             lambda: client.replace_permissions_for_user_group(group_id, list(preview.wanted)),
             submission_key=submission_key,
         )
-        return preview
+        return Changed(preview, changed.entry)

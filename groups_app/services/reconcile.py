@@ -22,8 +22,10 @@ from groups_app.models import AccessRequest, AuditEntry
 from groups_app.segment import NotFound, SegmentClient, SegmentError
 from groups_app.services.audit import SYSTEM_ACTOR, AuditRecord, actor_name, complete
 from groups_app.services.grants import description_key, permission_key, permissions_fingerprint
-from groups_app.services.groups import group_membership, membership_fingerprint
+from groups_app.services.groups import group_membership
 from groups_app.services.segment_client import get_client
+from groups_app.services.transitions import ConcurrentChange, transition
+from groups_app.services.workspace import membership_fingerprint
 
 logger = logging.getLogger("groups_app.reconcile")
 
@@ -181,6 +183,8 @@ def reconcile_entry(entry: AuditEntry, *, by: Any = None, client: SegmentClient 
 
 def settle_access_request(entry: AuditEntry) -> None:
     """Move the access request that this provisioning entry belongs to on to its outcome."""
+    if entry.action != Action.MEMBERS_ADD or entry.access_request_id is None:
+        return
     status = {
         AuditEntry.Status.SUCCEEDED: AccessRequest.Status.PROVISIONED,
         AuditEntry.Status.FAILED: AccessRequest.Status.PROVISIONING_FAILED,
@@ -191,17 +195,24 @@ def settle_access_request(entry: AuditEntry) -> None:
             Resolution.APPLIED: AccessRequest.Status.PROVISIONED,
             Resolution.NOT_APPLIED: AccessRequest.Status.PROVISIONING_FAILED,
         }.get(entry.resolution, AccessRequest.Status.OUTCOME_UNKNOWN)
-    if status is None or entry.action != Action.MEMBERS_ADD:
+    if status is None:
         return
     error = (
         "" if status == AccessRequest.Status.PROVISIONED else entry.error.partition(": ")[2] or entry.error
     )
     if entry.resolution == Resolution.NOT_APPLIED:
         error = "Segment did not confirm the addition and reading back showed it was not applied."
-    AccessRequest.objects.filter(
-        pk=entry.access_request_id,
-        status__in=[*AccessRequest.IN_FLIGHT, AccessRequest.Status.OUTCOME_UNKNOWN],
-    ).update(status=status, provisioning_entry=entry, provisioning_error=error)
+    access_request = entry.access_request
+    try:
+        transition(
+            access_request,
+            to=status,
+            from_=[*AccessRequest.IN_FLIGHT, AccessRequest.Status.OUTCOME_UNKNOWN],
+            provisioning_entry=entry,
+            provisioning_error=error,
+        )
+    except ConcurrentChange:
+        logger.info("Access request #%s had moved on already", access_request.pk)
 
 
 def abandoned_before() -> Any:
@@ -256,29 +267,22 @@ def reconcile_changes(*, client: SegmentClient | None = None) -> ReconcileRun:
 
 
 def recover_stuck_requests() -> int:
-    """Approved requests whose provisioning never recorded an outcome: settle them from their entry."""
+    """Approved requests whose provisioning never recorded an outcome: settle them from the entry
+    their provisioning wrote (found by its submission key), or mark them failed when nothing was sent."""
     recovered = 0
-    stuck = AccessRequest.objects.filter(
-        status__in=AccessRequest.IN_FLIGHT, provisioning_started_at__lt=abandoned_before()
-    ) | AccessRequest.objects.filter(
-        status__in=AccessRequest.IN_FLIGHT,
-        provisioning_started_at__isnull=True,
-        decided_at__lt=abandoned_before(),
-    )
-    for access_request in stuck:
-        entry = (
-            AuditEntry.objects.filter(access_request=access_request, action=Action.MEMBERS_ADD)
-            .order_by("-created_at", "-id")
-            .first()
-        )
-        if entry is None or entry.created_at < (
-            access_request.provisioning_started_at or access_request.decided_at
-        ):
-            # Nothing was sent for this approval: it failed before reaching Segment.
-            AccessRequest.objects.filter(pk=access_request.pk, status__in=AccessRequest.IN_FLIGHT).update(
-                status=AccessRequest.Status.PROVISIONING_FAILED,
-                provisioning_error="Provisioning was interrupted before anything was sent to Segment.",
-            )
+    for access_request in AccessRequest.objects.stuck(before=abandoned_before()):
+        key = access_request.provisioning_key
+        entry = AuditEntry.objects.filter(submission_key=key).first() if key else None
+        if entry is None:
+            try:
+                transition(
+                    access_request,
+                    to=AccessRequest.Status.PROVISIONING_FAILED,
+                    from_=AccessRequest.IN_FLIGHT,
+                    provisioning_error="Provisioning was interrupted before anything was sent to Segment.",
+                )
+            except ConcurrentChange:
+                continue
         elif entry.status != AuditEntry.Status.PENDING:
             settle_access_request(entry)
         else:

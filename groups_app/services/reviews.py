@@ -21,7 +21,8 @@ from groups_app.services.errors import ChangeOutcomeUnknown, InvalidInput, NotAl
 from groups_app.services.exports import csv_chunks
 from groups_app.services.groups import group_membership
 from groups_app.services.membership import group_members_remove
-from groups_app.services.mirror import mirrored_group, mirrored_membership, refresh_group
+from groups_app.services.mirror.selectors import mirrored_group, mirrored_membership
+from groups_app.services.mirror.sync import refresh_group
 from groups_app.services.notifications import notify_review_due
 from groups_app.services.segment_client import get_client
 from groups_app.services.text import plural

@@ -13,24 +13,22 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from groups_app.models import PeriodicJob
+from groups_app.models import PeriodicJob, SyncRun
+from groups_app.services import queue
 
 logger = logging.getLogger("groups_app.schedule")
 
 
 @dataclass(frozen=True)
 class Job:
-    name: str
+    name: str  # the registered background task it enqueues
     every: Callable[[], int]  # seconds, read from the settings at each tick
-    enqueue: Callable[[], object]
     # When the work last happened by other means (a sync run by hand or asked for): the job is
     # then next due a period after that, not now.
     last_done: Callable[[], datetime | None] = lambda: None
 
 
 def _last_full_sync() -> datetime | None:
-    from groups_app.models import SyncRun
-
     return (
         SyncRun.objects.filter(kind=SyncRun.Kind.FULL, status=SyncRun.Status.SUCCEEDED)
         .values_list("started_at", flat=True)
@@ -39,19 +37,12 @@ def _last_full_sync() -> datetime | None:
 
 
 def jobs() -> tuple[Job, ...]:
-    from groups_app import tasks
-
     return (
-        Job(
-            "sync_workspace",
-            lambda: settings.MIRROR_SYNC_EVERY,
-            tasks.sync_workspace.enqueue,
-            last_done=_last_full_sync,
-        ),
-        Job("reconcile_changes", lambda: settings.RECONCILE_EVERY, tasks.reconcile_changes.enqueue),
-        Job("expire_access", lambda: settings.EXPIRE_ACCESS_EVERY, tasks.expire_access.enqueue),
-        Job("remind_reviews", lambda: settings.REMIND_REVIEWS_EVERY, tasks.remind_reviews.enqueue),
-        Job("prune_history", lambda: 24 * 3600, tasks.prune_history.enqueue),
+        Job("sync_workspace", lambda: settings.MIRROR_SYNC_EVERY, last_done=_last_full_sync),
+        Job("reconcile_changes", lambda: settings.RECONCILE_EVERY),
+        Job("expire_access", lambda: settings.EXPIRE_ACCESS_EVERY),
+        Job("remind_reviews", lambda: settings.REMIND_REVIEWS_EVERY),
+        Job("prune_history", lambda: 24 * 3600),
     )
 
 
@@ -84,7 +75,7 @@ def enqueue_due_jobs() -> list[str]:
         )
         if claimed:
             try:
-                job.enqueue()
+                queue.enqueue(job.name)
             except Exception:
                 logger.exception("Could not enqueue the periodic job %s", job.name)
                 continue

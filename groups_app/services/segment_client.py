@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from requests.adapters import BaseAdapter
 
 from groups_app.segment import SegmentClient
 
 SANDBOX_BASE_URL = "http://sandbox.internal/sandbox/api"
+
+# The sandbox app registers its in-process transport when it loads; the dashboard never
+# imports the sandbox.
+_sandbox_transport: Callable[[], BaseAdapter] | None = None
+
+
+def register_sandbox_transport(factory: Callable[[], BaseAdapter]) -> None:
+    """Called by the sandbox app: how to serve the client in-process in sandbox mode."""
+    global _sandbox_transport
+    _sandbox_transport = factory
+    _build_client.cache_clear()
 
 
 def get_client() -> SegmentClient:
@@ -47,11 +61,10 @@ def _build_client(
     }
     if not is_sandbox:
         return SegmentClient(api_url, api_token, **options)
-
-    from sandbox.transport import SandboxAdapter
-
+    if _sandbox_transport is None:
+        raise ImproperlyConfigured("Sandbox mode needs the sandbox app in INSTALLED_APPS.")
     client = SegmentClient(SANDBOX_BASE_URL, sandbox_token, **options)
-    client.session.mount("http://sandbox.internal/", SandboxAdapter())
+    client.session.mount("http://sandbox.internal/", _sandbox_transport())
     # The in-process sandbox runs on the caller's database connection: other threads
     # would open connections of their own, outside the request's transaction.
     client.concurrent_requests = False

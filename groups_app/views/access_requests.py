@@ -13,17 +13,17 @@ from groups_app.forms import AccessRequestForm, CloseRequestForm, DenyForm, Requ
 from groups_app.models import AccessRequest, AuditEntry
 from groups_app.roles import HANDLE_ACCESS_REQUESTS
 from groups_app.segment import SegmentError, ValidationFailed, check_id
-from groups_app.services.access_requests import (
-    is_own,
+from groups_app.services.approvals.access_requests import (
+    access_request_approve,
+    access_request_cancel,
+    access_request_close,
+    access_request_deny,
+    access_request_file,
+    access_request_queue,
+    access_request_reconcile,
+    access_request_retry,
     is_stuck,
-    request_approve,
-    request_cancel,
-    request_close,
-    request_deny,
-    request_file,
-    request_queue,
-    request_reconcile,
-    request_retry,
+    may_decide,
 )
 from groups_app.services.changes import change_refused
 from groups_app.services.errors import InvalidInput, NotAllowed
@@ -60,7 +60,7 @@ def request_new_view(request: HttpRequest) -> HttpResponse:
     result = None
     if form.is_valid():
         try:
-            result = request_file(
+            result = access_request_file(
                 actor=request.user,
                 group_id=form.cleaned_data["group"],
                 emails=form.cleaned_data.get("emails") or None,
@@ -101,7 +101,7 @@ def request_list_view(request: HttpRequest) -> HttpResponse:
         filters = {"status": "open"}
         if form.is_bound and form.is_valid():
             filters = {k: v for k, v in form.cleaned_data.items() if v is not None}
-        access_requests = request_queue(**filters)
+        access_requests = access_request_queue(**filters)
     page = Paginator(access_requests, 50).get_page(request.GET.get("page"))
     context = {
         "form": form,
@@ -113,8 +113,8 @@ def request_list_view(request: HttpRequest) -> HttpResponse:
     return render(request, "groups_app/request_list.html", context)
 
 
-def _visible_request(request: HttpRequest, request_id: int) -> AccessRequest:
-    access_request = get_object_or_404(AccessRequest, pk=request_id)
+def _visible_request(request: HttpRequest, access_request_id: int) -> AccessRequest:
+    access_request = get_object_or_404(AccessRequest, pk=access_request_id)
     user = request.user
     own_email = (user.email or "").lower()
     if not (
@@ -130,7 +130,7 @@ def _detail_context(request: HttpRequest, access_request: AccessRequest, **forms
     """The request, its history, and the actions the signed-in person may take on it now."""
     is_approver = request.user.has_perm(HANDLE_ACCESS_REQUESTS)
     status = access_request.status
-    can_provision = is_approver and not is_own(access_request, request.user)
+    can_provision = is_approver and may_decide(access_request, request.user)
     return {
         "access_request": access_request,
         "history": access_request.audit_entries.order_by("created_at", "id"),
@@ -147,9 +147,9 @@ def _detail_context(request: HttpRequest, access_request: AccessRequest, **forms
 
 
 @require_http_methods(["GET"])
-def request_detail_view(request: HttpRequest, request_id: int) -> HttpResponse:
+def request_detail_view(request: HttpRequest, access_request_id: int) -> HttpResponse:
     """One request: who, where, why, until when, its history, and what can be done now."""
-    access_request = _visible_request(request, request_id)
+    access_request = _visible_request(request, access_request_id)
     return render(request, "groups_app/request_detail.html", _detail_context(request, access_request))
 
 
@@ -164,11 +164,11 @@ ACTIONS = {
 
 
 @require_POST
-def request_decide_view(request: HttpRequest, request_id: int, action: str) -> HttpResponse:
+def request_decide_view(request: HttpRequest, access_request_id: int, action: str) -> HttpResponse:
     """Approve, deny, cancel, retry, reconcile or close; each through its service, each audited."""
     if action not in ACTIONS:
         raise Http404("Unknown action.")
-    access_request = _visible_request(request, request_id)
+    access_request = _visible_request(request, access_request_id)
     if action != "cancel" and not request.user.has_perm(HANDLE_ACCESS_REQUESTS):
         change_refused(
             actor=request.user,
@@ -183,19 +183,19 @@ def request_decide_view(request: HttpRequest, request_id: int, action: str) -> H
     actor = request.user
     try:
         if action == "approve":
-            access_request = request_approve(actor=actor, request_id=request_id)
+            access_request = access_request_approve(actor=actor, access_request_id=access_request_id)
         elif action == "retry":
-            access_request = request_retry(actor=actor, request_id=request_id)
+            access_request = access_request_retry(actor=actor, access_request_id=access_request_id)
         elif action == "reconcile":
-            access_request = request_reconcile(actor=actor, request_id=request_id)
+            access_request = access_request_reconcile(actor=actor, access_request_id=access_request_id)
         elif action == "cancel":
-            request_cancel(actor=actor, request_id=request_id)
+            access_request_cancel(actor=actor, access_request_id=access_request_id)
         elif action == "deny":
             reason = deny_form.cleaned_data["reason"] if deny_form.is_valid() else ""
-            request_deny(actor=actor, request_id=request_id, reason=reason)
+            access_request_deny(actor=actor, access_request_id=access_request_id, reason=reason)
         else:
             reason = close_form.cleaned_data["reason"] if close_form.is_valid() else ""
-            request_close(actor=actor, request_id=request_id, reason=reason)
+            access_request_close(actor=actor, access_request_id=access_request_id, reason=reason)
     except NotAllowed as exc:
         messages.error(request, exc.message)
     except InvalidInput as exc:
@@ -209,7 +209,7 @@ def request_decide_view(request: HttpRequest, request_id: int, action: str) -> H
         access_request.refresh_from_db()
         level, text = _decision_message(action, access_request)
         messages.add_message(request, level, text)
-    return redirect("groups:request", request_id=request_id)
+    return redirect("groups:request", access_request_id=access_request_id)
 
 
 def _decision_message(action: str, access_request: AccessRequest) -> tuple[int, str]:

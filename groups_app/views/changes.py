@@ -30,21 +30,21 @@ from groups_app.forms import (
 from groups_app.models import AuditEntry, ChangeProposal
 from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUPS
 from groups_app.segment import IamRole, UserGroup, ValidationFailed
+from groups_app.services.approvals.changes import (
+    members_add_or_file,
+    permissions_add_or_propose,
+    permissions_replace_or_propose,
+)
+from groups_app.services.approvals.proposals import proposal_approve, proposal_reject
 from groups_app.services.errors import ChangeOutcomeUnknown, ServiceError
 from groups_app.services.groups import group_get, group_membership, resource_catalog, roles_by_id
 from groups_app.services.manage import group_create, group_delete, group_rename
 from groups_app.services.membership import (
-    group_members_add,
     group_members_remove,
     group_members_replace,
     group_members_replace_preview,
 )
-from groups_app.services.permissions import (
-    group_permissions_add,
-    group_permissions_preview,
-    group_permissions_replace,
-)
-from groups_app.services.proposals import proposal_approve, proposal_reject
+from groups_app.services.permissions import group_permissions_preview
 from groups_app.views.submit import Submission, change_permission_required, submit_change, submit_preview
 
 Action = AuditEntry.Action
@@ -156,7 +156,7 @@ def members_add_view(request: HttpRequest, group_id: str) -> HttpResponse:
         form,
         action=Action.MEMBERS_ADD,
         group_id=group_id,
-        call=lambda data: group_members_add(
+        call=lambda data: members_add_or_file(
             actor=request.user,
             group_id=group_id,
             emails=data["emails"],
@@ -318,7 +318,7 @@ def permissions_add_view(request: HttpRequest, group_id: str) -> HttpResponse:
         action=Action.PERMISSIONS_ADD,
         group_id=group_id,
         field_map={"permissions": "role", "roleId": "role", "resources": "resource_ids"},
-        call=lambda data: group_permissions_add(
+        call=lambda data: permissions_add_or_propose(
             actor=request.user,
             group_id=group_id,
             permissions=[form.permission()],
@@ -374,7 +374,7 @@ def permissions_edit_view(request: HttpRequest, group_id: str) -> HttpResponse:
             FormWithRows(form, rows),
             action=Action.PERMISSIONS_REPLACE,
             group_id=group_id,
-            call=lambda data: group_permissions_replace(
+            call=lambda data: permissions_replace_or_propose(
                 actor=request.user,
                 group_id=group_id,
                 permissions=rows.permissions(),

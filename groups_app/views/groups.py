@@ -16,6 +16,7 @@ from django_htmx.http import push_url
 from groups_app.forms import AddMembersForm, GroupDetailQuery, GroupListQuery
 from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUPS, RUN_REVIEWS, VIEW
 from groups_app.segment import Page, ValidationFailed
+from groups_app.services.approvals.proposals import may_decide, proposals_open
 from groups_app.services.audit import audit_entries_for_group
 from groups_app.services.groups import (
     MEMBER_PAGE_SIZES,
@@ -28,8 +29,8 @@ from groups_app.services.groups import (
     group_members_page,
     group_members_search,
 )
-from groups_app.services.mirror import mirror_freshness, request_sync
-from groups_app.services.proposals import may_decide, proposals_open
+from groups_app.services.mirror.selectors import mirror_freshness
+from groups_app.services.mirror.sync import request_sync
 
 STALE_CURSOR_NOTE = "That page link is no longer valid (the list changed); showing the first page."
 

@@ -18,13 +18,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
 from groups_app.models import AuditEntry
+from groups_app.rules.book import ROLE_DENIED
 from groups_app.segment import ValidationFailed
-from groups_app.services.changes import (
-    ROLE_DENIED,
-    PrivilegedGroupRule,
-    SelfChangeRule,
-    change_refused,
-)
+from groups_app.services.changes import Changed, RuleRefused, change_refused
 from groups_app.services.errors import (
     AwaitingApproval,
     ChangeOutcomeUnknown,
@@ -65,7 +61,9 @@ class Submission:
     """What became of one submitted change form."""
 
     form: forms.Form
+    action: str = ""
     result: Any = None
+    entry: AuditEntry | None = None  # the audit entry the change wrote
     is_done: bool = False
     refusal: NotAllowed | None = None
     uncertain: ChangeOutcomeUnknown | None = None
@@ -84,8 +82,13 @@ class Submission:
 
     @property
     def offers_request(self) -> bool:
-        """Refused by a rule whose answer is an access request (privileged group, self-addition)."""
-        return isinstance(self.refusal, PrivilegedGroupRule | SelfChangeRule)
+        """An addition refused by a rule whose answer is an access request (privileged group,
+        self-addition); never a removal or a permission change."""
+        return (
+            self.action == AuditEntry.Action.MEMBERS_ADD
+            and isinstance(self.refusal, RuleRefused)
+            and self.refusal.offers_request
+        )
 
     @property
     def status(self) -> int:
@@ -104,7 +107,7 @@ def submit_change(
     field_map: dict[str, str] | None = None,
 ) -> Submission:
     """On POST: validate, call the service with the cleaned data, and record what happened."""
-    submission = Submission(form)
+    submission = Submission(form, action=action)
     if request.method != "POST":
         return submission
     if not form.is_valid():
@@ -117,7 +120,11 @@ def submit_change(
         )
         return submission
     try:
-        submission.result = call(form.cleaned_data)
+        outcome = call(form.cleaned_data)
+        if isinstance(outcome, Changed):
+            submission.result, submission.entry = outcome.result, outcome.entry
+        else:
+            submission.result = outcome
         submission.is_done = True
     except (InvalidInput, ValidationFailed) as exc:
         show_errors(form, exc, field_map)

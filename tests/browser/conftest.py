@@ -54,7 +54,7 @@ def workspace(transactional_db):
     read into the mirror, as the worker would have."""
     from django.core.management import call_command
 
-    from groups_app.services.mirror import sync_workspace
+    from groups_app.services.mirror.sync import sync_workspace
     from sandbox.models import UserGroup
 
     call_command("seed_sandbox", "--groups", "6", "--users", "450", stdout=StringIO())

@@ -8,16 +8,16 @@ from django.utils import timezone
 
 from groups_app.models import AccessRequest, AuditEntry
 from groups_app.segment import deadline
-from groups_app.services.access_requests import (
-    request_approve,
-    request_cancel,
-    request_close,
-    request_deny,
-    request_file,
-    request_queue,
-    request_reconcile,
-    request_retry,
-    requests_expire,
+from groups_app.services.approvals.access_requests import (
+    access_request_approve,
+    access_request_cancel,
+    access_request_close,
+    access_request_deny,
+    access_request_file,
+    access_request_queue,
+    access_request_reconcile,
+    access_request_retry,
+    access_requests_expire,
 )
 from groups_app.services.errors import InvalidInput, NotAllowed
 from groups_app.services.reconcile import reconcile_changes
@@ -55,7 +55,7 @@ def ada(db):
 
 
 def file_for_vera(vera, **kwargs):
-    return request_file(actor=vera, group_id=GROUP, justification="Need dashboards", **kwargs).filed[0]
+    return access_request_file(actor=vera, group_id=GROUP, justification="Need dashboards", **kwargs).filed[0]
 
 
 def in_group(email):
@@ -83,11 +83,11 @@ def test_anyone_files_for_themselves_and_approvers_are_told(group, vera, hana):
 
 def test_viewer_may_not_file_for_someone_else(group, vera):
     with pytest.raises(NotAllowed):
-        request_file(actor=vera, group_id=GROUP, justification="x", emails=["other@example.com"])
+        access_request_file(actor=vera, group_id=GROUP, justification="x", emails=["other@example.com"])
 
 
 def test_help_desk_files_for_several_people_one_request_each(group, hana):
-    result = request_file(
+    result = access_request_file(
         actor=hana, group_id=GROUP, justification="Onboarding", emails=["a@example.com", "B@example.com"]
     )
 
@@ -98,14 +98,14 @@ def test_help_desk_files_for_several_people_one_request_each(group, hana):
 def test_duplicate_pending_request_is_refused_with_the_existing_one(group, vera):
     first = file_for_vera(vera)
 
-    result = request_file(actor=vera, group_id=GROUP, justification="again")
+    result = access_request_file(actor=vera, group_id=GROUP, justification="again")
 
     assert result.filed == () and result.duplicates == (first,)
     assert AccessRequest.objects.count() == 1
 
 
 def test_request_for_a_member_is_not_filed(group, hana):
-    result = request_file(
+    result = access_request_file(
         actor=hana, group_id=GROUP, justification="x", emails=["member@example.com", "new@example.com"]
     )
 
@@ -122,22 +122,22 @@ def test_justification_is_required_and_the_end_date_in_the_future(group, vera, k
         kwargs = {"justification": "x", "needed_until": timezone.localdate()}
 
     with pytest.raises(InvalidInput) as caught:
-        request_file(actor=vera, group_id=GROUP, **kwargs)
+        access_request_file(actor=vera, group_id=GROUP, **kwargs)
 
     assert field in caught.value.field_errors
     assert not AccessRequest.objects.exists()
 
 
 def test_account_without_email_cannot_request_for_itself(group):
-    with pytest.raises(InvalidInput, match="no email address"):
-        request_file(actor=viewer(email=""), group_id=GROUP, justification="x")
+    with pytest.raises(InvalidInput, match="no usable email address"):
+        access_request_file(actor=viewer(email=""), group_id=GROUP, justification="x")
 
 
 def test_approval_adds_the_member_links_the_audit_entry_and_tells_the_requester(group, vera, hana):
     request = file_for_vera(vera)
     mail.outbox.clear()
 
-    approved = request_approve(actor=hana, request_id=request.pk)
+    approved = access_request_approve(actor=hana, access_request_id=request.pk)
 
     assert approved.status == "provisioned" and approved.decided_by_username == "hana"
     assert in_group("vera@example.com")
@@ -150,17 +150,17 @@ def test_approval_adds_the_member_links_the_audit_entry_and_tells_the_requester(
 @pytest.mark.parametrize("whose", ["filed_by_approver", "for_approver_email"])
 def test_nobody_approves_their_own_request_and_the_attempt_is_audited(group, hana, whose):
     if whose == "filed_by_approver":
-        request = request_file(
+        request = access_request_file(
             actor=hana, group_id=GROUP, justification="x", emails=["friend@example.com"]
         ).filed[0]
     else:
         other = help_desk(username="other", email="other@example.com")
-        request = request_file(
+        request = access_request_file(
             actor=other, group_id=GROUP, justification="x", emails=["hana@example.com"]
         ).filed[0]
 
-    with pytest.raises(NotAllowed, match="cannot approve a request you filed"):
-        request_approve(actor=hana, request_id=request.pk)
+    with pytest.raises(NotAllowed, match="cannot approve a change you asked for"):
+        access_request_approve(actor=hana, access_request_id=request.pk)
 
     request.refresh_from_db()
     assert request.status == "pending"
@@ -174,7 +174,7 @@ def test_provisioning_failure_then_retry(group, vera, hana, settings):
     request = file_for_vera(vera)
     inject_fault("add_users_to_user_group", "429")
 
-    failed = request_approve(actor=hana, request_id=request.pk)
+    failed = access_request_approve(actor=hana, access_request_id=request.pk)
 
     assert failed.status == "provisioning_failed"
     assert failed.get_status_display() == "Approved — provisioning failed"
@@ -182,7 +182,7 @@ def test_provisioning_failure_then_retry(group, vera, hana, settings):
     assert failed.provisioning_entry.status == "failed"
     assert not in_group("vera@example.com")
 
-    retried = request_retry(actor=hana, request_id=request.pk)
+    retried = access_request_retry(actor=hana, access_request_id=request.pk)
 
     assert retried.status == "provisioned" and retried.provisioning_error == ""
     assert in_group("vera@example.com")
@@ -194,7 +194,7 @@ def test_provisioning_whose_reply_was_lost_is_read_back_as_provisioned(group, ve
     request = file_for_vera(vera)
     inject_fault("add_users_to_user_group", "applied-500")
 
-    approved = request_approve(actor=hana, request_id=request.pk)
+    approved = access_request_approve(actor=hana, access_request_id=request.pk)
 
     assert approved.status == "provisioned" and in_group("vera@example.com")
     entry = approved.provisioning_entry
@@ -208,18 +208,18 @@ def test_provisioning_with_an_unreadable_outcome_waits_then_is_reconciled(group,
     inject_fault("add_users_to_user_group", "503")
 
     with deadline(0.5):  # too little time left to read back at once
-        unknown = request_approve(actor=hana, request_id=request.pk)
+        unknown = access_request_approve(actor=hana, access_request_id=request.pk)
 
     assert unknown.status == "outcome_unknown"
     assert unknown.get_status_display() == "Approved — outcome unknown"
     with pytest.raises(InvalidInput, match="outcome unknown"):
-        request_retry(actor=hana, request_id=request.pk)  # never resent while unknown
+        access_request_retry(actor=hana, access_request_id=request.pk)  # never resent while unknown
 
-    reconciled = request_reconcile(actor=hana, request_id=request.pk)
+    reconciled = access_request_reconcile(actor=hana, access_request_id=request.pk)
 
     assert reconciled.status == "provisioning_failed"  # the injected 503 did not apply it
     assert "not applied" in reconciled.provisioning_error
-    assert request_retry(actor=hana, request_id=request.pk).status == "provisioned"
+    assert access_request_retry(actor=hana, access_request_id=request.pk).status == "provisioned"
 
 
 def test_a_crash_while_provisioning_never_leaves_the_request_stuck(group, vera, hana, monkeypatch):
@@ -228,14 +228,14 @@ def test_a_crash_while_provisioning_never_leaves_the_request_stuck(group, vera, 
     def crash(**kwargs):
         raise RuntimeError("worker killed")
 
-    monkeypatch.setattr("groups_app.services.access_requests.group_members_add", crash)
+    monkeypatch.setattr("groups_app.services.approvals.access_requests.group_members_add", crash)
 
-    approved = request_approve(actor=hana, request_id=request.pk)
+    approved = access_request_approve(actor=hana, access_request_id=request.pk)
 
     assert approved.status == "provisioning_failed"
     assert "internal error" in approved.provisioning_error
     monkeypatch.undo()
-    assert request_retry(actor=hana, request_id=request.pk).status == "provisioned"
+    assert access_request_retry(actor=hana, access_request_id=request.pk).status == "provisioned"
 
 
 def test_a_request_left_in_flight_by_a_dead_process_is_recovered(group, vera, hana):
@@ -245,7 +245,7 @@ def test_a_request_left_in_flight_by_a_dead_process_is_recovered(group, vera, ha
         status="provisioning", decided_at=long_ago, provisioning_started_at=long_ago
     )
 
-    assert request_queue(status="open").filter(pk=request.pk).exists()  # it needs a person
+    assert access_request_queue(status="open").filter(pk=request.pk).exists()  # it needs a person
     run = reconcile_changes()
 
     request.refresh_from_db()
@@ -267,15 +267,17 @@ def test_filing_for_your_own_email_outside_the_allowed_domains_is_refused(group,
 def test_a_request_that_cannot_be_provisioned_is_closed_with_a_reason(group, vera, hana, settings):
     request = file_for_vera(vera)
     settings.ALLOWED_EMAIL_DOMAINS = ["acme.example"]  # the policy changed after filing
-    failed = request_approve(actor=hana, request_id=request.pk)
+    failed = access_request_approve(actor=hana, access_request_id=request.pk)
     assert (
         failed.status == "provisioning_failed" and "outside the allowed domains" in failed.provisioning_error
     )
     mail.outbox.clear()
 
     with pytest.raises(InvalidInput, match="Say why"):
-        request_close(actor=hana, request_id=request.pk, reason=" ")
-    closed = request_close(actor=hana, request_id=request.pk, reason="Contractors use the partner workspace")
+        access_request_close(actor=hana, access_request_id=request.pk, reason=" ")
+    closed = access_request_close(
+        actor=hana, access_request_id=request.pk, reason="Contractors use the partner workspace"
+    )
 
     assert closed.status == "closed" and closed.decision_reason.startswith("Contractors")
     assert "Contractors use the partner workspace" in mail.outbox[0].body
@@ -285,10 +287,10 @@ def test_a_request_that_cannot_be_provisioned_is_closed_with_a_reason(group, ver
 def test_denial_needs_a_reason_and_tells_the_requester(group, vera, hana):
     request = file_for_vera(vera)
     with pytest.raises(InvalidInput):
-        request_deny(actor=hana, request_id=request.pk, reason="  ")
+        access_request_deny(actor=hana, access_request_id=request.pk, reason="  ")
     mail.outbox.clear()
 
-    denied = request_deny(actor=hana, request_id=request.pk, reason="Use the Analysts group")
+    denied = access_request_deny(actor=hana, access_request_id=request.pk, reason="Use the Analysts group")
 
     assert denied.status == "denied" and denied.decision_reason == "Use the Analysts group"
     assert not in_group("vera@example.com")
@@ -304,12 +306,12 @@ def test_denial_needs_a_reason_and_tells_the_requester(group, vera, hana):
 def test_only_the_requester_cancels_and_only_while_pending(group, vera, hana):
     request = file_for_vera(vera)
     with pytest.raises(NotAllowed):
-        request_cancel(actor=hana, request_id=request.pk)
+        access_request_cancel(actor=hana, access_request_id=request.pk)
 
-    request_cancel(actor=vera, request_id=request.pk)
+    access_request_cancel(actor=vera, access_request_id=request.pk)
 
     with pytest.raises(InvalidInput, match="cancelled"):
-        request_approve(actor=hana, request_id=request.pk)
+        access_request_approve(actor=hana, access_request_id=request.pk)
     assert AuditEntry.objects.filter(action="request.cancel", status="succeeded").count() == 1
 
 
@@ -320,36 +322,36 @@ def test_a_failing_mail_server_never_blocks_a_decision(group, vera, hana, monkey
     monkeypatch.setattr("groups_app.services.notifications.send_mail", broken)
     request = file_for_vera(vera)
 
-    approved = request_approve(actor=hana, request_id=request.pk)
+    approved = access_request_approve(actor=hana, access_request_id=request.pk)
 
     assert approved.status == "provisioned"
 
 
 def test_expiry_removes_exactly_the_expired_memberships_and_is_idempotent(group, hana):
     today = timezone.localdate()
-    result = request_file(
+    result = access_request_file(
         actor=hana,
         group_id=GROUP,
         justification="temp",
         emails=["temp1@example.com", "temp2@example.com"],
         needed_until=today + timedelta(days=1),
     )
-    lasting = request_file(
+    lasting = access_request_file(
         actor=hana,
         group_id=GROUP,
         justification="long",
         emails=["keeper@example.com"],
         needed_until=today + timedelta(days=10),
     ).filed[0]
-    forever = request_file(
+    forever = access_request_file(
         actor=hana, group_id=GROUP, justification="perm", emails=["perm@example.com"]
     ).filed[0]
     approver = help_desk(username="approver", email="approver@example.com")
     for request in [*result.filed, lasting, forever]:
-        request_approve(actor=approver, request_id=request.pk)
+        access_request_approve(actor=approver, access_request_id=request.pk)
 
-    first = requests_expire(today=today + timedelta(days=2))
-    second = requests_expire(today=today + timedelta(days=2))
+    first = access_requests_expire(today=today + timedelta(days=2))
+    second = access_requests_expire(today=today + timedelta(days=2))
 
     assert sorted(r.email for r in first.expired) == ["temp1@example.com", "temp2@example.com"]
     assert second.expired == () and second.failed == ()
@@ -368,18 +370,20 @@ def test_expiry_removes_exactly_the_expired_memberships_and_is_idempotent(group,
 def test_expiry_failure_is_left_for_the_next_run(group, hana, settings):
     settings.SEGMENT_MAX_RETRIES = 0
     today = timezone.localdate()
-    request = request_file(
+    request = access_request_file(
         actor=hana,
         group_id=GROUP,
         justification="t",
         emails=["t@example.com"],
         needed_until=today + timedelta(days=1),
     ).filed[0]
-    request_approve(actor=help_desk(username="approver", email="ap@example.com"), request_id=request.pk)
+    access_request_approve(
+        actor=help_desk(username="approver", email="ap@example.com"), access_request_id=request.pk
+    )
     inject_fault("remove_users_from_user_group", "503")
 
-    failed = requests_expire(today=today + timedelta(days=2))
-    retried = requests_expire(today=today + timedelta(days=2))
+    failed = access_requests_expire(today=today + timedelta(days=2))
+    retried = access_requests_expire(today=today + timedelta(days=2))
 
     assert [r.email for r, _ in failed.failed] == ["t@example.com"]
     assert [r.email for r in retried.expired] == ["t@example.com"]
@@ -387,15 +391,17 @@ def test_expiry_failure_is_left_for_the_next_run(group, hana, settings):
 
 
 def test_queue_is_oldest_first_and_filters(group, hana):
-    request_file(actor=hana, group_id=GROUP, justification="x", emails=["one@example.com", "two@example.com"])
+    access_request_file(
+        actor=hana, group_id=GROUP, justification="x", emails=["one@example.com", "two@example.com"]
+    )
 
-    assert [r.email for r in request_queue()] == ["one@example.com", "two@example.com"]
-    assert list(request_queue(requester="nobody")) == []
-    assert list(request_queue(group="data eng").values_list("email", flat=True)) == [
+    assert [r.email for r in access_request_queue()] == ["one@example.com", "two@example.com"]
+    assert list(access_request_queue(requester="nobody")) == []
+    assert list(access_request_queue(group="data eng").values_list("email", flat=True)) == [
         "one@example.com",
         "two@example.com",
     ]
-    assert list(request_queue(older_than_days=1)) == []
+    assert list(access_request_queue(older_than_days=1)) == []
 
 
 def test_expire_access_command(group, hana):
@@ -413,20 +419,21 @@ def test_unknown_user_group_gives_not_found(db, vera):
     from groups_app.segment import NotFound
 
     with pytest.raises(NotFound):
-        request_file(actor=vera, group_id="groupMissing", justification="x")
+        access_request_file(actor=vera, group_id="groupMissing", justification="x")
 
 
 def test_only_one_of_two_simultaneous_decisions_wins(group, vera, hana, monkeypatch):
     stale = file_for_vera(vera)  # what the second approver's page was built from
-    request_deny(
-        actor=help_desk(username="quick", email="quick@example.com"), request_id=stale.pk, reason="No"
+    access_request_deny(
+        actor=help_desk(username="quick", email="quick@example.com"), access_request_id=stale.pk, reason="No"
     )
     monkeypatch.setattr(
-        "groups_app.services.access_requests._open_request", lambda request_id, *statuses, **kw: stale
+        "groups_app.services.approvals.access_requests._open_request",
+        lambda request_id, *statuses, **kw: stale,
     )
 
     with pytest.raises(InvalidInput, match="changed a moment ago by someone else; it is now denied"):
-        request_approve(actor=hana, request_id=stale.pk)
+        access_request_approve(actor=hana, access_request_id=stale.pk)
 
     assert not in_group("vera@example.com")
     assert AccessRequest.objects.get(pk=stale.pk).status == "denied"

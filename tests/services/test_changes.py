@@ -85,9 +85,11 @@ def sandbox_emails():
 
 def test_add_members_reports_users_invites_and_existing_and_audits(team, hana, enqueued):
 
-    result = group_members_add(
+    changed = group_members_add(
         actor=hana, group_id=GROUP, emails=["Carol@example.com", "stranger@example.org", "alice@example.com"]
     )
+    result = changed.result
+    assert changed.entry.action == "members.add" and changed.entry.status == "succeeded"
 
     assert result.added_users == ("carol@example.com",)
     assert result.invited == ("stranger@example.org",)
@@ -101,7 +103,7 @@ def test_add_members_reports_users_invites_and_existing_and_audits(team, hana, e
     assert (
         entry.actor_username == "hana" and entry.group_name == "Data Engineering" and entry.group_id == GROUP
     )
-    assert entry.summary == "hana added 2 members to Data Engineering"
+    assert entry.summary == "hana sent 2 addresses to add to Data Engineering"
     assert entry.details["added_users"] == ["carol@example.com"]
     assert entry.details["invited"] == ["stranger@example.org"]
     assert entry.details["already_members"] == ["alice@example.com"]
@@ -119,7 +121,9 @@ def test_add_members_reports_users_invites_and_existing_and_audits(team, hana, e
 
 
 def test_add_members_plural_message(team, hana):
-    result = group_members_add(actor=hana, group_id=GROUP, emails=["x1@example.org", "x2@example.org"])
+    changed = group_members_add(actor=hana, group_id=GROUP, emails=["x1@example.org", "x2@example.org"])
+    result = changed.result
+    assert changed.entry.action == "members.add" and changed.entry.status == "succeeded"
 
     assert result.message == "Invited 2 people who are not yet workspace users."
 
@@ -477,7 +481,7 @@ def test_replace_permissions_refuses_a_stale_preview(team, ada):
 
 
 def test_create_rename_delete_are_each_audited(team, ada, enqueued):
-    created = group_create(actor=ada, name="  Growth ")
+    created = group_create(actor=ada, name="  Growth ").result
     assert [args for _, args, _ in enqueued()] == [(created.id,)]  # the new group is read into the mirror
     group_rename(actor=ada, group_id=created.id, name="Growth Marketing")
     group_delete(actor=ada, group_id=created.id, confirm_name="Growth Marketing")

@@ -46,7 +46,7 @@ def mirror(*groups, roles=()):
     from django.utils import timezone
 
     from groups_app.models import MirrorGroup, MirrorRole
-    from groups_app.services.mirror import permission_records
+    from groups_app.services.mirror.selectors import permission_records
 
     for role in roles:
         MirrorRole.objects.create(role_id=role.id, name=role.name)

@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from groups_app.models import AuditEntry, InviteRecord, MirrorGroup, MirrorMember, MirrorRole, SyncRun
 from groups_app.segment import Label, Permission, Resource, SegmentClient
-from groups_app.services import mirror
 from groups_app.services.membership import group_members_add, group_members_remove
-from groups_app.services.mirror import ReadBudget, refresh_group, sync_workspace
+from groups_app.services.mirror import selectors
+from groups_app.services.mirror import sync as mirror_sync
+from groups_app.services.mirror.sync import ReadBudget, refresh_group, sync_workspace
 from groups_app.services.segment_client import get_client
 from sandbox.faults import inject_fault
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
@@ -88,7 +89,7 @@ def test_a_full_sync_copies_groups_members_invites_labelled_permissions_and_role
         ("bob@example.com", "user", "Bob"),
         ("newbie@example.com", "invite", ""),
     }
-    (permission,) = mirror.stored_permissions(stored)
+    (permission,) = selectors.stored_permissions(stored)
     assert permission == Permission(
         role_id="roleReader0000000000000000002",
         role_name="Source Read-only",
@@ -117,7 +118,7 @@ def test_a_refused_page_size_falls_back_to_200_and_is_remembered(workspace, sett
 
     assert run.status == SyncRun.Status.SUCCEEDED and run.page_size == 200
     assert "Segment refused 5000 items a page; read 200 a page." in run.errors
-    assert cache.get(mirror.PAGE_SIZE_KEY) == 200
+    assert cache.get(mirror_sync.PAGE_SIZE_KEY) == 200
     assert MirrorGroup.objects.count() == 2
 
 
@@ -159,14 +160,14 @@ def test_a_sync_that_fails_midway_leaves_the_mirror_as_it_was(workspace, setting
 def test_a_crash_in_the_middle_of_a_sync_changes_nothing_and_is_recorded(workspace, monkeypatch):
     sync_workspace(trigger="baseline")
     UserGroup.objects.filter(id=GROUP).update(name="Renamed")
-    read = mirror.Reader.snapshot
+    read = mirror_sync.Reader.snapshot
 
     def crash_on_the_second_group(self, group, **kwargs):
         if group.name == "Renamed":
             raise RuntimeError("worker killed")
         return read(self, group, **kwargs)
 
-    monkeypatch.setattr(mirror.Reader, "snapshot", crash_on_the_second_group)
+    monkeypatch.setattr(mirror_sync.Reader, "snapshot", crash_on_the_second_group)
 
     with pytest.raises(RuntimeError):
         sync_workspace(trigger="test")
@@ -321,7 +322,7 @@ def test_refreshing_a_deleted_group_removes_it_from_the_mirror(workspace):
 
 def test_a_full_sync_keeps_a_newer_refresh_of_a_group(workspace, monkeypatch):
     sync_workspace(trigger="baseline")
-    read = mirror.Reader.snapshot
+    read = mirror_sync.Reader.snapshot
     done = []
 
     def refresh_meanwhile(self, group, **kwargs):
@@ -340,7 +341,7 @@ def test_a_full_sync_keeps_a_newer_refresh_of_a_group(workspace, monkeypatch):
             refresh_group(GROUP, trigger="change")
         return snapshot
 
-    monkeypatch.setattr(mirror.Reader, "snapshot", refresh_meanwhile)
+    monkeypatch.setattr(mirror_sync.Reader, "snapshot", refresh_meanwhile)
 
     sync_workspace(trigger="test")
 
@@ -358,12 +359,14 @@ def test_adding_one_email_to_a_big_mirrored_group_makes_two_upstream_calls(db, c
     sync_workspace(trigger="baseline")
     counted.calls.clear()
 
-    result = group_members_add(
+    changed = group_members_add(
         actor=help_desk(username="hana"),
         group_id=group.id,
         emails=["newcomer@example.org", "user7@example.com"],
         client=counted.client,
     )
+    result = changed.result
+    assert changed.entry.action == "members.add" and changed.entry.status == "succeeded"
 
     assert counted.calls == [("GET", f"/groups/{group.id}"), ("POST", f"/groups/{group.id}/users")]
     assert result.invited == ("newcomer@example.org",) and result.already_members == ("user7@example.com",)
@@ -371,9 +374,11 @@ def test_adding_one_email_to_a_big_mirrored_group_makes_two_upstream_calls(db, c
 
 
 def test_a_group_the_mirror_does_not_hold_is_read_whole_as_before(workspace, counted):
-    result = group_members_add(
+    changed = group_members_add(
         actor=help_desk(username="hana"), group_id=GROUP, emails=["carol@example.com"], client=counted.client
     )
+    result = changed.result
+    assert changed.entry.action == "members.add" and changed.entry.status == "succeeded"
 
     assert result.added_users == ("carol@example.com",) and not result.split_from_mirror
     assert ("GET", f"/groups/{GROUP}/users") in counted.calls

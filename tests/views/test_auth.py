@@ -252,7 +252,7 @@ def test_with_debug_on_people_who_are_not_staff_get_the_friendly_404(client, db,
 def test_email_links_use_the_requests_address_unless_site_url_is_set(client, db, settings):
     from django.core import mail
 
-    from groups_app.services.access_requests import request_file
+    from groups_app.services.approvals.access_requests import access_request_file
     from groups_app.services.audit import RequestOrigin, origin_var
     from sandbox.models import UserGroup
     from tests.factories import help_desk, viewer
@@ -261,7 +261,7 @@ def test_email_links_use_the_requests_address_unless_site_url_is_set(client, db,
     group = UserGroup.objects.create(name="Team")
     token = origin_var.set(RequestOrigin(base_url="https://groups.example.com"))
     try:
-        request_file(
+        access_request_file(
             actor=viewer(username="vera", email="vera@example.com"), group_id=group.id, justification="j"
         )
     finally:

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from groups_app.models import AuditEntry
-from groups_app.services.mirror import sync_workspace
+from groups_app.services.mirror.sync import sync_workspace
 from groups_app.services.segment_client import get_client
 
 pytestmark = pytest.mark.django_db

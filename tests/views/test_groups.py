@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from groups_app.segment import SegmentClient
-from groups_app.services.mirror import sync_workspace
+from groups_app.services.mirror.sync import sync_workspace
 from groups_app.services.segment_client import SANDBOX_BASE_URL
 from sandbox.faults import inject_fault
 from sandbox.models import Invite, UserGroup

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from groups_app.models import AccessRequest, AuditEntry, MirrorMember
-from groups_app.services.mirror import sync_workspace
+from groups_app.services.mirror.sync import sync_workspace
 from sandbox.faults import inject_fault
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 from tests.factories import administrator, help_desk, viewer

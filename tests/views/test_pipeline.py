@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from groups_app.models import AuditEntry, ChangeProposal
-from groups_app.services.mirror import sync_workspace
+from groups_app.services.mirror.sync import sync_workspace
 from sandbox.faults import inject_fault
 from sandbox.models import GroupPermission, Invite, Role, UserGroup
 from tests.factories import administrator, help_desk

@@ -141,7 +141,7 @@ def test_self_approval_is_refused_with_a_message(client, team):
 
     response = client.post(reverse("groups:request-decide", args=[request.pk, "approve"]), follow=True)
 
-    assert "You cannot approve a request you filed" in html(response)
+    assert "You cannot approve a change you asked for" in html(response)
     assert AuditEntry.objects.get(action="request.approve").status == "refused"
 
 

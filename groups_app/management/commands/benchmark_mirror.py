@@ -26,9 +26,20 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Count
+from django.test import Client
+from requests.adapters import HTTPAdapter
 
 from groups_app.management.commands._loopback import benchmark_env, loopback_server, sandbox_command
+from groups_app.models import SyncRun
+from groups_app.segment import SegmentClient
+from groups_app.services.audit import SYSTEM
+from groups_app.services.membership import group_members_add
+from groups_app.services.mirror.sync import ReadBudget, sync_workspace
+from groups_app.services.segment_client import get_client
+from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 
 
 class Command(BaseCommand):
@@ -104,8 +115,6 @@ class Inside:
             self._add(client, big)
 
     def _sync(self, client) -> None:
-        from groups_app.models import SyncRun
-        from groups_app.services.mirror import ReadBudget, sync_workspace
 
         o = self.options
         settings.MIRROR_SYNC_CONCURRENCY = o["concurrency"]
@@ -124,10 +133,6 @@ class Inside:
         )
 
     def _pages(self, emails: list[str]) -> None:
-        from django.contrib.auth import get_user_model
-        from django.test import Client
-
-        from groups_app.services.segment_client import get_client
 
         client = Client(HTTP_HOST="localhost")
         client.force_login(get_user_model().objects.create(username="benchmark", is_superuser=True))
@@ -155,8 +160,6 @@ class Inside:
             )
 
     def _add(self, client, big) -> None:
-        from groups_app.services.audit import SYSTEM
-        from groups_app.services.membership import group_members_add
 
         client.calls.clear()
         began = time.perf_counter()
@@ -166,7 +169,7 @@ class Inside:
         took = (time.perf_counter() - began) * 1000
         self.stdout.write(
             f"add one email to a {big.memberships.count() - 1}-member group: {len(client.calls)} upstream calls "
-            f"({', '.join(f'{m} {p}' for m, p in client.calls)}), {took:.0f} ms — {result.message}"
+            f"({', '.join(f'{m} {p}' for m, p in client.calls)}), {took:.0f} ms — {result.result.message}"
         )
 
 
@@ -184,9 +187,6 @@ def counting(client):
 
 
 def counting_client(base_url: str, pool: int):
-    from requests.adapters import HTTPAdapter
-
-    from groups_app.segment import SegmentClient
 
     client = SegmentClient(base_url, settings.SANDBOX_API_TOKEN, timeout=(2, 30), page_size=1000)
     client.session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=pool))  # one per reader
@@ -196,7 +196,6 @@ def counting_client(base_url: str, pool: int):
 def expected_calls(page_size: int) -> int:
     """Σ ⌈items / page size⌉ over every listing the sync reads (a listing shown empty by the group's
     member count is not read)."""
-    from sandbox.models import Invite, Membership, Role, UserGroup
 
     total = math.ceil(Role.objects.count() / page_size) + math.ceil(UserGroup.objects.count() / page_size)
     users = dict(_counts(Membership))
@@ -209,7 +208,6 @@ def expected_calls(page_size: int) -> int:
 
 
 def _counts(model):
-    from django.db.models import Count
 
     return model.objects.values_list("group_id").annotate(n=Count("pk")).order_by()
 
@@ -217,7 +215,6 @@ def _counts(model):
 def seed(groups: int, memberships: int, big_group: int):
     """A large sandbox workspace: the big group first, the rest of the memberships spread evenly;
     one group in ten has a few invites. Returns the big group and some member emails."""
-    from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 
     roles = [
         Role.objects.create(name=name)

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from groups_app.services.access_requests import requests_expire
+from groups_app.services.approvals.access_requests import access_requests_expire
 
 
 class Command(BaseCommand):
@@ -16,7 +16,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        result = requests_expire()
+        result = access_requests_expire()
         for access_request in result.expired:
             self.stdout.write(f"Expired: {access_request.email} in {access_request.group_name}")
         for access_request, error in result.failed:

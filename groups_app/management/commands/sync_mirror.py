@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from groups_app.models import SyncRun
-from groups_app.services.mirror import refresh_group, sync_workspace
+from groups_app.services.mirror.sync import refresh_group, sync_workspace
 
 
 class Command(BaseCommand):

@@ -1,7 +1,4 @@
-"""The workspace mirror: a local copy of every group, member, invite, permission and role.
-
-The Public API reads one group at a time and has no search, so the pages that look across
-groups (the list, People, drift) read this copy instead; the worker keeps it fresh:
+"""Reading Segment into the mirror.
 
 - `sync_workspace()` reads everything, with the largest page size the API accepts, as many
   listings side by side as `MIRROR_SYNC_CONCURRENCY` and the shared read budget allow;
@@ -10,8 +7,7 @@ groups (the list, People, drift) read this copy instead; the worker keeps it fre
 Both read first and write after, in one transaction: a reader sees the mirror before or
 after a sync, never half of one, and a sync that dies leaves the mirror as it was (its run
 is marked abandoned once its heartbeat is stale, and the next one starts over). Writing, they
-compare what they read with what the mirror held: a difference that none of Group Admin's
-own audit entries explains was made outside it, and becomes an "observed" audit entry.
+compare what they read with what the mirror held (`drift`).
 """
 
 from __future__ import annotations
@@ -22,9 +18,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -36,7 +31,6 @@ from groups_app.segment import (
     IamRole,
     NotFound,
     Page,
-    Permission,
     SegmentClient,
     SegmentError,
     UserGroup,
@@ -44,14 +38,27 @@ from groups_app.segment import (
     WorkspaceUser,
     iterate_pages,
 )
+from groups_app.services import queue
 from groups_app.services.audit import describe_error
-from groups_app.services.grants import describe, permissions_fingerprint
+from groups_app.services.grants import describe
+from groups_app.services.mirror.drift import (
+    Difference,
+    GroupSnapshot,
+    MemberRow,
+    difference_between,
+    record_unexplained,
+)
+from groups_app.services.mirror.selectors import (
+    mirrored_roles,
+    pending_sync_requests,
+    permission_records,
+    stored_permissions,
+)
+from groups_app.services.notifications import notify_observed_changes
 from groups_app.services.segment_client import get_client
 
-if TYPE_CHECKING:
-    from groups_app.services.groups import Membership
-
 logger = logging.getLogger("groups_app.mirror")
+
 
 T = TypeVar("T")
 
@@ -60,14 +67,6 @@ PAGE_SIZE_KEY = "mirror:page-size:v1"
 PAGE_SIZE_MEMORY = 24 * 3600
 HEARTBEAT_SECONDS = 5.0
 GROUP_REFRESH_STALE_SECONDS = 120
-OBSERVED_ACTOR = "outside Group Admin"
-Action = AuditEntry.Action
-# Audit entries of these outcomes changed nothing, so they explain no difference.
-NOT_APPLIED = (AuditEntry.Status.FAILED, AuditEntry.Status.REFUSED)
-
-
-# A requested sync that no worker started within this many seconds may be requested again.
-SYNC_REQUEST_SECONDS = 300
 
 
 class SyncAbandoned(Exception):
@@ -105,16 +104,6 @@ class ReadBudget:
             if used <= self.per_second:
                 return
             self._sleep(max(0.01, int(now) + 1 - now))
-
-
-@dataclass
-class GroupSnapshot:
-    """One group as read from Segment, with every user and invite."""
-
-    group: UserGroup
-    users: tuple[WorkspaceUser, ...]
-    invites: tuple[str, ...]
-    read_at: datetime
 
 
 class Reader:
@@ -343,11 +332,9 @@ def request_sync(*, trigger: str) -> bool:
 
     The request is a row (not a cache key), so every process sees it, with any cache.
     """
-    from groups_app import tasks
-
     now = timezone.now()
     with transaction.atomic():
-        if _pending_requests().select_for_update().exists():
+        if pending_sync_requests().select_for_update().exists():
             return False
         SyncRun.objects.create(
             kind=SyncRun.Kind.FULL,
@@ -356,84 +343,8 @@ def request_sync(*, trigger: str) -> bool:
             started_at=now,
             heartbeat_at=now,
         )
-        tasks.sync_workspace.enqueue(trigger=trigger[:200])
+        queue.enqueue("sync_workspace", trigger=trigger[:200])
     return True
-
-
-def _pending_requests():
-    since = timezone.now() - timedelta(seconds=SYNC_REQUEST_SECONDS)
-    return SyncRun.objects.filter(
-        kind=SyncRun.Kind.FULL, status=SyncRun.Status.REQUESTED, started_at__gte=since
-    )
-
-
-def request_group_refresh(group_id: str, *, trigger: str, verify_emails: Iterable[str] = ()) -> None:
-    """Enqueue a refresh of one group. A queue that cannot be reached costs only freshness (the
-    next full sync catches up): it never fails the change that asked for it."""
-    from groups_app import tasks
-
-    try:
-        with transaction.atomic():  # a savepoint: a failed enqueue leaves the caller's transaction usable
-            tasks.refresh_group.enqueue(group_id, trigger=trigger[:200], verify_emails=list(verify_emails))
-    except Exception:
-        logger.exception("Could not enqueue a refresh of group %s", group_id)
-
-
-# --- writing -------------------------------------------------------------------------------
-
-
-@dataclass
-class Difference:
-    """What changed in one group between the mirror and Segment, not explained by Group Admin."""
-
-    group_id: str
-    group_name: str
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    permissions_before: list[dict] | None = None
-    permissions_after: list[dict] | None = None
-    old_name: str = ""
-    new_name: str = ""
-    created: bool = False
-    deleted: bool = False
-    previous_read_at: datetime | None = None
-    read_at: datetime | None = None
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.added
-            or self.removed
-            or self.permissions_after is not None
-            or self.old_name
-            or self.created
-            or self.deleted
-        )
-
-    @property
-    def summary(self) -> str:
-        parts = []
-        if self.created:
-            parts.append("group created")
-        if self.deleted:
-            parts.append("group deleted")
-        if self.old_name:
-            parts.append(f"renamed from {self.old_name}")
-        if self.added:
-            parts.append(f"added {', '.join(self.added[:3])}{' …' if len(self.added) > 3 else ''}")
-        if self.removed:
-            parts.append(f"removed {', '.join(self.removed[:3])}{' …' if len(self.removed) > 3 else ''}")
-        if self.permissions_after is not None:
-            parts.append("permissions changed")
-        return f"Observed outside Group Admin in {self.group_name}: {'; '.join(parts)}"
-
-
-def permission_records(permissions: Iterable[Permission]) -> list[dict[str, Any]]:
-    """Permissions as stored in the mirror: the wire payload, role name and unknown fields kept."""
-    return [{**p.to_payload(), "roleName": p.role_name} for p in permissions]
-
-
-def stored_permissions(group: MirrorGroup) -> tuple[Permission, ...]:
-    return tuple(Permission.from_payload(record) for record in group.permissions or ())
 
 
 def _apply(
@@ -480,7 +391,7 @@ def _apply(
         after = _members_from(snap)
         member_total += len(after)
         if not baseline:
-            differences.append(_difference(old, snap, before, after, role_map))
+            differences.append(difference_between(old, snap, before, after, role_map))
         group = _store_group(old, snap, run)
         _store_members(group, before, after)
     for group_id in gone:
@@ -499,7 +410,7 @@ def _apply(
                 )
             )
         old.delete()
-    observed = _record_unexplained(run, [d for d in differences if d])
+    observed = record_unexplained(run, [d for d in differences if d])
     run.group_count, run.member_count = len(snapshots), member_total
     run.observed_count = len(observed)
     return observed
@@ -511,9 +422,6 @@ def _earlier_full_sync(run: SyncRun) -> bool:
         .exclude(pk=run.pk)
         .exists()
     )
-
-
-MemberRow = tuple[str, str, str]  # kind, user id, name
 
 
 def _members_of(group_ids: list[str]) -> dict[str, dict[str, tuple[int, MemberRow]]]:
@@ -579,235 +487,6 @@ def _store_members(
     )
 
 
-def _difference(
-    old: MirrorGroup | None,
-    snap: GroupSnapshot,
-    before: dict[str, tuple[int, MemberRow]],
-    after: dict[str, MemberRow],
-    roles: dict[str, IamRole],
-) -> Difference:
-    """Everything that differs between the mirror's group and what Segment returned now.
-
-    An invite that became a user is the same member: accepting an invite is no change of access.
-    """
-    difference = Difference(snap.group.id, snap.group.name, read_at=snap.read_at)
-    if old is None:
-        difference.created = True
-        difference.added = sorted(after)
-        if snap.group.permissions:
-            difference.permissions_before = []
-            difference.permissions_after = [describe(p, roles) for p in snap.group.permissions]
-        return difference
-    difference.previous_read_at = old.read_at
-    difference.added = sorted(set(after) - set(before))
-    difference.removed = sorted(set(before) - set(after))
-    if old.name != snap.group.name:
-        difference.old_name, difference.new_name = old.name, snap.group.name
-    previous = stored_permissions(old)
-    if permissions_fingerprint(previous) != permissions_fingerprint(snap.group.permissions):
-        difference.permissions_before = [describe(p, roles) for p in previous]
-        difference.permissions_after = [describe(p, roles) for p in snap.group.permissions]
-    return difference
-
-
-def _explanations(group_id: str, since: datetime | None) -> list[AuditEntry]:
-    """Group Admin's own entries that may have changed this group since the earlier reading.
-
-    The window starts before that reading by the time a change may take to apply (an entry is
-    written before its call is sent, and Segment may apply it after the reading).
-    """
-    entries = AuditEntry.objects.filter(group_id=group_id).exclude(status__in=NOT_APPLIED)
-    entries = entries.exclude(action=Action.OBSERVED).exclude(resolution=AuditEntry.Resolution.NOT_APPLIED)
-    if since is not None:
-        margin = max(60.0, 3 * settings.SEGMENT_REQUEST_DEADLINE)
-        entries = entries.filter(created_at__gte=since - timedelta(seconds=margin))
-    return list(entries.only("action", "details", "status", "resolution"))
-
-
-ADDING_FIELDS = {
-    Action.MEMBERS_ADD: ("emails", "added_users", "invited", "applied_emails"),
-    Action.MEMBERS_REPLACE: ("to_add", "emails"),
-}
-REMOVING_FIELDS = {
-    Action.MEMBERS_REMOVE: ("emails", "applied_emails"),
-    Action.MEMBERS_REPLACE: ("to_remove",),
-}
-PERMISSION_ACTIONS = {Action.PERMISSIONS_ADD, Action.PERMISSIONS_REPLACE}
-
-
-def _emails_in(entries: list[AuditEntry], fields_by_action: dict[str, tuple[str, ...]]) -> set[str]:
-    emails: set[str] = set()
-    for entry in entries:
-        for name in fields_by_action.get(entry.action, ()):
-            value = (entry.details or {}).get(name) or ()
-            emails.update(str(e).lower() for e in value if isinstance(value, list))
-    return emails
-
-
-def _unexplained(difference: Difference) -> Difference:
-    entries = _explanations(difference.group_id, difference.previous_read_at)
-    actions = {entry.action for entry in entries}
-    if (difference.created and Action.GROUP_CREATE in actions) or (
-        difference.deleted and Action.GROUP_DELETE in actions
-    ):
-        return Difference(difference.group_id, difference.group_name)
-    if difference.created:
-        return difference
-    rest = Difference(
-        difference.group_id,
-        difference.group_name,
-        previous_read_at=difference.previous_read_at,
-        read_at=difference.read_at,
-        deleted=difference.deleted,
-        permissions_before=difference.permissions_before if difference.deleted else None,
-    )
-    if difference.deleted:
-        return rest
-    added_here = _emails_in(entries, ADDING_FIELDS)
-    removed_here = _emails_in(entries, REMOVING_FIELDS)
-    rest.added = [e for e in difference.added if e not in added_here]
-    rest.removed = [e for e in difference.removed if e not in removed_here]
-    if difference.old_name and Action.GROUP_RENAME not in actions:
-        rest.old_name, rest.new_name = difference.old_name, difference.new_name
-    if difference.permissions_after is not None and not actions & PERMISSION_ACTIONS:
-        rest.permissions_before = difference.permissions_before
-        rest.permissions_after = difference.permissions_after
-    return rest
-
-
-def _record_unexplained(run: SyncRun, differences: list[Difference]) -> list[AuditEntry]:
-    """One "observed" audit entry per group whose difference Group Admin does not explain."""
-    observed = []
-    for difference in differences:
-        rest = _unexplained(difference)
-        if not rest:
-            continue
-        details = {
-            "added": rest.added,
-            "removed": rest.removed,
-            "old_name": rest.old_name,
-            "new_name": rest.new_name,
-            "group_created": rest.created,
-            "group_deleted": rest.deleted,
-            "permissions_before": rest.permissions_before,
-            "permissions_after": rest.permissions_after,
-            "previous_reading": rest.previous_read_at.isoformat() if rest.previous_read_at else "",
-            "reading": (rest.read_at or run.started_at).isoformat(),
-            "sync": run.pk,
-        }
-        observed.append(
-            AuditEntry.objects.create(
-                actor_username=OBSERVED_ACTOR,
-                action=Action.OBSERVED,
-                group_id=rest.group_id,
-                group_name=rest.group_name[:200],
-                summary=rest.summary[:500],
-                details={k: v for k, v in details.items() if v not in (None, "", [], False)},
-                status=AuditEntry.Status.SUCCEEDED,
-                completed_at=timezone.now(),
-            )
-        )
-    return observed
-
-
 def _tell_administrators(observed: list[AuditEntry]) -> None:
     if observed:
-        from groups_app.services.notifications import notify_observed_changes
-
         notify_observed_changes(observed)
-
-
-# --- reading the mirror ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Freshness:
-    """How fresh the mirror is, for the "as of" line of the pages that read it."""
-
-    as_of: datetime | None
-    running: bool
-    last_failed: SyncRun | None
-    requested: bool = False
-
-    @property
-    def is_updating(self) -> bool:
-        return self.running or self.requested
-
-    @property
-    def is_empty(self) -> bool:
-        return self.as_of is None
-
-
-def mirror_freshness() -> Freshness:
-    """As of the start of the last successful full sync (the time Segment was read)."""
-    last = SyncRun.objects.filter(kind=SyncRun.Kind.FULL, status=SyncRun.Status.SUCCEEDED).first()
-    running = SyncRun.objects.filter(kind=SyncRun.Kind.FULL, status=SyncRun.Status.RUNNING).exists()
-    latest = (
-        SyncRun.objects.filter(kind=SyncRun.Kind.FULL)
-        .exclude(status__in=[SyncRun.Status.RUNNING, SyncRun.Status.REQUESTED])
-        .first()
-    )
-    failed = latest if latest is not None and latest.status != SyncRun.Status.SUCCEEDED else None
-    return Freshness(
-        as_of=last.started_at if last else None,
-        running=running,
-        last_failed=failed,
-        requested=_pending_requests().exists(),
-    )
-
-
-def mirrored_roles() -> dict[str, IamRole]:
-    return {r.role_id: IamRole(r.role_id, r.name, r.description) for r in MirrorRole.objects.all()}
-
-
-def mirrored_group(group: MirrorGroup) -> UserGroup:
-    """A mirrored group as the client's dataclass, permissions exactly as read."""
-    return UserGroup(
-        id=group.group_id,
-        name=group.name,
-        member_count=group.member_count,
-        permissions=stored_permissions(group),
-    )
-
-
-def mirrored_membership(group_id: str, *, among: Iterable[str] | None = None) -> Membership | None:
-    """A group's users and invites as the mirror holds them, or only those `among` some emails
-    (an indexed lookup, however large the group); None when the mirror holds no such group."""
-    from groups_app.services.groups import Membership
-
-    if not MirrorGroup.objects.filter(group_id=group_id).exists():
-        return None
-    members = MirrorMember.objects.filter(group_id=group_id)
-    if among is not None:
-        members = members.filter(email__in=[e.lower() for e in among])
-    users, invites = [], []
-    for email, kind, user_id, name in members.values_list("email", "kind", "user_id", "name"):
-        if kind == MirrorMember.Kind.USER:
-            users.append(WorkspaceUser(id=user_id, name=name, email=email))
-        else:
-            invites.append(email)
-    return Membership(users=tuple(users), invites=tuple(invites))
-
-
-def known_workspace_users(emails: Iterable[str]) -> set[str]:
-    """Which of these emails the mirror has seen as workspace users (in any group)."""
-    emails = [e.lower() for e in emails]
-    found = MirrorMember.objects.filter(email__in=emails, kind=MirrorMember.Kind.USER)
-    return set(found.values_list("email", flat=True))
-
-
-def note_members_added(group_id: str, *, users: Iterable[str], invites: Iterable[str]) -> None:
-    """Write a confirmed addition through to a mirrored group at once (the refresh the change
-    enqueued then reads the truth: names, and whether each email is a user or an invite)."""
-    if not MirrorGroup.objects.filter(group_id=group_id).exists():
-        return
-    rows = [(e, MirrorMember.Kind.USER) for e in users] + [(e, MirrorMember.Kind.INVITE) for e in invites]
-    MirrorMember.objects.bulk_create(
-        [MirrorMember(group_id=group_id, email=email.lower(), kind=kind) for email, kind in rows],
-        ignore_conflicts=True,
-    )
-
-
-def note_members_removed(group_id: str, emails: Iterable[str]) -> None:
-    """Write a confirmed removal through to the mirror at once."""
-    MirrorMember.objects.filter(group_id=group_id, email__in=[e.lower() for e in emails]).delete()

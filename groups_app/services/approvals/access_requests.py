@@ -24,31 +24,27 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from groups_app.emails import email_problems
+from groups_app.emails import address_problem
 from groups_app.models import AccessRequest, AuditEntry
-from groups_app.roles import HANDLE_ACCESS_REQUESTS, is_administrator
+from groups_app.roles import CHANGE_MEMBERSHIP, HANDLE_ACCESS_REQUESTS
+from groups_app.rules import book
+from groups_app.rules.book import Approval, ProposedChange, Verdict
 from groups_app.segment import SegmentClient, SegmentError, UserGroup
 from groups_app.services.audit import SYSTEM, actor_name, audited
 from groups_app.services.audit_details import details_for
 from groups_app.services.errors import ChangeOutcomeUnknown, InvalidInput, NotAllowed, ServiceError
-from groups_app.services.groups import Membership, group_is_privileged, group_membership
+from groups_app.services.groups import group_membership
 from groups_app.services.membership import checked_emails, group_members_add, group_members_remove
 from groups_app.services.notifications import notify_decision, notify_new_requests
 from groups_app.services.reconcile import abandoned_before, reconcile_entry, settle_access_request
 from groups_app.services.segment_client import get_client
+from groups_app.services.transitions import transition
+from groups_app.services.workspace import Membership
 
 logger = logging.getLogger("groups_app.access_requests")
 
 Status = AccessRequest.Status
 Action = AuditEntry.Action
-
-SELF_APPROVAL = (
-    "You cannot approve a request you filed or one for your own email; another approver must decide it."
-)
-PRIVILEGED_APPROVAL = (
-    "{name} is a privileged group: only an Administrator can approve access to it. "
-    "The request stays pending for one."
-)
 
 
 @dataclass(frozen=True)
@@ -65,23 +61,32 @@ class ExpiryResult:
 
 
 def _for_whom(actor: Any, emails: list[str] | None) -> list[str]:
-    own = (actor.email or "").strip().lower()
+    """The addresses to file for: the actor's own (no emails given), or, for Help desk, others.
+
+    Raises:
+        InvalidInput: no usable own address, unusable addresses, or outside the allowed domains.
+        NotAllowed: someone without Help desk's role filing for another person.
+    """
+    own = (getattr(actor, "email", "") or "").strip().lower()
     if not emails:
-        if not own:
-            message = "Your account has no email address; ask an administrator to add one."
+        if not book.identity_of(actor):
+            message = "Your account has no usable email address; ask an Administrator to set one."
             raise InvalidInput(message, {"emails": message})
-        problems = email_problems([own])
-        if problems:
-            message = f"Your own email cannot be added to groups: {' '.join(problems)}"
+        problem = address_problem(own) or book.outside_allowed_domains([own])
+        if problem:
+            message = f"Your own email cannot be added to groups: {problem}"
             raise InvalidInput(message, {"emails": message})
         return [own]
     cleaned = checked_emails(emails)
-    if cleaned != [own] and not actor.has_perm(HANDLE_ACCESS_REQUESTS):
+    if outside := book.outside_allowed_domains(cleaned):
+        raise InvalidInput(outside, {"emails": outside})
+    is_only_own = [book.identities(cleaned)[e] for e in cleaned] == [book.identity_of(actor)]
+    if not is_only_own and not actor.has_perm(HANDLE_ACCESS_REQUESTS):
         raise NotAllowed("Only Help desk and Administrators can request access for other people.")
     return cleaned
 
 
-def request_file(
+def access_request_file(
     *,
     actor: Any,
     group_id: str,
@@ -164,9 +169,9 @@ def audited_request(access_request: AccessRequest, *, actor: Any, action: str, s
     )
 
 
-def _open_request(request_id: int, *statuses: str, allow_stuck: bool = False) -> AccessRequest:
+def _open_request(access_request_id: int, *statuses: str, allow_stuck: bool = False) -> AccessRequest:
     try:
-        access_request = AccessRequest.objects.get(pk=request_id)
+        access_request = AccessRequest.objects.get(pk=access_request_id)
     except AccessRequest.DoesNotExist:
         raise InvalidInput("That request does not exist.") from None
     if access_request.status not in statuses and not (allow_stuck and is_stuck(access_request)):
@@ -185,26 +190,11 @@ def is_stuck(access_request: AccessRequest) -> bool:
     )
 
 
-def _move(access_request: AccessRequest, from_statuses: tuple[str, ...], **fields: Any) -> None:
-    """Change a request's state if it is still in one of `from_statuses`; only one of two racers wins.
-
-    Raises:
-        InvalidInput: someone else changed it a moment ago.
-    """
-    moved = AccessRequest.objects.filter(pk=access_request.pk, status__in=from_statuses).update(**fields)
-    if not moved:
-        access_request.refresh_from_db()
-        status = access_request.get_status_display().lower()
-        raise InvalidInput(f"This request was changed a moment ago by someone else; it is now {status}.")
-    for name, value in fields.items():
-        setattr(access_request, name, value)
-
-
 def _decide(access_request: AccessRequest, actor: Any, status: str, reason: str = "") -> None:
-    _move(
+    transition(
         access_request,
-        (Status.PENDING,),
-        status=status,
+        from_=(Status.PENDING,),
+        to=status,
         decided_at=timezone.now(),
         decided_by_username=actor_name(actor),
         decision_reason=reason,
@@ -216,66 +206,106 @@ def _check_role(actor: Any) -> None:
         raise NotAllowed("Your role does not allow deciding access requests.")
 
 
-def is_own(access_request: AccessRequest, actor: Any) -> bool:
-    """Filed by the actor, or for the actor's own email: someone else must decide it."""
-    own_email = (getattr(actor, "email", "") or "").lower()
-    return access_request.requester_id == getattr(actor, "pk", None) or bool(
-        own_email and access_request.email == own_email
+def approval_for(access_request: AccessRequest, approver: Any) -> Approval:
+    """The approval a decision on this request gives the change that provisions it."""
+    return Approval(
+        approved_by=approver,
+        source=access_request,
+        requested_by_id=access_request.requester_id,
+        requested_by_email=access_request.requester.email if access_request.requester else "",
+        for_email=access_request.email,
     )
 
 
-def _provision(access_request: AccessRequest, actor: Any, from_statuses: tuple[str, ...]) -> None:
-    """Add the email to the group and move the request to the outcome; never leaves it in flight."""
-    _move(access_request, from_statuses, status=Status.PROVISIONING, provisioning_started_at=timezone.now())
+def may_decide(access_request: AccessRequest, actor: Any) -> bool:
+    """Whether `actor` is someone else than the requester and the person it is for."""
+    return book.may_approve(
+        actor,
+        requested_by_id=access_request.requester_id,
+        requested_by_email=access_request.requester.email if access_request.requester else "",
+        for_email=access_request.email,
+    )
+
+
+def _provision(
+    access_request: AccessRequest, actor: Any, from_statuses: tuple[str, ...], client: SegmentClient
+) -> None:
+    """Add the email to the group and move the request to the outcome; never leaves it in flight.
+
+    The change's submission key is stored on the request first, so that its audit entry is
+    found exactly (by reconciliation too, should this process die).
+    """
     key = f"request-{access_request.pk}-{uuid.uuid4().hex[:12]}"
+    transition(
+        access_request,
+        from_=from_statuses,
+        to=Status.PROVISIONING,
+        provisioning_started_at=timezone.now(),
+        provisioning_key=key,
+    )
     error = ""
+    entry = None
     try:
-        group_members_add(
+        entry = group_members_add(
             actor=actor,
             group_id=access_request.group_id,
             emails=[access_request.email],
             submission_key=key,
-            access_request=access_request,
-        )
-    except ChangeOutcomeUnknown:
-        pass  # the pipeline recorded the outcome; the entry settles the request below
+            approval=approval_for(access_request, actor),
+            client=client,
+        ).entry
+    except ChangeOutcomeUnknown as exc:
+        entry = exc.entry
     except (SegmentError, ServiceError) as exc:
         error = exc.message
     except Exception:  # a crash must not leave the request in flight with no way out
         logger.exception("Provisioning access request #%s crashed", access_request.pk)
         error = "Provisioning stopped because of an internal error; the audit log has the details."
-    entry = (
-        AuditEntry.objects.filter(access_request=access_request, action=Action.MEMBERS_ADD)
-        .order_by("-created_at", "-id")
-        .first()
-    )
-    if entry is not None and entry.created_at >= access_request.provisioning_started_at:
+    entry = entry or AuditEntry.objects.filter(submission_key=key).first()
+    if entry is not None:
         settle_access_request(entry)
     access_request.refresh_from_db()
     if access_request.status == Status.PROVISIONING:  # nothing recorded an outcome: nothing was sent
-        _move(
+        transition(
             access_request,
-            (Status.PROVISIONING,),
-            status=Status.PROVISIONING_FAILED,
+            from_=(Status.PROVISIONING,),
+            to=Status.PROVISIONING_FAILED,
             provisioning_error=error,
         )
     elif error and access_request.status == Status.PROVISIONING_FAILED:
-        AccessRequest.objects.filter(pk=access_request.pk).update(provisioning_error=error)
-        access_request.provisioning_error = error
+        transition(
+            access_request,
+            from_=(Status.PROVISIONING_FAILED,),
+            to=Status.PROVISIONING_FAILED,
+            provisioning_error=error,
+        )
 
 
-def _check_may_provision(access_request: AccessRequest, actor: Any, client: SegmentClient) -> None:
-    """Raises NotAllowed unless `actor` may provision this request (self-approval, privileged group)."""
-    if is_own(access_request, actor):
-        raise NotAllowed(SELF_APPROVAL)
-    if not is_administrator(actor):
-        group = client.get_user_group(access_request.group_id)
-        if group_is_privileged(group):
-            raise NotAllowed(PRIVILEGED_APPROVAL.format(name=group.name))
+def _check_may_provision(access_request: AccessRequest, actor: Any, client: SegmentClient) -> UserGroup:
+    """Ask the rule book whether `actor`'s approval may add this request's email (self-approval,
+    a privileged group) before anything is decided; returns the group read.
+
+    Raises:
+        NotAllowed: the rule book refused the approver.
+    """
+    group = client.get_user_group(access_request.group_id)
+    change = ProposedChange(
+        actor=actor,
+        permission=CHANGE_MEMBERSHIP,
+        group=group,
+        adds=(access_request.email,),
+        approval=approval_for(access_request, actor),
+    )
+    decision = book.decide(change)
+    # A refused address (its domain) is not the approver's fault: provisioning fails with the
+    # reason, and the request can be closed as not possible.
+    if decision.verdict == Verdict.REFUSED and not decision.field:
+        raise NotAllowed(decision.reason)
+    return group
 
 
-def request_approve(
-    *, actor: Any, request_id: int, requester_email: str = "", client: SegmentClient | None = None
+def access_request_approve(
+    *, actor: Any, access_request_id: int, requester_email: str = "", client: SegmentClient | None = None
 ) -> AccessRequest:
     """Approve a pending request and add the email to the group.
 
@@ -285,7 +315,7 @@ def request_approve(
         NotAllowed (self-approval, a privileged group for Help desk; audited as refused), InvalidInput.
     """
     client = client or get_client()
-    access_request = _open_request(request_id, Status.PENDING)
+    access_request = _open_request(access_request_id, Status.PENDING)
     with audited_request(
         access_request,
         actor=actor,
@@ -302,19 +332,21 @@ def request_approve(
             )
             raise
         _decide(access_request, actor, Status.APPROVED)
-    _provision(access_request, actor, (Status.APPROVED,))
+    _provision(access_request, actor, (Status.APPROVED,), client)
     notify_decision(access_request, requester_email or _requester_email(access_request))
     return access_request
 
 
-def request_retry(*, actor: Any, request_id: int, client: SegmentClient | None = None) -> AccessRequest:
+def access_request_retry(
+    *, actor: Any, access_request_id: int, client: SegmentClient | None = None
+) -> AccessRequest:
     """Try again to add the email of an approved request whose provisioning failed or got stuck.
 
     Raises:
         NotAllowed, InvalidInput.
     """
     client = client or get_client()
-    access_request = _open_request(request_id, Status.PROVISIONING_FAILED, allow_stuck=True)
+    access_request = _open_request(access_request_id, Status.PROVISIONING_FAILED, allow_stuck=True)
     with audited_request(
         access_request,
         actor=actor,
@@ -324,25 +356,23 @@ def request_retry(*, actor: Any, request_id: int, client: SegmentClient | None =
     ):
         _check_role(actor)
         _check_may_provision(access_request, actor, client)
-    _provision(access_request, actor, (Status.PROVISIONING_FAILED, *AccessRequest.IN_FLIGHT))
+    _provision(access_request, actor, (Status.PROVISIONING_FAILED, *AccessRequest.IN_FLIGHT), client)
     if access_request.status == Status.PROVISIONED:
         notify_decision(access_request, _requester_email(access_request))
     return access_request
 
 
-def request_reconcile(*, actor: Any, request_id: int, client: SegmentClient | None = None) -> AccessRequest:
+def access_request_reconcile(
+    *, actor: Any, access_request_id: int, client: SegmentClient | None = None
+) -> AccessRequest:
     """Read back whether the email of a request with an unknown outcome is now in the group.
 
     Raises:
         NotAllowed, InvalidInput.
     """
     _check_role(actor)
-    access_request = _open_request(request_id, Status.OUTCOME_UNKNOWN)
-    entry = access_request.provisioning_entry or (
-        AuditEntry.objects.filter(access_request=access_request, action=Action.MEMBERS_ADD)
-        .order_by("-created_at", "-id")
-        .first()
-    )
+    access_request = _open_request(access_request_id, Status.OUTCOME_UNKNOWN)
+    entry = access_request.provisioning_entry
     if entry is not None:
         entry = reconcile_entry(entry, by=actor, client=client)
         settle_access_request(entry)
@@ -350,13 +380,13 @@ def request_reconcile(*, actor: Any, request_id: int, client: SegmentClient | No
     return access_request
 
 
-def request_close(*, actor: Any, request_id: int, reason: str) -> AccessRequest:
+def access_request_close(*, actor: Any, access_request_id: int, reason: str) -> AccessRequest:
     """Close an approved request that cannot be provisioned (e.g. outside the allowed domains).
 
     Raises:
         NotAllowed, InvalidInput (field `reason`).
     """
-    access_request = _open_request(request_id, Status.PROVISIONING_FAILED)
+    access_request = _open_request(access_request_id, Status.PROVISIONING_FAILED)
     reason = (reason or "").strip()
     with audited_request(
         access_request,
@@ -368,18 +398,20 @@ def request_close(*, actor: Any, request_id: int, reason: str) -> AccessRequest:
         _check_role(actor)
         if not reason:
             raise InvalidInput("Say why it is not possible.", {"reason": "Say why it is not possible."})
-        _move(access_request, (Status.PROVISIONING_FAILED,), status=Status.CLOSED, decision_reason=reason)
+        transition(
+            access_request, from_=(Status.PROVISIONING_FAILED,), to=Status.CLOSED, decision_reason=reason
+        )
     notify_decision(access_request, _requester_email(access_request))
     return access_request
 
 
-def request_deny(*, actor: Any, request_id: int, reason: str) -> AccessRequest:
+def access_request_deny(*, actor: Any, access_request_id: int, reason: str) -> AccessRequest:
     """Deny a pending request; the reason is required and sent to the requester.
 
     Raises:
         NotAllowed, InvalidInput.
     """
-    access_request = _open_request(request_id, Status.PENDING)
+    access_request = _open_request(access_request_id, Status.PENDING)
     reason = (reason or "").strip()
     with audited_request(
         access_request,
@@ -396,13 +428,13 @@ def request_deny(*, actor: Any, request_id: int, reason: str) -> AccessRequest:
     return access_request
 
 
-def request_cancel(*, actor: Any, request_id: int) -> AccessRequest:
+def access_request_cancel(*, actor: Any, access_request_id: int) -> AccessRequest:
     """The requester withdraws their own pending request.
 
     Raises:
         NotAllowed, InvalidInput.
     """
-    access_request = _open_request(request_id, Status.PENDING)
+    access_request = _open_request(access_request_id, Status.PENDING)
     with audited_request(
         access_request,
         actor=actor,
@@ -415,7 +447,7 @@ def request_cancel(*, actor: Any, request_id: int) -> AccessRequest:
     return access_request
 
 
-def requests_expire(*, today: date | None = None, client: SegmentClient | None = None) -> ExpiryResult:
+def access_requests_expire(*, today: date | None = None, client: SegmentClient | None = None) -> ExpiryResult:
     """Remove the memberships of provisioned requests whose end date has passed (safe to repeat).
 
     An email keeps its membership while another provisioned request for the same group
@@ -449,7 +481,9 @@ def requests_expire(*, today: date | None = None, client: SegmentClient | None =
                 summary=f"system ended the access of {access_request.email} to {access_request.group_name} (needed until {access_request.needed_until:%Y-%m-%d})",
                 removed=access_request.email in to_remove,
             ):
-                _move(access_request, (Status.PROVISIONED,), status=Status.EXPIRED, expired_at=timezone.now())
+                transition(
+                    access_request, from_=(Status.PROVISIONED,), to=Status.EXPIRED, expired_at=timezone.now()
+                )
             expired.append(access_request)
     return ExpiryResult(tuple(expired), tuple(failed))
 
@@ -458,22 +492,13 @@ def _requester_email(access_request: AccessRequest) -> str:
     return access_request.requester.email if access_request.requester else ""
 
 
-def _needs_person() -> Q:
-    """Requests someone has to act on: decide, retry, reconcile, close, or rescue from a dead process."""
-    stuck = Q(status__in=AccessRequest.IN_FLIGHT) & (
-        Q(provisioning_started_at__lt=abandoned_before())
-        | Q(provisioning_started_at__isnull=True, decided_at__lt=abandoned_before())
-    )
-    return Q(status__in=AccessRequest.NEEDS_PERSON) | stuck
-
-
-def request_queue(
+def access_request_queue(
     *, status: str = "pending", group: str = "", requester: str = "", older_than_days: int | None = None
 ) -> QuerySet[AccessRequest]:
     """Requests for the approvers' queue, oldest first."""
     access_requests = AccessRequest.objects.all()
     if status == "open":
-        access_requests = access_requests.filter(_needs_person())
+        access_requests = access_requests.needs_person(stuck_before=abandoned_before())
     elif status:
         access_requests = access_requests.filter(status=status)
     if group:
@@ -489,4 +514,4 @@ def request_queue(
 
 def needs_person_count() -> int:
     """How many requests wait for a person (the queue badge)."""
-    return AccessRequest.objects.filter(_needs_person()).count()
+    return AccessRequest.objects.needs_person(stuck_before=abandoned_before()).count()

@@ -1,0 +1,115 @@
+"""Reads of the mirror: how fresh it is, a mirrored group, its members, known workspace users."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from groups_app.models import MirrorGroup, MirrorMember, MirrorRole, SyncRun
+from groups_app.segment import (
+    IamRole,
+    Permission,
+    UserGroup,
+    WorkspaceUser,
+)
+from groups_app.services.workspace import Membership
+
+# A requested sync that no worker started within this many seconds may be requested again.
+SYNC_REQUEST_SECONDS = 300
+
+
+def pending_sync_requests():
+    since = timezone.now() - timedelta(seconds=SYNC_REQUEST_SECONDS)
+    return SyncRun.objects.filter(
+        kind=SyncRun.Kind.FULL, status=SyncRun.Status.REQUESTED, started_at__gte=since
+    )
+
+
+def permission_records(permissions: Iterable[Permission]) -> list[dict[str, Any]]:
+    """Permissions as stored in the mirror: the wire payload, role name and unknown fields kept."""
+    return [{**p.to_payload(), "roleName": p.role_name} for p in permissions]
+
+
+def stored_permissions(group: MirrorGroup) -> tuple[Permission, ...]:
+    return tuple(Permission.from_payload(record) for record in group.permissions or ())
+
+
+# --- reading the mirror ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How fresh the mirror is, for the "as of" line of the pages that read it."""
+
+    as_of: datetime | None
+    running: bool
+    last_failed: SyncRun | None
+    requested: bool = False
+
+    @property
+    def is_updating(self) -> bool:
+        return self.running or self.requested
+
+    @property
+    def is_empty(self) -> bool:
+        return self.as_of is None
+
+
+def mirror_freshness() -> Freshness:
+    """As of the start of the last successful full sync (the time Segment was read)."""
+    last = SyncRun.objects.filter(kind=SyncRun.Kind.FULL, status=SyncRun.Status.SUCCEEDED).first()
+    running = SyncRun.objects.filter(kind=SyncRun.Kind.FULL, status=SyncRun.Status.RUNNING).exists()
+    latest = (
+        SyncRun.objects.filter(kind=SyncRun.Kind.FULL)
+        .exclude(status__in=[SyncRun.Status.RUNNING, SyncRun.Status.REQUESTED])
+        .first()
+    )
+    failed = latest if latest is not None and latest.status != SyncRun.Status.SUCCEEDED else None
+    return Freshness(
+        as_of=last.started_at if last else None,
+        running=running,
+        last_failed=failed,
+        requested=pending_sync_requests().exists(),
+    )
+
+
+def mirrored_roles() -> dict[str, IamRole]:
+    return {r.role_id: IamRole(r.role_id, r.name, r.description) for r in MirrorRole.objects.all()}
+
+
+def mirrored_group(group: MirrorGroup) -> UserGroup:
+    """A mirrored group as the client's dataclass, permissions exactly as read."""
+    return UserGroup(
+        id=group.group_id,
+        name=group.name,
+        member_count=group.member_count,
+        permissions=stored_permissions(group),
+    )
+
+
+def mirrored_membership(group_id: str, *, among: Iterable[str] | None = None) -> Membership | None:
+    """A group's users and invites as the mirror holds them, or only those `among` some emails
+    (an indexed lookup, however large the group); None when the mirror holds no such group."""
+    if not MirrorGroup.objects.filter(group_id=group_id).exists():
+        return None
+    members = MirrorMember.objects.filter(group_id=group_id)
+    if among is not None:
+        members = members.filter(email__in=[e.lower() for e in among])
+    users, invites = [], []
+    for email, kind, user_id, name in members.values_list("email", "kind", "user_id", "name"):
+        if kind == MirrorMember.Kind.USER:
+            users.append(WorkspaceUser(id=user_id, name=name, email=email))
+        else:
+            invites.append(email)
+    return Membership(users=tuple(users), invites=tuple(invites))
+
+
+def known_workspace_users(emails: Iterable[str]) -> set[str]:
+    """Which of these emails the mirror has seen as workspace users (in any group)."""
+    emails = [e.lower() for e in emails]
+    found = MirrorMember.objects.filter(email__in=emails, kind=MirrorMember.Kind.USER)
+    return set(found.values_list("email", flat=True))
