@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from groups_app.models import AuditEntry, RefusalTally
 from groups_app.segment import SegmentError
+from groups_app.services.audit_details import details_for
 from groups_app.services.errors import DuplicateSubmission, ServiceError, TooManyRefusals
 
 SYSTEM_ACTOR = "system"
@@ -214,19 +215,25 @@ def refusal_window() -> datetime:
     return timezone.now().replace(second=0, microsecond=0)
 
 
+def address_block(client_ip: str | None) -> str:
+    """The addresses counted as one client: an IPv4 address, or an IPv6 client's whole /64
+    (which one machine or site usually holds, and can rotate through at will)."""
+    try:
+        address = ipaddress.ip_address(client_ip or "")
+    except ValueError:
+        return "unknown"
+    prefix = 64 if address.version == 6 else 32
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
 def _refusal_actor_key(actor: Any, client_ip: str | None) -> str | None:
     """Whose refusals are counted together: the account, or for anonymous attempts the address
-    (an IPv6 client's whole /64, which one machine usually holds). None: scheduled jobs."""
+    block. None: scheduled jobs."""
     if isinstance(actor, SystemActor) or actor is None:
         return None
     if getattr(actor, "is_authenticated", False) and actor.pk is not None:
         return f"user:{actor.pk}"
-    try:
-        address = ipaddress.ip_address(client_ip or "")
-    except ValueError:
-        return "address:unknown"
-    prefix = 64 if address.version == 6 else 32
-    return f"address:{ipaddress.ip_network(f'{address}/{prefix}', strict=False)}"
+    return f"address:{address_block(client_ip)}"
 
 
 def _count_refusal(actor_key: str, window: datetime) -> int:
@@ -275,7 +282,8 @@ def flush_refusal_tallies() -> list[AuditEntry]:
 
 def _write_tally_entry(tally: RefusalTally) -> AuditEntry:
     limit = settings.REFUSED_ATTEMPTS_PER_MINUTE
-    start = timezone.localtime(tally.window_start)
+    # In the dashboard's time zone, whoever's request happens to write it.
+    start = timezone.localtime(tally.window_start, timezone.get_default_timezone())
     end = start + REFUSAL_WINDOW
     attempts = "attempt" if tally.refused == 1 else "attempts"
     summary = (
@@ -289,12 +297,12 @@ def _write_tally_entry(tally: RefusalTally) -> AuditEntry:
         actor_email=tally.actor_email,
         action=AuditEntry.Action.REFUSALS_OVER_LIMIT,
         summary=summary[:500],
-        details={
-            "refused": tally.refused,
-            "limit_per_minute": limit,
-            "from": tally.window_start.isoformat(),
-            "until": (tally.window_start + REFUSAL_WINDOW).isoformat(),
-        },
+        details=details_for(
+            AuditEntry.Action.REFUSALS_OVER_LIMIT,
+            refused=tally.refused,
+            limit_per_minute=limit,
+            **{"from": start.isoformat(), "until": end.isoformat()},
+        ),
         status=AuditEntry.Status.REFUSED,
         completed_at=timezone.now(),
         error=reason,

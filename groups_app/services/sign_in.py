@@ -11,7 +11,8 @@ in full-width letters signs in as `viewer`. Each attempt therefore counts agains
 - the account itself, found the way the authentication backend and the password reset form
   find it, so that a locked account stays locked whatever spelling (or email) is used.
 
-A lockout is in force when any of these, or the address, has reached its limit.
+A lockout is in force when any of these, or the address (an IPv6 client's whole /64), has
+reached its limit.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from groups_app.models import SignInFailure
+from groups_app.services.audit import address_block
 
 logger = logging.getLogger("groups_app.sign_in")
 
@@ -113,7 +115,8 @@ def _counters(*, name: str, account_ids: list[int], client_ip: str | None) -> li
     if name.strip():
         counters.append(Counter("account", f"name:{_digest(normalized_name(name))}", per_account))
     if client_ip:
-        counters.append(Counter("address", f"address:{client_ip}", settings.SIGN_IN_MAX_FAILURES_PER_ADDRESS))
+        address = f"address:{address_block(client_ip)}"
+        counters.append(Counter("address", address, settings.SIGN_IN_MAX_FAILURES_PER_ADDRESS))
     return counters
 
 

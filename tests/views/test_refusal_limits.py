@@ -50,6 +50,12 @@ def test_sixty_refused_posts_leave_ten_entries_then_answer_429_and_are_counted_o
     assert aggregated.details["refused"] == 50 and aggregated.details["limit_per_minute"] == 10
     assert AuditEntry.objects.filter(status="refused").count() == 10 + 1 + 1
     assert not RefusalTally.objects.exists()
+    client.force_login(viewer(username="vera"))
+    entry_page = client.get(reverse("groups:audit-entry", args=[aggregated.pk])).content.decode()
+    assert (
+        "Refused attempts not recorded one by one" in entry_page
+        and "Refused attempts over the limit" in entry_page
+    )
 
 
 def test_the_count_is_written_once_the_minute_is_over_even_if_the_flood_stops(client, clock, settings):
@@ -65,6 +71,19 @@ def test_the_count_is_written_once_the_minute_is_over_even_if_the_flood_stops(cl
     client.get(reverse("groups:detail", args=[GROUP]), headers=HISTORY)
 
     assert AuditEntry.objects.get(action=AuditEntry.Action.REFUSALS_OVER_LIMIT).details["refused"] == 3
+
+
+def test_the_audit_log_shows_the_count_once_the_minute_is_over(client, clock, settings):
+    settings.REFUSED_ATTEMPTS_PER_MINUTE = 1
+    client.force_login(UserFactory(username="mallory"))
+    for _ in range(3):
+        add_members(client)
+    clock.advance(minutes=1)
+    client.force_login(viewer(username="vera"))
+
+    page = client.get(reverse("groups:audit")).content.decode()
+
+    assert "and 2 more refused attempts by mallory between 10:00 and 10:01 (UTC)" in page
 
 
 def test_the_limit_is_per_account(client, clock, settings):
@@ -130,6 +149,9 @@ def test_the_history_panel_keeps_real_changes_in_sight_after_twenty_refusals(cli
     assert "mallory" not in page
     link = f'<a href="/audit/?group={GROUP}&amp;status=refused">20 refused attempts</a>'
     assert link in page
+    listed = client.get(reverse("groups:audit"), {"group": GROUP, "status": "refused"})
+    assert "ada added 2 members" not in listed.content.decode()
+    assert listed.context["page"].paginator.count == 20
 
 
 def test_the_history_panel_counts_only_refusals_since_the_oldest_change_it_shows(client, clock, settings):

@@ -153,6 +153,16 @@ def test_an_address_is_locked_across_accounts(client, settings):
     assert sign_in(client, "someone-else", "guess", REMOTE_ADDR="198.51.100.7").status_code != 429
 
 
+def test_an_ipv6_client_cannot_escape_the_address_lock_by_rotating_through_its_network(client, settings):
+    settings.SIGN_IN_MAX_FAILURES_PER_ADDRESS = 4
+    settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 100
+    for host in range(4):
+        sign_in(client, f"user{host}", "guess", REMOTE_ADDR=f"2001:db8:0:7::{host + 1}")
+
+    assert sign_in(client, "someone-else", "guess", REMOTE_ADDR="2001:db8:0:7::99").status_code == 429
+    assert sign_in(client, "someone-else", "guess", REMOTE_ADDR="2001:db8:0:8::1").status_code != 429
+
+
 def test_the_django_admin_sign_in_is_throttled_too(client, settings):
     settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 2
     for _ in range(2):
