@@ -173,17 +173,15 @@ def sign_in_failed(*, username: str, client_ip: str | None, user_agent: str = ""
 
 def sign_in_refused_while_locked(
     lockout: Lockout, *, username: str, client_ip: str | None, user_agent: str = "", path: str = ""
-) -> SignInFailure:
+) -> None:
     """Record a refusal during a lockout. The first REFUSED_ATTEMPTS_PER_MINUTE of a minute (per
     locked account or address) each get a row; the rest of that minute are counted in one."""
-    now = timezone.now()
-    minute = f"{now:%Y%m%d%H%M}"
-    records_key = _LOCKED_RECORDS.format(key=lockout.key, minute=minute)
-    cache.add(records_key, 0, timeout=120)
-    recorded = cache.incr(records_key)
     logger.warning(
         "Sign-in refused for %r from %s: %s locked", username[:254], client_ip or "?", lockout.kind
     )
+    now = timezone.now()
+    minute = f"{now:%Y%m%d%H%M}"
+    limit = settings.REFUSED_ATTEMPTS_PER_MINUTE
     fields = {
         "username": _printable(username, 254),
         "client_ip": client_ip,
@@ -193,24 +191,29 @@ def sign_in_refused_while_locked(
         "last_at": now,
     }
     detail = f"too many failures for this {lockout.kind}; refused until {lockout.until:%H:%M:%S %Z}"
-    if recorded <= settings.REFUSED_ATTEMPTS_PER_MINUTE:
-        return SignInFailure.objects.create(**fields, detail=detail)
+    if _count_in_minute(_LOCKED_RECORDS.format(key=lockout.key, minute=minute)) <= limit:
+        SignInFailure.objects.create(**fields, detail=detail)
+        return
     tally_key = _LOCKED_TALLY.format(key=lockout.key, minute=minute)
     tally_id = cache.get(tally_key)
     if tally_id is not None:
-        SignInFailure.objects.filter(pk=tally_id).update(
-            attempts=F("attempts") + 1, last_at=now, username=fields["username"], client_ip=client_ip
-        )
-        return SignInFailure.objects.get(pk=tally_id)
-    tally = SignInFailure.objects.create(
-        **fields,
-        detail=f"{detail}; more than {settings.REFUSED_ATTEMPTS_PER_MINUTE} in this minute, counted here"[
-            :300
-        ],
-    )
+        # The row keeps the first attempt's name and address; the count and time move on.
+        SignInFailure.objects.filter(pk=tally_id).update(attempts=F("attempts") + 1, last_at=now)
+        return
+    detail = f"{detail}; more than {limit} in this minute, counted here"
+    tally = SignInFailure.objects.create(**fields, detail=detail[:300])
     # Another process may have opened this minute's row at the same moment: both then count.
     cache.add(tally_key, tally.pk, timeout=120)
-    return tally
+
+
+def _count_in_minute(key: str) -> int:
+    """This attempt's number in its minute, counted in the cache every process shares."""
+    cache.add(key, 0, timeout=120)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=120)
+        return 1
 
 
 def sign_in_succeeded(*, username: str) -> None:
