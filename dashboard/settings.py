@@ -244,6 +244,12 @@ AUTHENTICATION_BACKENDS = [
 SIGN_IN_MAX_FAILURES_PER_ACCOUNT = env.int("SIGN_IN_MAX_FAILURES_PER_ACCOUNT", default=5)
 SIGN_IN_MAX_FAILURES_PER_ADDRESS = env.int("SIGN_IN_MAX_FAILURES_PER_ADDRESS", default=20)
 SIGN_IN_LOCKOUT_SECONDS = env.int("SIGN_IN_LOCKOUT_SECONDS", default=15 * 60)
+# Refused attempts recorded one by one per account (or anonymous address) and minute: refused
+# changes in the audit log, sign-ins refused while locked. Beyond it the answer is 429 and one
+# row per minute counts the rest, so that nobody can flood the audit log.
+REFUSED_ATTEMPTS_PER_MINUTE = env.int("REFUSED_ATTEMPTS_PER_MINUTE", default=10)
+if REFUSED_ATTEMPTS_PER_MINUTE < 1:
+    raise ImproperlyConfigured("REFUSED_ATTEMPTS_PER_MINUTE must be at least 1.")
 
 # Sessions end after this many seconds without a request (and when the browser closes).
 SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)

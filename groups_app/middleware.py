@@ -30,6 +30,7 @@ from groups_app.segment import (
     deadline,
 )
 from groups_app.services.audit import RequestOrigin, origin_var
+from groups_app.services.errors import TooManyRefusals
 from groups_app.services.sign_in import sign_in_lockout, sign_in_refused_while_locked
 
 logger = logging.getLogger("groups_app.errors")
@@ -137,7 +138,8 @@ def _after_first_sentence(message: str) -> str:
 
 
 class SegmentErrorMiddleware:
-    """Renders any SegmentError that a view let through as a banner, never a 500 page.
+    """Renders any SegmentError that a view let through as a banner, never a 500 page; and
+    TooManyRefusals (refused attempts over the per-minute limit) as a 429 with Retry-After.
 
     Full requests get an error page. An htmx read gets the message inside the region
     it was going to swap; an htmx form submission (or a request without a target) gets
@@ -151,10 +153,22 @@ class SegmentErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, TooManyRefusals):
+            logger.warning("Refusals over the limit on %s %s: %s", request.method, request.path, exception)
+            response = self._error_response(request, 429, "Too many refused attempts", exception.message)
+            response["Retry-After"] = str(exception.retry_after)
+            return response
         if not isinstance(exception, SegmentError):
             return None
         status, title, message = describe_segment_error(exception)
         logger.warning("Upstream failure on %s %s: %s", request.method, request.path, exception)
+        response = self._error_response(request, status, title, message)
+        if isinstance(exception, RateLimited):
+            response["Retry-After"] = str(max(1, round(exception.retry_after)))
+        return response
+
+    @staticmethod
+    def _error_response(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
         context = {
             "error_title": title,
             "error_message": message,
@@ -172,8 +186,6 @@ class SegmentErrorMiddleware:
             retarget(response, "#banner")
         else:
             response = render(request, "groups_app/error.html", context, status=status)
-        if isinstance(exception, RateLimited):
-            response["Retry-After"] = str(max(1, round(exception.retry_after)))
         return response
 
 
@@ -254,6 +266,8 @@ class NoStoreMiddleware:
 
 # The forms that check a password or mail a sign-in link, and the field naming the account.
 THROTTLED_FORMS = {"login": "username", "admin:login": "username", "password_reset": "email"}
+# The forms whose field names the account by its email.
+BY_EMAIL = {"password_reset"}
 
 
 class SignInThrottleMiddleware:
@@ -270,15 +284,16 @@ class SignInThrottleMiddleware:
                 view_name = ""
             field = THROTTLED_FORMS.get(view_name)
             if field is not None:
-                refused = self._refuse_if_locked(request, request.POST.get(field, ""))
+                by_email = view_name in BY_EMAIL
+                refused = self._refuse_if_locked(request, request.POST.get(field, ""), by_email=by_email)
                 if refused is not None:
                     return refused
         return self.get_response(request)
 
     @staticmethod
-    def _refuse_if_locked(request: HttpRequest, username: str) -> HttpResponse | None:
+    def _refuse_if_locked(request: HttpRequest, username: str, *, by_email: bool) -> HttpResponse | None:
         address = client_ip(request)
-        lockout = sign_in_lockout(username=username, client_ip=address)
+        lockout = sign_in_lockout(username=username, client_ip=address, by_email=by_email)
         if lockout is None:
             return None
         sign_in_refused_while_locked(

@@ -96,6 +96,7 @@ class AuditEntry(models.Model):
         ACCOUNT_ROLE_REMOVE = "account.role_remove", "Remove a dashboard role"
         ACCOUNT_PASSWORD_RESET = "account.password_reset", "Password reset requested"
         OBSERVED = "observed", "Observed outside Group Admin"
+        REFUSALS_OVER_LIMIT = "refusals.over_limit", "Refused attempts over the limit"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -447,12 +448,38 @@ class SignInFailure(models.Model):
     path = models.CharField(max_length=200, blank=True)
     reason = models.CharField(max_length=16, choices=Reason.choices)
     detail = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveIntegerField(
+        default=1, help_text="More than one: attempts over the per-minute limit, counted in one row."
+    )
+    last_at = models.DateTimeField(null=True, blank=True, help_text="The last attempt counted in this row.")
 
     class Meta:
         ordering = ["-at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.username or '?'} from {self.client_ip or '?'}: {self.get_reason_display()}"
+
+
+class RefusalTally(models.Model):
+    """Refused attempts of one account (or anonymous address) over the per-minute limit, counted
+    while the minute runs; once it is over, one audit entry says how many (audit entries are
+    append-only, so the count cannot wait in one). Deleted when that entry is written."""
+
+    actor_key = models.CharField(max_length=80, help_text="user:<id>, or address:<network> when anonymous.")
+    window_start = models.DateTimeField(db_index=True)
+    actor_user_id = models.PositiveBigIntegerField(null=True, blank=True)
+    actor_username = models.CharField(max_length=150)
+    actor_email = models.CharField(max_length=254, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    refused = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["actor_key", "window_start"], name="one_refusal_tally_per_minute")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.refused} refused attempts of {self.actor_username} from {self.window_start:%H:%M}"
 
 
 class InviteRecord(models.Model):

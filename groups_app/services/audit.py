@@ -4,22 +4,34 @@ Every attempt leaves exactly one entry. Upstream changes go through the change p
 (`services/changes.py`), which writes a pending entry before the call and completes it
 once; local actions (filing or deciding an access request, starting a review) use
 `audited()`; attempts refused before anything was sent use `record_refused()`.
+
+Refused attempts are limited per account (anonymous ones per address) and minute: the first
+REFUSED_ATTEMPTS_PER_MINUTE are recorded one by one; beyond that `record_refused()` raises
+`TooManyRefusals` (the error middleware answers 429) and counts the attempt, and once the
+minute is over one entry says how many more were refused. Nobody can flood the log.
 """
 
 from __future__ import annotations
 
 import contextvars
+import ipaddress
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from groups_app.models import AuditEntry
+from groups_app.models import AuditEntry, RefusalTally
 from groups_app.segment import SegmentError
-from groups_app.services.errors import DuplicateSubmission, ServiceError
+from groups_app.services.audit_details import details_for
+from groups_app.services.errors import DuplicateSubmission, ServiceError, TooManyRefusals
 
 SYSTEM_ACTOR = "system"
 
@@ -160,12 +172,146 @@ def record_completed(**fields: Any) -> AuditEntry:
 
 
 def record_refused(*, reason: str, **fields: Any) -> AuditEntry:
-    """One complete entry for an attempt refused before anything was sent (role, input, rules)."""
-    now = timezone.now()
+    """One complete entry for an attempt refused before anything was sent (role, input, rules).
+
+    Raises:
+        TooManyRefusals: the actor passed REFUSED_ATTEMPTS_PER_MINUTE refusals this minute; the
+            attempt is counted (see `flush_refusal_tallies`), not recorded on its own.
+    """
+    flush_refusal_tallies()
     values = _entry_fields(**fields)
+    _limit_refusals(fields.get("actor"), values, reason=reason)
     return AuditEntry.objects.create(
-        **values, status=AuditEntry.Status.REFUSED, completed_at=now, error=reason[:2000]
+        **values, status=AuditEntry.Status.REFUSED, completed_at=timezone.now(), error=reason[:2000]
     )
+
+
+REFUSAL_WINDOW = timedelta(minutes=1)
+_REFUSALS = "audit:refusals:{actor}:{window:%Y%m%d%H%M}"
+NOT_TRIED = "it was not tried: too many of your attempts were refused in the last minute."
+
+
+def _limit_refusals(actor: Any, values: dict[str, Any], *, reason: str, before_trying: bool = False) -> None:
+    """Count a refusal against the actor's allowance for the minute; over it, tally it instead
+    and raise. `before_trying`: a local action about to start is refused (and counted) only if
+    the actor is over the allowance already; its own refusal, if any, is counted when it ends.
+
+    Raises:
+        TooManyRefusals: over the allowance.
+    """
+    actor_key = _refusal_actor_key(actor, values["client_ip"])
+    if actor_key is None:
+        return
+    window = refusal_window()
+    limit = settings.REFUSED_ATTEMPTS_PER_MINUTE
+    if before_trying and (cache.get(_REFUSALS.format(actor=actor_key, window=window)) or 0) < limit:
+        return
+    if _count_refusal(actor_key, window) > limit:
+        _tally_refusal(actor_key, window, values)
+        retry_after = max(1, math.ceil((window + REFUSAL_WINDOW - timezone.now()).total_seconds()))
+        raise TooManyRefusals(reason, retry_after=retry_after)
+
+
+def refusal_window() -> datetime:
+    """The start of the minute whose refusals are being counted."""
+    return timezone.now().replace(second=0, microsecond=0)
+
+
+def address_block(client_ip: str | None) -> str:
+    """The addresses counted as one client: an IPv4 address, or an IPv6 client's whole /64
+    (which one machine or site usually holds, and can rotate through at will)."""
+    try:
+        address = ipaddress.ip_address(client_ip or "")
+    except ValueError:
+        return "unknown"
+    prefix = 64 if address.version == 6 else 32
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def _refusal_actor_key(actor: Any, client_ip: str | None) -> str | None:
+    """Whose refusals are counted together: the account, or for anonymous attempts the address
+    block. None: scheduled jobs."""
+    if isinstance(actor, SystemActor) or actor is None:
+        return None
+    if getattr(actor, "is_authenticated", False) and actor.pk is not None:
+        return f"user:{actor.pk}"
+    return f"address:{address_block(client_ip)}"
+
+
+def _count_refusal(actor_key: str, window: datetime) -> int:
+    """This refusal's number in its minute, counted in the cache every process shares."""
+    key = _REFUSALS.format(actor=actor_key, window=window)
+    cache.add(key, 0, timeout=int(REFUSAL_WINDOW.total_seconds()) * 2)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=int(REFUSAL_WINDOW.total_seconds()) * 2)
+        return 1
+
+
+def _tally_refusal(actor_key: str, window: datetime, values: dict[str, Any]) -> None:
+    """Count one refusal over the limit in the minute's tally (exact across processes)."""
+    counted = {"refused": F("refused") + 1, "client_ip": values["client_ip"]}
+    if RefusalTally.objects.filter(actor_key=actor_key, window_start=window).update(**counted):
+        return
+    try:
+        with transaction.atomic():
+            RefusalTally.objects.create(
+                actor_key=actor_key,
+                window_start=window,
+                actor_user_id=values["actor_user_id"],
+                actor_username=values["actor_username"],
+                actor_email=values["actor_email"],
+                client_ip=values["client_ip"],
+                refused=1,
+            )
+    except IntegrityError:  # another process opened it first
+        RefusalTally.objects.filter(actor_key=actor_key, window_start=window).update(**counted)
+
+
+def flush_refusal_tallies() -> list[AuditEntry]:
+    """Write one entry for each minute that is over and had refusals beyond the limit, saying how
+    many; each tally is claimed (deleted) by the one process that writes its entry."""
+    written = []
+    over = RefusalTally.objects.filter(window_start__lte=refusal_window() - REFUSAL_WINDOW)
+    for tally in over.order_by("window_start")[:100]:
+        with transaction.atomic():
+            if not RefusalTally.objects.filter(pk=tally.pk).delete()[0]:
+                continue
+            written.append(_write_tally_entry(tally))
+    return written
+
+
+def _write_tally_entry(tally: RefusalTally) -> AuditEntry:
+    limit = settings.REFUSED_ATTEMPTS_PER_MINUTE
+    # In the dashboard's time zone, whoever's request happens to write it.
+    start = timezone.localtime(tally.window_start, timezone.get_default_timezone())
+    end = start + REFUSAL_WINDOW
+    attempts = "attempt" if tally.refused == 1 else "attempts"
+    summary = (
+        f"and {tally.refused} more refused {attempts} by {tally.actor_username} between "
+        f"{start:%H:%M} and {end:%H:%M} ({start:%Z}), not recorded one by one"
+    )
+    reason = f"More than {limit} refused attempts in a minute: answered 429 (Too Many Requests)."
+    entry = AuditEntry(
+        actor_user_id=tally.actor_user_id,
+        actor_username=tally.actor_username,
+        actor_email=tally.actor_email,
+        action=AuditEntry.Action.REFUSALS_OVER_LIMIT,
+        summary=summary[:500],
+        details=details_for(
+            AuditEntry.Action.REFUSALS_OVER_LIMIT,
+            refused=tally.refused,
+            limit_per_minute=limit,
+            **{"from": start.isoformat(), "until": end.isoformat()},
+        ),
+        status=AuditEntry.Status.REFUSED,
+        completed_at=timezone.now(),
+        error=reason,
+        client_ip=tally.client_ip,
+    )
+    entry.save()
+    return entry
 
 
 @contextmanager
@@ -188,7 +334,16 @@ def audited(
 
     Raises:
         DuplicateSubmission: the same form was already submitted.
+        TooManyRefusals: the actor's refusals passed REFUSED_ATTEMPTS_PER_MINUTE this minute;
+            the block does not run and nothing but the count is recorded.
     """
+    flush_refusal_tallies()
+    _limit_refusals(
+        actor,
+        _entry_fields(actor=actor, action=action, summary=summary),
+        reason=NOT_TRIED,
+        before_trying=True,
+    )
     entry = write_pending(
         submission_key=submission_key,
         actor=actor,
@@ -205,6 +360,9 @@ def audited(
         yield record
     except ServiceError as exc:
         complete(record, AuditEntry.Status.REFUSED, exc)
+        refused_key = _refusal_actor_key(actor, entry.client_ip)
+        if refused_key is not None:
+            _count_refusal(refused_key, refusal_window())  # toward the allowance; on record already
         raise
     except BaseException as exc:
         complete(record, AuditEntry.Status.FAILED, exc)
@@ -212,6 +370,24 @@ def audited(
     complete(record, AuditEntry.Status.SUCCEEDED)
 
 
-def audit_entries_for_group(group_id: str, *, limit: int = 10) -> list[AuditEntry]:
-    """The latest entries about one group, newest first."""
-    return list(AuditEntry.objects.filter(group_id=group_id)[:limit])
+@dataclass(frozen=True)
+class GroupHistory:
+    """A group's latest changes (refused attempts left out) and how many refused ones were folded."""
+
+    entries: list[AuditEntry]
+    refused: int  # refused attempts on the group since the oldest change shown (all, if fewer shown)
+
+    def __bool__(self) -> bool:
+        return bool(self.entries or self.refused)
+
+
+def audit_entries_for_group(group_id: str, *, limit: int = 10) -> GroupHistory:
+    """The latest attempted changes of one group, newest first; refused attempts only counted,
+    so that however many there are they never push the group's real changes out of sight."""
+    flush_refusal_tallies()
+    about_group = AuditEntry.objects.filter(group_id=group_id)
+    entries = list(about_group.exclude(status=AuditEntry.Status.REFUSED)[:limit])
+    refused = about_group.filter(status=AuditEntry.Status.REFUSED)
+    if len(entries) == limit:
+        refused = refused.filter(created_at__gte=entries[-1].created_at)
+    return GroupHistory(entries=entries, refused=refused.count())

@@ -110,6 +110,12 @@ SCHEMAS: dict[str, dict[str, tuple[str, str] | None]] = {
         "reading": ("Reading that found it", "text"),
         "sync": ("Sync", "text"),
     },
+    Action.REFUSALS_OVER_LIMIT: {
+        "refused": ("Refused attempts not recorded one by one", "text"),
+        "limit_per_minute": ("Recorded one by one per minute", "text"),
+        "from": ("From", "text"),
+        "until": ("Until", "text"),
+    },
 }
 # Any action refused by a URL's role check records where it was tried.
 COMMON = {"path": ("Address", "text")}

@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from groups_app.models import AuditEntry
+from groups_app.services.audit import flush_refusal_tallies
 from groups_app.services.exports import csv_chunks
 
 CSV_COLUMNS = (
@@ -40,7 +41,9 @@ def audit_entries(
     date_from: date | None = None,
     date_to: date | None = None,
 ) -> QuerySet[AuditEntry]:
-    """Entries matching every given filter, newest first."""
+    """Entries matching every given filter, newest first (counts of refusals over the limit in
+    minutes that are over written first, so that the log shows them)."""
+    flush_refusal_tallies()
     entries = AuditEntry.objects.all()
     if text:
         # The summary, group, actor, error and details (the emails and permissions a change

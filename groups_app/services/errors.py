@@ -87,3 +87,16 @@ def outcome_message(entry: Any, *, resubmitted: bool = False) -> str:
         start + "Its outcome is unknown and will be checked automatically; "
         "do not make it again until the audit log shows what happened."
     )
+
+
+class TooManyRefusals(ServiceError):
+    """The actor's refused attempts passed REFUSED_ATTEMPTS_PER_MINUTE: this one was refused too
+    (for `reason`), counted rather than recorded one by one; `retry_after` seconds to wait."""
+
+    def __init__(self, reason: str, *, retry_after: int) -> None:
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(
+            f"Too many refused attempts in a minute; try again in {retry_after} seconds. "
+            f"This attempt was refused: {reason}"
+        )

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from mozilla_django_oidc.views import OIDCLogoutView
 
 from groups_app.middleware import client_ip
+from groups_app.models import SignInFailure
 from groups_app.roles import MANAGE_GROUPS
 from groups_app.services.accounts import password_reset_requested
 from groups_app.services.sign_in import count_attempt, sign_in_failures
@@ -56,13 +57,24 @@ class AuditedPasswordResetView(auth_views.PasswordResetView):
     def form_valid(self, form):
         email = form.cleaned_data["email"]
         password_reset_requested(actor=self.request.user, email=email)
-        count_attempt(username=email, client_ip=client_ip(self.request))
+        count_attempt(username=email, client_ip=client_ip(self.request), by_email=True)
         return super().form_valid(form)
 
 
 @require_GET
 @permission_required(MANAGE_GROUPS, raise_exception=True)
 def sign_in_failures_view(request: HttpRequest) -> HttpResponse:
-    """Administrators see refused sign-ins of the last 30 days: who was tried, from where, why."""
-    page = Paginator(sign_in_failures(), 50).get_page(request.GET.get("page"))
-    return render(request, "groups_app/sign_in_failures.html", {"page": page, "nav_section": "audit"})
+    """Administrators see refused sign-ins of the last 30 days: who was tried, from where, why
+    (attempts made while locked out included); optionally only those of one reason."""
+    reason = request.GET.get("reason", "")
+    if reason not in SignInFailure.Reason.values:
+        reason = ""
+    page = Paginator(sign_in_failures(reason=reason), 50).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "reason": reason,
+        "reasons": SignInFailure.Reason.choices,
+        "refused_per_minute": settings.REFUSED_ATTEMPTS_PER_MINUTE,
+        "nav_section": "audit",
+    }
+    return render(request, "groups_app/sign_in_failures.html", context)

@@ -8,6 +8,7 @@ from django.test import override_settings
 from django.urls import clear_url_caches, reverse
 
 from groups_app.models import AuditEntry, SignInFailure
+from tests.clock import frozen_clock
 from tests.factories import UserFactory, administrator, viewer
 
 pytestmark = pytest.mark.django_db
@@ -35,8 +36,16 @@ def hashes(monkeypatch):
     return counted
 
 
-def test_an_account_is_locked_after_repeated_failures_before_any_password_is_hashed(client, settings, hashes):
+@pytest.fixture
+def clock(monkeypatch):
+    return frozen_clock(monkeypatch)
+
+
+def test_an_account_is_locked_after_repeated_failures_before_any_password_is_hashed(
+    client, settings, hashes, clock
+):
     settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 3
+    settings.REFUSED_ATTEMPTS_PER_MINUTE = 10
     viewer(username="admin")
 
     for _ in range(3):
@@ -49,8 +58,88 @@ def test_an_account_is_locked_after_repeated_failures_before_any_password_is_has
     assert right.status_code == 429 and "Too many failed attempts" in right.content.decode()
     assert int(right["Retry-After"]) > 0
     assert len(hashes) == hashed_before  # no password was checked while locked
-    reasons = list(SignInFailure.objects.values_list("reason", flat=True))
-    assert reasons.count("rejected") == 3 and reasons.count("locked") == 1  # a flood adds one row
+    rejected = SignInFailure.objects.filter(reason="rejected")
+    locked_rows = SignInFailure.objects.filter(reason="locked").order_by("id")
+    assert rejected.count() == 3
+    # Each attempt while locked is listed: the first 10 of the minute one by one, the other 41 in one row.
+    assert [row.attempts for row in locked_rows] == [1] * 10 + [41]
+
+
+def test_attempts_while_locked_are_counted_again_in_the_next_minute(client, settings, clock):
+    settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 1
+    settings.REFUSED_ATTEMPTS_PER_MINUTE = 2
+    sign_in(client, "vera", "guess")
+    for _ in range(4):
+        sign_in(client, "vera", "guess")
+    clock.advance(minutes=1)
+    for _ in range(3):
+        sign_in(client, "vera", "guess")
+
+    locked_rows = SignInFailure.objects.filter(reason="locked").order_by("id")
+    assert [row.attempts for row in locked_rows] == [1, 1, 2, 1, 1, 1]
+
+
+FULL_WIDTH_VIEWER = "\uff56\uff49\uff45\uff57\uff45\uff52"  # "viewer" in full-width letters
+
+
+@pytest.mark.parametrize("page", ["login", "admin:login"])
+def test_a_locked_username_is_locked_in_full_width_and_any_case_too(client, settings, page):
+    settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 5
+    viewer(username="viewer", is_staff=True)
+    for _ in range(5):
+        client.post(reverse(page), {"username": "viewer", "password": "guess"})
+
+    answers = [
+        client.post(reverse(page), {"username": spelling, "password": PASSWORD})
+        for spelling in (FULL_WIDTH_VIEWER, "VIEWER", " Viewer ", "viewer")
+    ]
+
+    assert [answer.status_code for answer in answers] == [429, 429, 429, 429]
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize("page", ["login", "admin:login"])
+def test_wrong_guesses_in_full_width_lock_the_account(client, settings, page):
+    settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 5
+    viewer(username="viewer", is_staff=True)
+    for _ in range(5):
+        assert (
+            client.post(reverse(page), {"username": FULL_WIDTH_VIEWER, "password": "guess"}).status_code
+            == 200
+        )
+
+    again = client.post(reverse(page), {"username": FULL_WIDTH_VIEWER, "password": "guess"})
+    right = client.post(reverse(page), {"username": "viewer", "password": PASSWORD})
+
+    assert again.status_code == 429 and right.status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+def test_every_spelling_that_reaches_the_account_shares_one_counter(client, settings):
+    settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 5
+    viewer(username="viewer")
+    for spelling in ("viewer", FULL_WIDTH_VIEWER, "VIEWER", "\uff56iewer", "Viewer\u3000"):
+        assert sign_in(client, spelling, "guess").status_code == 200
+
+    assert sign_in(client, "viewer", PASSWORD).status_code == 429
+
+
+def test_the_full_width_spelling_signs_in_as_the_account_when_it_is_not_locked(client):
+    """What the backend does (NFKC, as Django's sign-in form hands it over): the lockout must follow it."""
+    vera = viewer(username="viewer")
+
+    assert sign_in(client, FULL_WIDTH_VIEWER, PASSWORD).status_code == 302
+    assert client.session["_auth_user_id"] == str(vera.pk)
+
+
+def test_a_username_with_a_nul_character_is_refused_and_recorded_without_an_error(client, settings):
+    settings.SIGN_IN_MAX_FAILURES_PER_ADDRESS = 1
+    sign_in(client, "someone", "guess")
+
+    response = sign_in(client, "vi\x00ewer", "guess")
+
+    assert response.status_code == 429
+    assert SignInFailure.objects.get(reason="locked").username == "vi\ufffdewer"
 
 
 def test_an_address_is_locked_across_accounts(client, settings):
@@ -62,6 +151,16 @@ def test_an_address_is_locked_across_accounts(client, settings):
 
     assert sign_in(client, "someone-else", "guess").status_code == 429
     assert sign_in(client, "someone-else", "guess", REMOTE_ADDR="198.51.100.7").status_code != 429
+
+
+def test_an_ipv6_client_cannot_escape_the_address_lock_by_rotating_through_its_network(client, settings):
+    settings.SIGN_IN_MAX_FAILURES_PER_ADDRESS = 4
+    settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 100
+    for host in range(4):
+        sign_in(client, f"user{host}", "guess", REMOTE_ADDR=f"2001:db8:0:7::{host + 1}")
+
+    assert sign_in(client, "someone-else", "guess", REMOTE_ADDR="2001:db8:0:7::99").status_code == 429
+    assert sign_in(client, "someone-else", "guess", REMOTE_ADDR="2001:db8:0:8::1").status_code != 429
 
 
 def test_the_django_admin_sign_in_is_throttled_too(client, settings):
@@ -98,6 +197,37 @@ def test_administrators_see_failed_sign_ins_and_others_do_not(client):
 
     assert "admin" in page and "Wrong username or password" in page and "curl/8" in page
     assert "guess" not in page  # never the password
+
+
+def test_the_audit_log_links_failed_sign_ins_for_administrators_only(client):
+    link = '<a href="/audit/sign-ins/">Failed sign-ins</a>'
+    client.force_login(viewer(username="vera"))
+    assert link not in client.get(reverse("groups:audit")).content.decode()
+
+    client.force_login(administrator(username="ada"))
+
+    assert link in client.get(reverse("groups:audit")).content.decode()
+
+
+def test_failed_sign_ins_lists_attempts_made_while_locked(client, settings, clock):
+    settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 2
+    settings.REFUSED_ATTEMPTS_PER_MINUTE = 3
+    viewer(username="viewer")
+    for _ in range(2):
+        sign_in(client, "viewer", "guess")
+    for _ in range(3):
+        sign_in(client, FULL_WIDTH_VIEWER, PASSWORD)
+    for _ in range(4):
+        sign_in(client, "viewer", "guess")
+    client.force_login(administrator(username="ada"))
+
+    page = client.get(reverse("groups:sign-in-failures"), {"reason": "locked"}).content.decode()
+
+    rows = page.split("<tbody>")[1].split("</tbody>")[0]
+    assert rows.count("Refused: too many failures") == 4  # three rows, and one counting the other four
+    assert "× 4" in rows
+    assert rows.count(FULL_WIDTH_VIEWER) == 3  # as typed
+    assert "Wrong username or password" not in rows
 
 
 def test_no_password_reset_without_a_real_mail_server(client):
@@ -139,6 +269,32 @@ def test_with_real_mail_a_reset_is_audited_and_throttled(client, settings, mail_
         client.post("/accounts/password_reset/", {"email": "vera@example.com"}).status_code for _ in range(20)
     ]
     assert statuses.count(302) == 2 and statuses.count(429) == 18
+    assert len(mail.outbox) == 3
+
+
+def test_a_locked_account_gets_no_reset_mail_whatever_spelling_of_its_email(
+    client, settings, mail_configured
+):
+    settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 3
+    UserFactory(username="vera", email="vera@example.com")
+    for _ in range(3):
+        sign_in(client, "vera", "guess")
+
+    answers = [
+        client.post("/accounts/password_reset/", {"email": spelling}).status_code
+        for spelling in ("vera@example.com", "VERA@Example.COM")
+    ]
+
+    assert answers == [429, 429] and not mail.outbox
+
+
+def test_reset_requests_in_any_spelling_count_against_the_account(client, settings, mail_configured):
+    settings.SIGN_IN_MAX_FAILURES_PER_ACCOUNT = 3
+    UserFactory(username="vera", email="vera@example.com")
+    for spelling in ("vera@example.com", "Vera@example.com", "VERA@EXAMPLE.COM"):
+        assert client.post("/accounts/password_reset/", {"email": spelling}).status_code == 302
+
+    assert sign_in(client, "vera", PASSWORD).status_code == 429
     assert len(mail.outbox) == 3
 
 
