@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 
 from groups_app.models import AuditEntry, RefusalTally
+from groups_app.rules.book import ROLE_DENIED
 from groups_app.services.audit import (
     SYSTEM,
     RequestOrigin,
@@ -12,7 +13,6 @@ from groups_app.services.audit import (
     origin_var,
     record_refused,
 )
-from groups_app.services.changes import ROLE_DENIED
 from groups_app.services.errors import NotAllowed, ServiceError, TooManyRefusals
 from groups_app.services.manage import group_rename
 from tests.clock import frozen_clock
