@@ -3,6 +3,7 @@ from django.http import HttpRequest
 
 from groups_app.roles import HANDLE_ACCESS_REQUESTS, VIEW, role_label
 from groups_app.services.approvals.access_requests import needs_person_count
+from groups_app.services.approvals.inbox import inbox_count
 
 
 def dashboard(request: HttpRequest) -> dict:
@@ -16,6 +17,8 @@ def dashboard(request: HttpRequest) -> dict:
         "can_view": signed_in and user.has_perm(VIEW),
         "is_approver": is_approver,
         "pending_requests": _pending_requests if is_approver else 0,
+        # Counted only when a template shows it (templates call callables).
+        "waiting_count": (lambda: inbox_count(user)) if signed_in else 0,
     }
 
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
 
 from groups_app.models import SyncRun
-from groups_app.services import queue, reconcile
+from groups_app.services import notifications, queue, reconcile
 from groups_app.services.approvals import access_requests
 from groups_app.services.mirror import sync, write_through
 from groups_app.services.reviews import reviews_remind
@@ -75,6 +75,14 @@ def expire_access() -> dict[str, Any]:
 def remind_reviews() -> dict[str, Any]:
     """Mail the reviewers of reviews due soon."""
     return {"reminded": len(list(reviews_remind()))}
+
+
+@queue.register
+@task
+def send_notification(kind: str, ids: list[int]) -> dict[str, Any]:
+    """Mail one event (requests filed, a request decided, a grant proposed) after its change was
+    written, so that no request waits for the mail server."""
+    return {"sent": notifications.send(kind, ids)}
 
 
 @queue.register

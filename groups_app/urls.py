@@ -20,6 +20,7 @@ from groups_app.views.changes import (
     proposal_decide_view,
 )
 from groups_app.views.groups import group_detail_view, group_list_view, group_member_search_view
+from groups_app.views.inbox import inbox_view
 from groups_app.views.people import people_view, person_add_view, person_remove_view, person_view
 from groups_app.views.reviews import (
     review_assign_view,
@@ -68,6 +69,7 @@ urlpatterns = [
         name="proposal-decide",
     ),
     path("groups/<segment_id:group_id>/reviews/start/", review_start_view, name="review-start"),
+    path("inbox/", inbox_view, name="inbox"),
     path("requests/", request_list_view, name="requests"),
     path("requests/new/", request_new_view, name="request-new"),
     path("requests/<int:access_request_id>/", request_detail_view, name="request"),

@@ -25,6 +25,6 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 # The test servers serve static files from the finders; WhiteNoise would look for collected files.
 MIDDLEWARE = [entry for entry in MIDDLEWARE if not entry.startswith("whitenoise")]  # noqa: F405
 # Tasks are recorded, not run: a test that needs the worker runs a real one (tests/test_worker.py).
-TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+TASKS = {"default": {"BACKEND": "tests.task_backend.RecordingBackend"}}
 # Mirror syncs in tests are not held back by the shared read budget.
 MIRROR_READS_PER_SECOND = 10_000

@@ -11,7 +11,7 @@ from django.core.mail import send_mail
 from django.db.models import Q
 from django.urls import reverse
 
-from groups_app.models import AccessRequest
+from groups_app.models import AccessRequest, ChangeProposal
 from groups_app.services.audit import origin_var
 
 logger = logging.getLogger("groups_app.notifications")
@@ -122,3 +122,46 @@ def notify_observed_changes(entries: list) -> bool:
         lines.append(f"  {site_url()}{reverse('groups:audit-entry', args=[entry.pk])}")
     subject = f"{len(entries)} change{'s' if len(entries) != 1 else ''} observed outside Group Admin"
     return _send(subject, "\n".join(lines), administrators_emails())
+
+
+def notify_proposal_filed(proposal) -> bool:
+    """Tell the other Administrators that a proposed privileged grant waits for one of them."""
+    link = site_url() + reverse("groups:inbox")
+    grants = ", ".join(sorted({d.get("roleName") or d.get("roleId", "") for d in proposal.summary}))
+    body = [
+        f"{proposal.proposed_by_username} proposed granting {grants} to {proposal.group_name}.",
+        "A second Administrator must approve or reject it.",
+    ]
+    if proposal.joined_since_privileged:
+        body.append(
+            f"Joined since the group last granted a privileged role: {', '.join(proposal.joined_since_privileged)}"
+        )
+    body.append(link)
+    proposer = proposal.proposed_by.email if proposal.proposed_by else ""
+    recipients = [email for email in administrators_emails() if email != proposer]
+    return _send(f"Proposed grant waiting: {proposal.group_name}", "\n".join(body), recipients)
+
+
+# The mail of each event, sent by the worker (services enqueue `send_notification` by name once
+# their change is written), so that no request waits for a mail server.
+EVENTS = ("access_requests_filed", "access_request_decided", "proposal_filed")
+
+
+def send(kind: str, ids: list[int]) -> bool:
+    """Send the mail of one event about the access requests or the proposal `ids`.
+
+    Raises:
+        ValueError: an unknown kind of event.
+    """
+    if kind == "access_requests_filed":
+        return notify_new_requests(list(AccessRequest.objects.filter(pk__in=ids).order_by("pk")))
+    if kind == "access_request_decided":
+        sent = False
+        for access_request in AccessRequest.objects.filter(pk__in=ids).select_related("requester"):
+            requester = access_request.requester.email if access_request.requester else ""
+            sent = notify_decision(access_request, requester) or sent
+        return sent
+    if kind == "proposal_filed":
+        proposals = ChangeProposal.objects.filter(pk__in=ids).select_related("proposed_by")
+        return any([notify_proposal_filed(proposal) for proposal in proposals])
+    raise ValueError(f"Unknown notification {kind!r}.")

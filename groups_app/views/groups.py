@@ -16,6 +16,7 @@ from django_htmx.http import push_url
 from groups_app.forms import AddMembersForm, GroupDetailQuery, GroupListQuery
 from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUPS, RUN_REVIEWS, VIEW
 from groups_app.segment import Page, ValidationFailed
+from groups_app.services.approvals.inbox import inbox_for
 from groups_app.services.approvals.proposals import may_decide, proposals_open
 from groups_app.services.audit import audit_entries_for_group
 from groups_app.services.groups import (
@@ -117,6 +118,7 @@ def group_list_view(request: HttpRequest) -> HttpResponse:
         "nav_section": "groups",
         "sort_links": _sort_links(params),
         "can_manage_groups": request.user.has_perm(MANAGE_GROUPS),
+        "inbox": None if request.htmx else inbox_for(request.user),
     }
     return render(request, template, context)
 

@@ -30,12 +30,12 @@ from groups_app.roles import CHANGE_MEMBERSHIP, HANDLE_ACCESS_REQUESTS
 from groups_app.rules import book
 from groups_app.rules.book import Approval, ProposedChange, Verdict
 from groups_app.segment import SegmentClient, SegmentError, UserGroup
+from groups_app.services import queue
 from groups_app.services.audit import SYSTEM, actor_name, audited
 from groups_app.services.audit_details import details_for
 from groups_app.services.errors import ChangeOutcomeUnknown, InvalidInput, NotAllowed, ServiceError
 from groups_app.services.groups import group_membership
 from groups_app.services.membership import checked_emails, group_members_add, group_members_remove
-from groups_app.services.notifications import notify_decision, notify_new_requests
 from groups_app.services.reconcile import abandoned_before, reconcile_entry, settle_access_request
 from groups_app.services.segment_client import get_client
 from groups_app.services.transitions import transition
@@ -152,7 +152,8 @@ def access_request_file(
         ):
             pass
         filed.append(access_request)
-    notify_new_requests(filed)
+    if filed:
+        queue.enqueue_quietly("send_notification", "access_requests_filed", [r.pk for r in filed])
     return FileResult(tuple(filed), already, tuple(duplicates))
 
 
@@ -305,7 +306,7 @@ def _check_may_provision(access_request: AccessRequest, actor: Any, client: Segm
 
 
 def access_request_approve(
-    *, actor: Any, access_request_id: int, requester_email: str = "", client: SegmentClient | None = None
+    *, actor: Any, access_request_id: int, client: SegmentClient | None = None
 ) -> AccessRequest:
     """Approve a pending request and add the email to the group.
 
@@ -333,7 +334,7 @@ def access_request_approve(
             raise
         _decide(access_request, actor, Status.APPROVED)
     _provision(access_request, actor, (Status.APPROVED,), client)
-    notify_decision(access_request, requester_email or _requester_email(access_request))
+    _tell_decision(access_request)
     return access_request
 
 
@@ -358,7 +359,7 @@ def access_request_retry(
         _check_may_provision(access_request, actor, client)
     _provision(access_request, actor, (Status.PROVISIONING_FAILED, *AccessRequest.IN_FLIGHT), client)
     if access_request.status == Status.PROVISIONED:
-        notify_decision(access_request, _requester_email(access_request))
+        _tell_decision(access_request)
     return access_request
 
 
@@ -401,7 +402,7 @@ def access_request_close(*, actor: Any, access_request_id: int, reason: str) -> 
         transition(
             access_request, from_=(Status.PROVISIONING_FAILED,), to=Status.CLOSED, decision_reason=reason
         )
-    notify_decision(access_request, _requester_email(access_request))
+    _tell_decision(access_request)
     return access_request
 
 
@@ -424,7 +425,7 @@ def access_request_deny(*, actor: Any, access_request_id: int, reason: str) -> A
         if not reason:
             raise InvalidInput("Give a reason for the denial.", {"reason": "Give a reason for the denial."})
         _decide(access_request, actor, Status.DENIED, reason)
-    notify_decision(access_request, _requester_email(access_request))
+    _tell_decision(access_request)
     return access_request
 
 
@@ -488,8 +489,9 @@ def access_requests_expire(*, today: date | None = None, client: SegmentClient |
     return ExpiryResult(tuple(expired), tuple(failed))
 
 
-def _requester_email(access_request: AccessRequest) -> str:
-    return access_request.requester.email if access_request.requester else ""
+def _tell_decision(access_request: AccessRequest) -> None:
+    """Have the worker mail the requester and the person the access is for."""
+    queue.enqueue_quietly("send_notification", "access_request_decided", [access_request.pk])
 
 
 def access_request_queue(

@@ -23,6 +23,7 @@ from groups_app.roles import is_administrator
 from groups_app.rules import book
 from groups_app.rules.book import Approval
 from groups_app.segment import Permission, SegmentClient, SegmentError, UserGroup
+from groups_app.services import queue
 from groups_app.services.audit import actor_name, audited
 from groups_app.services.audit_details import details_for
 from groups_app.services.changes import Changed
@@ -121,7 +122,7 @@ def proposal_file(
         record.details.update(joined_since_privileged=joined, member_count=len(membership.emails))
         members = [{"email": u.email.lower(), "name": u.name, "kind": "user"} for u in membership.users]
         members += [{"email": e.lower(), "name": "", "kind": "invite"} for e in membership.invites]
-        return ChangeProposal.objects.create(
+        proposal = ChangeProposal.objects.create(
             kind=kind,
             group_id=group.id,
             group_name=group.name,
@@ -134,6 +135,8 @@ def proposal_file(
             joined_since_privileged=joined,
             last_privileged_at=since,
         )
+    queue.enqueue_quietly("send_notification", "proposal_filed", [proposal.pk])
+    return proposal
 
 
 def proposals_open(*, group_id: str) -> QuerySet[ChangeProposal]:
