@@ -30,7 +30,8 @@ from groups_app.segment import (
     deadline,
 )
 from groups_app.services.audit import RequestOrigin, origin_var
-from groups_app.services.errors import TooManyRefusals
+from groups_app.services.changes import unconfirmed_change_in_this_request
+from groups_app.services.errors import TooManyRefusals, outcome_message
 from groups_app.services.sign_in import sign_in_lockout, sign_in_refused_while_locked
 
 logger = logging.getLogger("groups_app.errors")
@@ -161,19 +162,31 @@ class SegmentErrorMiddleware:
         if not isinstance(exception, SegmentError):
             return None
         status, title, message = describe_segment_error(exception)
+        unconfirmed = unconfirmed_change_in_this_request()
+        if unconfirmed is not None:
+            # A change was sent before this failure and Segment did not confirm it: say what
+            # reading it back found, never "try again".
+            status, title = 503, "Segment did not confirm the change"
+            message = outcome_message(unconfirmed)
+        entry_url = reverse("groups:audit-entry", args=[unconfirmed.pk]) if unconfirmed else ""
         logger.warning("Upstream failure on %s %s: %s", request.method, request.path, exception)
-        response = self._error_response(request, status, title, message)
+        response = self._error_response(request, status, title, message, entry_url=entry_url)
         if isinstance(exception, RateLimited):
             response["Retry-After"] = str(max(1, round(exception.retry_after)))
         return response
 
     @staticmethod
-    def _error_response(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
+    def _error_response(
+        request: HttpRequest, status: int, title: str, message: str, *, entry_url: str = ""
+    ) -> HttpResponse:
         context = {
+            "entry_url": entry_url,
             "error_title": title,
             "error_message": message,
             "error_status": status,
-            "retry_url": request.get_full_path() if request.method == "GET" and status != 404 else "",
+            "retry_url": (
+                request.get_full_path() if request.method == "GET" and status != 404 and not entry_url else ""
+            ),
             "groups_url": reverse("groups:list"),
         }
         htmx = getattr(request, "htmx", None)

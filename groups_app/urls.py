@@ -7,7 +7,12 @@ from groups_app.views.access_requests import (
     request_new_view,
 )
 from groups_app.views.accounts import sign_in_failures_view
-from groups_app.views.audit import audit_entry_view, audit_export_view, audit_list_view
+from groups_app.views.audit import (
+    audit_entry_check_view,
+    audit_entry_view,
+    audit_export_view,
+    audit_list_view,
+)
 from groups_app.views.changes import (
     group_create_view,
     group_delete_view,
@@ -93,5 +98,6 @@ urlpatterns = [
     path("audit/", audit_list_view, name="audit"),
     path("audit/export.csv", audit_export_view, name="audit-export"),
     path("audit/<int:entry_id>/", audit_entry_view, name="audit-entry"),
+    path("audit/<int:entry_id>/check/", audit_entry_check_view, name="audit-entry-check"),
     path("audit/sign-ins/", sign_in_failures_view, name="sign-in-failures"),
 ]

@@ -46,6 +46,9 @@ class RequestOrigin:
     user_agent: str = ""
     user: Any = None  # the signed-in person, once authentication has run
     base_url: str = ""  # scheme and host the request came to, for links in emails
+    # Entries of changes sent during this request whose outcome Segment did not confirm: an
+    # error later in the request must report them, never invite a blind resend.
+    unconfirmed_entry_ids: list[int] = field(default_factory=list)
 
 
 origin_var: contextvars.ContextVar[RequestOrigin | None] = contextvars.ContextVar("origin", default=None)

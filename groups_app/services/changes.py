@@ -34,11 +34,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from groups_app.models import AccessRequest, AuditEntry, ChangeProposal
+from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUPS
 from groups_app.rules import book
 from groups_app.rules.book import Approval, Decision, ProposedChange, Verdict
 from groups_app.segment import OutcomeUnknown, SegmentClient, SegmentError, UserGroup, time_left
 from groups_app.services import queue
-from groups_app.services.audit import AuditRecord, complete, record_refused, write_pending
+from groups_app.services.audit import AuditRecord, complete, origin_var, record_refused, write_pending
 from groups_app.services.errors import (
     ChangeOutcomeUnknown,
     DuplicateSubmission,
@@ -50,6 +51,17 @@ from groups_app.services.reconcile import is_abandoned, mark_abandoned, reconcil
 
 logger = logging.getLogger("groups_app.changes")
 
+# Who may ask for an unconfirmed change to be read back: whoever may make that kind of change.
+ACTION_PERMISSIONS = {
+    AuditEntry.Action.MEMBERS_ADD: CHANGE_MEMBERSHIP,
+    AuditEntry.Action.MEMBERS_REMOVE: CHANGE_MEMBERSHIP,
+    AuditEntry.Action.MEMBERS_REPLACE: CHANGE_MEMBERSHIP,
+    AuditEntry.Action.PERMISSIONS_ADD: CHANGE_PERMISSIONS,
+    AuditEntry.Action.PERMISSIONS_REPLACE: CHANGE_PERMISSIONS,
+    AuditEntry.Action.GROUP_CREATE: MANAGE_GROUPS,
+    AuditEntry.Action.GROUP_RENAME: MANAGE_GROUPS,
+    AuditEntry.Action.GROUP_DELETE: MANAGE_GROUPS,
+}
 # Reading back an unknown outcome right away needs at least this much of the deadline left.
 RECONCILE_MIN_SECONDS = 1.0
 
@@ -220,6 +232,9 @@ class ChangeAttempt:
         assert self.record is not None
         complete(self.record, AuditEntry.Status.UNKNOWN, exc)
         entry = self.record.entry
+        origin = origin_var.get()
+        if origin is not None:
+            origin.unconfirmed_entry_ids.append(entry.pk)
         left = time_left()
         if left is None or left >= RECONCILE_MIN_SECONDS:
             entry = reconcile_entry(entry, by=self.actor, client=self.client)
@@ -344,3 +359,32 @@ def _refresh_touched_group(attempt: ChangeAttempt) -> None:
         trigger=(f"{attempt.action} #{record.entry.pk}" if record else attempt.action)[:200],
         verify_emails=list(emails or ()),
     )
+
+
+def unconfirmed_change_in_this_request() -> AuditEntry | None:
+    """The latest change sent in the current request whose outcome Segment did not confirm, as
+    stored now (reading back may have resolved it), or None."""
+    origin = origin_var.get()
+    if origin is None or not origin.unconfirmed_entry_ids:
+        return None
+    return AuditEntry.objects.filter(pk=origin.unconfirmed_entry_ids[-1]).first()
+
+
+def entry_check_again(*, actor: Any, entry_id: int, client: SegmentClient | None = None) -> AuditEntry:
+    """Read back now what an unconfirmed change touched, and record what was found (once).
+
+    Anyone who may make that kind of change may ask; reading back sends nothing.
+
+    Raises:
+        InvalidInput: no such entry, or its outcome is not unknown.
+        NotAllowed: the actor may not make changes of that kind.
+    """
+    entry = AuditEntry.objects.filter(pk=entry_id).first()
+    if entry is None or entry.status != AuditEntry.Status.UNKNOWN:
+        raise InvalidInput("Only a change whose outcome is unknown can be checked again.")
+    permission = ACTION_PERMISSIONS.get(entry.action)
+    if permission is None or actor is None or not actor.has_perm(permission):
+        raise NotAllowed(book.ROLE_DENIED)
+    if not entry.is_unresolved:
+        return entry
+    return reconcile_entry(entry, by=actor, client=client)

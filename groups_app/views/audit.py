@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from groups_app.forms import AuditFilterForm
@@ -15,6 +17,8 @@ from groups_app.models import AuditEntry
 from groups_app.roles import VIEW
 from groups_app.services.audit_details import detail_sections
 from groups_app.services.audit_log import audit_csv_rows, audit_entries
+from groups_app.services.changes import ACTION_PERMISSIONS, entry_check_again
+from groups_app.services.errors import InvalidInput, NotAllowed
 from groups_app.views.downloads import csv_download
 
 PAGE_SIZE = 50
@@ -55,13 +59,35 @@ def audit_list_view(request: HttpRequest) -> HttpResponse:
 def audit_entry_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     """One entry with its details laid out."""
     entry = get_object_or_404(AuditEntry, pk=entry_id)
+    permission = ACTION_PERMISSIONS.get(entry.action)
     context = {
         "entry": entry,
+        "can_check_again": entry.is_unresolved and bool(permission) and request.user.has_perm(permission),
         "sections": detail_sections(entry),
         "evidence": entry.evidence or {},
         "nav_section": "audit",
     }
     return render(request, "groups_app/audit_entry.html", context)
+
+
+@require_POST
+@permission_required(VIEW, raise_exception=True)
+def audit_entry_check_view(request: HttpRequest, entry_id: int) -> HttpResponse:
+    """Read back now what a change whose outcome is unknown touched; say what was found."""
+    try:
+        entry = entry_check_again(actor=request.user, entry_id=entry_id)
+    except NotAllowed as exc:
+        raise PermissionDenied(exc.message) from None
+    except InvalidInput as exc:
+        messages.error(request, exc.message)
+    else:
+        if entry.resolution:
+            messages.success(request, f"Read back: {entry.get_resolution_display().lower()}.")
+        else:
+            messages.warning(
+                request, "Segment could not be read yet; the outcome is still unknown. Try Check again later."
+            )
+    return redirect("groups:audit-entry", entry_id=entry_id)
 
 
 @require_GET
