@@ -22,12 +22,13 @@ from groups_app.services.approvals.access_requests import (
     access_request_queue,
     access_request_reconcile,
     access_request_retry,
+    approval_refusal,
     is_stuck,
-    may_decide,
 )
 from groups_app.services.changes import change_refused
 from groups_app.services.errors import InvalidInput, NotAllowed
 from groups_app.services.groups import group_choices, group_get
+from groups_app.services.mirror.selectors import mirrored_group_or_none
 from groups_app.views.submit import show_errors
 
 Status = AccessRequest.Status
@@ -130,12 +131,17 @@ def _detail_context(request: HttpRequest, access_request: AccessRequest, **forms
     """The request, its history, and the actions the signed-in person may take on it now."""
     is_approver = request.user.has_perm(HANDLE_ACCESS_REQUESTS)
     status = access_request.status
-    can_provision = is_approver and may_decide(access_request, request.user)
+    # Up front, the rule book's answer on the mirror's copy of the group (approving asks it
+    # again on the group as read then).
+    group = mirrored_group_or_none(access_request.group_id)
+    refusal = approval_refusal(access_request, request.user, group) if is_approver else ""
+    can_provision = is_approver and not refusal
     return {
         "access_request": access_request,
+        "group": group,
         "history": access_request.audit_entries.order_by("created_at", "id"),
         "can_decide": can_provision and status == Status.PENDING,
-        "is_own_pending": is_approver and status == Status.PENDING and not can_provision,
+        "decide_refusal": refusal if status in (Status.PENDING, Status.PROVISIONING_FAILED) else "",
         "can_retry": can_provision and (status == Status.PROVISIONING_FAILED or is_stuck(access_request)),
         "can_reconcile": is_approver and status == Status.OUTCOME_UNKNOWN,
         "can_close": is_approver and status == Status.PROVISIONING_FAILED,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from django_htmx.http import push_url
 
 from groups_app.forms import AddMembersForm, GroupDetailQuery, GroupListQuery
 from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUPS, RUN_REVIEWS, VIEW
+from groups_app.rules import book
 from groups_app.segment import Page, ValidationFailed
 from groups_app.services.approvals.inbox import inbox_for
 from groups_app.services.approvals.proposals import may_decide, proposals_open
@@ -30,7 +32,7 @@ from groups_app.services.groups import (
     group_members_page,
     group_members_search,
 )
-from groups_app.services.mirror.selectors import mirror_freshness
+from groups_app.services.mirror.selectors import mirror_freshness, mirrored_group_or_none
 from groups_app.services.mirror.sync import request_sync
 
 STALE_CURSOR_NOTE = "That page link is no longer valid (the list changed); showing the first page."
@@ -144,7 +146,7 @@ def group_detail_view(request: HttpRequest, group_id: str) -> HttpResponse:
         return _table_fragment(request, group_id, prefix=target.removesuffix("-panel"))
     if target == "group-header":
         group = group_get(group_id=group_id)
-        context = {"group": group, **_privilege(group), **_abilities(request.user)}
+        context = {"group": group, **_privilege(group), **_abilities(request.user, group)}
         return render(request, "groups_app/group_detail.html#group-header", context)
     if target == "history-panel":
         context = {"group_id": group_id, "history": audit_entries_for_group(group_id)}
@@ -160,7 +162,6 @@ def group_detail_view(request: HttpRequest, group_id: str) -> HttpResponse:
         "add_members_form": AddMembersForm(),
         "history": audit_entries_for_group(group_id),
         "proposals": [(p, may_decide(p, request.user)) for p in proposals_open(group_id=group_id)],
-        **_abilities(request.user),
     }
     try:
         detail = _detail(group_id, params)
@@ -179,6 +180,7 @@ def group_detail_view(request: HttpRequest, group_id: str) -> HttpResponse:
         privileged_roles=settings.PRIVILEGED_ROLES,
         users=_pager("users", detail.users, params) if detail.users else None,
         invites=_pager("invites", detail.invites, params) if detail.invites else None,
+        **_abilities(request.user, detail.group),
     )
     return render(request, "groups_app/group_detail.html", context)
 
@@ -215,7 +217,8 @@ def _table_fragment(request: HttpRequest, group_id: str, *, prefix: str) -> Http
         "panel_notes": notes,
         "query": query,
         "group_id": group_id,
-        **_abilities(request.user),
+        # The table pages from Segment; whether its group is privileged comes from the mirror.
+        **_abilities(request.user, mirrored_group_or_none(group_id)),
     }
     response = render(request, f"groups_app/group_detail.html#{prefix}-panel", context)
     if is_refresh:
@@ -227,11 +230,16 @@ def _privilege(group) -> dict:
     return {"is_privileged": group_is_privileged(group), "privileged_roles": settings.PRIVILEGED_ROLES}
 
 
-def _abilities(user) -> dict[str, bool]:
-    """What the signed-in person may change; templates only show what is allowed."""
+def _abilities(user, group=None) -> dict[str, Any]:
+    """What the signed-in person may change on this group, as the rule book says; templates only
+    show what is allowed, and say why a role that could otherwise change it may not here."""
+    membership = book.decide(book.ProposedChange(actor=user, permission=CHANGE_MEMBERSHIP, group=group))
+    permissions = book.decide(book.ProposedChange(actor=user, permission=CHANGE_PERMISSIONS, group=group))
+    refused_here = not membership.is_allowed and membership.rule != "role"
     return {
-        "can_change_membership": user.has_perm(CHANGE_MEMBERSHIP),
-        "can_change_permissions": user.has_perm(CHANGE_PERMISSIONS),
+        "can_change_membership": membership.is_allowed,
+        "membership_refusal": membership.reason if refused_here else "",
+        "can_change_permissions": permissions.is_allowed,
         "can_manage_groups": user.has_perm(MANAGE_GROUPS),
         "can_run_reviews": user.has_perm(RUN_REVIEWS),
     }

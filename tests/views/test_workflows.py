@@ -4,6 +4,7 @@ import re
 
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
 from groups_app.models import AccessRequest, AuditEntry, Review
 from tests.factories import administrator, help_desk, viewer
@@ -326,4 +327,52 @@ def test_an_approver_sees_no_approve_button_on_their_own_request(client, team):
     page = html(client.get(reverse("groups:request", args=[own.pk])))
 
     assert "Approve and add" not in page
-    assert "another approver must decide it" in page
+    assert "another person must decide it" in page
+
+
+def test_help_desk_is_told_up_front_that_a_privileged_group_needs_an_administrator(client, demo_workspace):
+    from groups_app.services.mirror.sync import sync_workspace
+    from sandbox.models import GroupPermission, Role
+
+    group = next(g for g in demo_workspace.values() if g.name != "All Employees" and g.memberships.exists())
+    owner = Role.objects.get(name="Workspace Owner")
+    GroupPermission.objects.create(group=group, role=owner, resources=[{"id": "ws1", "type": "WORKSPACE"}])
+    sync_workspace(trigger="test")
+    request = AccessRequest.objects.create(
+        group_id=group.id,
+        group_name=group.name,
+        email="x@example.com",
+        requester_username="v",
+        justification="j",
+    )
+    as_user(client, help_desk(username="hana", email="hana@example.com"))
+
+    detail = html(client.get(reverse("groups:detail", args=[group.id])))
+    request_page = html(client.get(reverse("groups:request", args=[request.pk])))
+
+    assert "only Administrators change its members" in detail
+    assert "Remove selected" not in detail and 'name="emails"' not in detail
+    assert "Approve and add" not in request_page
+    assert f"{escape(group.name)} is a privileged group" in request_page
+
+
+def test_a_refused_removal_never_suggests_requesting_access(client, demo_workspace):
+    from groups_app.services.mirror.sync import sync_workspace
+    from sandbox.models import GroupPermission, Role
+
+    group = next(g for g in demo_workspace.values() if g.name != "All Employees" and g.memberships.exists())
+    owner = Role.objects.get(name="Workspace Owner")
+    GroupPermission.objects.create(group=group, role=owner, resources=[{"id": "ws1", "type": "WORKSPACE"}])
+    sync_workspace(trigger="test")
+    member = group.memberships.first().user.email
+    as_user(client, help_desk(username="hana", email="hana@example.com"))
+
+    removal = client.post(
+        reverse("groups:members-remove", args=[group.id]), {"emails": [member], "submission_key": "r1"}
+    )
+    addition = client.post(
+        reverse("groups:members-add", args=[group.id]), {"emails": "new@example.com", "submission_key": "a1"}
+    )
+
+    assert "privileged group" in html(removal) and "Request access instead" not in html(removal)
+    assert "Request access instead" in html(addition)

@@ -282,14 +282,10 @@ def _provision(
         )
 
 
-def _check_may_provision(access_request: AccessRequest, actor: Any, client: SegmentClient) -> UserGroup:
-    """Ask the rule book whether `actor`'s approval may add this request's email (self-approval,
-    a privileged group) before anything is decided; returns the group read.
-
-    Raises:
-        NotAllowed: the rule book refused the approver.
-    """
-    group = client.get_user_group(access_request.group_id)
+def approval_refusal(access_request: AccessRequest, actor: Any, group: UserGroup | None) -> str:
+    """Why the rule book would refuse `actor`'s approval of this request (self-approval, a
+    privileged group), or "" when it would not. A refused address (its domain) is not the
+    approver's to answer for: provisioning fails with the reason, and the request can be closed."""
     change = ProposedChange(
         actor=actor,
         permission=CHANGE_MEMBERSHIP,
@@ -298,10 +294,18 @@ def _check_may_provision(access_request: AccessRequest, actor: Any, client: Segm
         approval=approval_for(access_request, actor),
     )
     decision = book.decide(change)
-    # A refused address (its domain) is not the approver's fault: provisioning fails with the
-    # reason, and the request can be closed as not possible.
-    if decision.verdict == Verdict.REFUSED and not decision.field:
-        raise NotAllowed(decision.reason)
+    return decision.reason if decision.verdict == Verdict.REFUSED and not decision.field else ""
+
+
+def _check_may_provision(access_request: AccessRequest, actor: Any, client: SegmentClient) -> UserGroup:
+    """Ask the rule book, on the group as read now, whether `actor` may approve; returns the group.
+
+    Raises:
+        NotAllowed: the rule book refused the approver.
+    """
+    group = client.get_user_group(access_request.group_id)
+    if refusal := approval_refusal(access_request, actor, group):
+        raise NotAllowed(refusal)
     return group
 
 

@@ -91,6 +91,12 @@ def mirrored_group(group: MirrorGroup) -> UserGroup:
     )
 
 
+def mirrored_group_or_none(group_id: str) -> UserGroup | None:
+    """The mirror's copy of one group, or None when it does not hold it."""
+    stored = MirrorGroup.objects.filter(group_id=group_id).first()
+    return mirrored_group(stored) if stored is not None else None
+
+
 def mirrored_membership(group_id: str, *, among: Iterable[str] | None = None) -> Membership | None:
     """A group's users and invites as the mirror holds them, or only those `among` some emails
     (an indexed lookup, however large the group); None when the mirror holds no such group."""
