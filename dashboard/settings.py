@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "groups_app.middleware.NoStoreMiddleware",
     "groups_app.middleware.FriendlyErrorPagesMiddleware",
     "groups_app.middleware.SegmentErrorMiddleware",
+    "groups_app.middleware.DatabaseErrorMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -94,6 +95,20 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# SQLite (the default): the worker writes beside the server. WAL lets readers go on while one
+# process writes; IMMEDIATE transactions take the write lock when they begin rather than failing
+# at once when a read turns into a write; and a writer waits up to SQLITE_BUSY_TIMEOUT seconds for
+# the lock instead of answering "database is locked".
+SQLITE_BUSY_TIMEOUT = env.float("SQLITE_BUSY_TIMEOUT", default=20.0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": SQLITE_BUSY_TIMEOUT,
+        }
+    )
 
 # Cache: shared between workers in production (Redis), local memory otherwise.
 if env.str("CACHE_URL", default=""):
