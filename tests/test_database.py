@@ -96,3 +96,39 @@ def test_when_even_the_page_needs_the_database_a_plain_503_is_served(
 
     assert response.status_code == 503
     assert "Group Admin&#x27;s database is busy or unavailable" in response.content.decode()
+
+
+def test_the_in_process_sandbox_meeting_a_locked_database_is_not_blamed_on_segment(
+    admin_user_client, group, monkeypatch
+):
+    """The sandbox stands in for Segment on Group Admin's own database: when that database is
+    locked during the call, the page says so; the entry is unknown until reconciliation reads back."""
+
+    def locked(*args, **kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr("sandbox.api._add_emails", locked)
+
+    response = admin_user_client.post(add_url(group), {"emails": "grace@example.com"})
+
+    page = response.content.decode()
+    assert response.status_code == 503
+    assert "Group Admin&#x27;s database is busy or unavailable" in page
+    assert "Segment did not confirm" not in page and "Segment is not responding" not in page
+    entry = AuditEntry.objects.get(action="members.add")
+    assert entry.status == "unknown" and entry.error == "OperationalError: database is locked"
+    assert not group.memberships.exists()
+
+
+def test_a_read_of_the_in_process_sandbox_meeting_a_database_failure_is_not_blamed_on_segment(
+    admin_user_client, group, monkeypatch
+):
+    def unavailable(*args, **kwargs):
+        raise OperationalError("disk I/O error")
+
+    monkeypatch.setattr("sandbox.api._group_payload", unavailable)
+
+    response = admin_user_client.get(reverse("groups:detail", args=[group.id]))
+
+    assert response.status_code == 503
+    assert "Group Admin&#x27;s database is busy" in response.content.decode()

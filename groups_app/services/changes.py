@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from groups_app.models import AuditEntry
 from groups_app.roles import is_administrator
@@ -163,6 +164,9 @@ class ChangeAttempt:
             if isinstance(exc, OutcomeUnknown) or exc.completed_emails:
                 raise self._unknown(exc) from exc
             complete(self.record, AuditEntry.Status.FAILED, exc)
+            raise
+        except DatabaseError as exc:  # Group Admin's own database (the in-process sandbox's): not Segment's
+            complete(self.record, AuditEntry.Status.UNKNOWN, exc)
             raise
         except Exception as exc:
             logger.exception("The change %s #%s crashed after it was sent", self.action, entry.pk)
