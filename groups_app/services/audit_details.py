@@ -284,7 +284,7 @@ def observed_sections(change: ObservedChange) -> list[DetailSection]:
     ]
     if change.deleted:
         pairs.append(("Permissions the group had", "permissions", change.before))
-    elif change.after is not None:
+    elif change.after is not None and not change.created:  # (a new group's are all granted)
         pairs += [
             ("Permissions before", "permissions", change.before),
             ("Permissions after", "permissions", change.after),

@@ -1,4 +1,5 @@
-"""Email notifications of access requests. A failing mail server never blocks a decision."""
+"""Email notifications: access requests, reviews due, and changes observed outside Group Admin.
+Every link starts with SITE_URL (see `site_url`). A failing mail server never blocks a decision."""
 
 from __future__ import annotations
 

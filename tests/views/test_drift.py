@@ -195,3 +195,55 @@ def test_drift_entries_never_complete_before_they_were_created(owner_granted):
 
     assert entries.exists()
     assert all(e.status == "succeeded" and e.completed_at >= e.created_at for e in entries)
+
+
+def test_a_label_changed_outside_is_a_revocation_and_a_grant_and_a_new_group_only_grants(
+    admin_user_client, db
+):
+    ws = {"type": "WORKSPACE", "id": "ws1"}
+    owner = {"roleId": "r1", "roleName": "Workspace Owner"}
+    reader = {"roleId": "r2", "roleName": "Source Read-only"}
+    changed = AuditEntry.objects.create(
+        actor_username="outside Group Admin",
+        action="observed",
+        group_id="g1",
+        group_name="Ops",
+        summary="stored",
+        details={
+            "permissions_before": [
+                {**reader, "resources": [{**ws, "labels": [{"key": "env", "value": "dev"}]}]}
+            ],
+            "permissions_after": [
+                {**reader, "resources": [{**ws, "labels": [{"key": "env", "value": "prod"}]}]}
+            ],
+        },
+        status="succeeded",
+    )
+    created = AuditEntry.objects.create(
+        actor_username="outside Group Admin",
+        action="observed",
+        group_id="g2",
+        group_name="Shadow admins",
+        summary="stored",
+        details={
+            "group_created": True,
+            "permissions_before": [],
+            "permissions_after": [{**owner, "resources": [ws]}],
+        },
+        status="succeeded",
+    )
+
+    changed_page = entry_page(admin_user_client, changed)
+    created_page = entry_page(admin_user_client, created)
+
+    assert (
+        "Observed outside Group Admin in Ops: granted Source Read-only; revoked Source Read-only"
+        in changed_page
+    )
+    granted = changed_page[
+        changed_page.index("<h2>Granted (1)</h2>") : changed_page.index("<h2>Revoked (1)</h2>")
+    ]
+    assert "env=prod" in granted and "env=dev" not in granted
+    assert "Shadow admins: group created; granted Workspace Owner" in created_page
+    assert "<h2>Granted (1)</h2>" in created_page and "Permissions after" not in created_page
+    assert "Privileged role granted." in created_page
