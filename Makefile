@@ -8,8 +8,9 @@ MANAGE := $(PY) manage.py
 CHROMIUM ?= /usr/bin/chromium
 PORT ?= 8000
 
-# The development server runs with DEBUG on unless .env or the environment says otherwise.
-RUN_ENV := DEBUG=$${DEBUG:-true}
+# The development server runs with DEBUG on unless the environment says otherwise, and links in
+# mail (the worker's too) point at the server `make run` starts unless SITE_URL is set in the environment.
+RUN_ENV := DEBUG=$${DEBUG:-true} SITE_URL=$${SITE_URL:-http://127.0.0.1:$(PORT)}
 
 .PHONY: help setup setup-dev browser run test test-fast lint format migrate seed benchmark lock clean
 
@@ -57,8 +58,15 @@ seed: migrate
 
 # The mirror is read once before the server starts, so the group list is full at first sight; the
 # background worker then runs beside the server (queued refreshes, the periodic jobs) and stops with it.
+# A failed first sync (Segment down, a refused token) never keeps the server from starting; Ctrl-C
+# during the sync still stops everything.
 run: seed
-	$(RUN_ENV) $(MANAGE) sync_mirror
+	@$(RUN_ENV) $(MANAGE) sync_mirror; status=$$?; \
+	if [ $$status -ge 128 ]; then exit $$status; fi; \
+	if [ $$status -ne 0 ]; then \
+		echo "The first sync of the mirror failed (see above): starting anyway. The group list and People stay empty or" >&2; \
+		echo "as of the last sync until the worker's next sync succeeds; Refresh on the group list asks for one now." >&2; \
+	fi
 	@$(RUN_ENV) $(MANAGE) run_worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
 	$(RUN_ENV) $(MANAGE) runserver 127.0.0.1:$(PORT)

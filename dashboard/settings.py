@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "groups_app.middleware.NoStoreMiddleware",
     "groups_app.middleware.FriendlyErrorPagesMiddleware",
     "groups_app.middleware.SegmentErrorMiddleware",
+    "groups_app.middleware.DatabaseErrorMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -94,6 +95,20 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# SQLite (the default): the worker writes beside the server. WAL lets readers go on while one
+# process writes; IMMEDIATE transactions take the write lock when they begin rather than failing
+# at once when a read turns into a write; and a writer waits up to SQLITE_BUSY_TIMEOUT seconds for
+# the lock instead of answering "database is locked".
+SQLITE_BUSY_TIMEOUT = env.float("SQLITE_BUSY_TIMEOUT", default=20.0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": SQLITE_BUSY_TIMEOUT,
+        }
+    )
 
 # Cache: shared between workers in production (Redis), local memory otherwise.
 if env.str("CACHE_URL", default=""):
@@ -368,9 +383,30 @@ else:
 MAIL_CONFIGURED = bool(smtp_host)
 # Password reset mails a sign-in link: only through a real mail server, never to a log.
 PASSWORD_RESET_ENABLED = MAIL_CONFIGURED and LOCAL_LOGIN_ENABLED
-# The dashboard's address, for links in emails. Empty: the address of the request that sent
-# the mail (jobs without a request then fall back to http://127.0.0.1:8000).
-SITE_URL = env.str("SITE_URL", default="")
+# The dashboard's address, for every link in mail (the worker's mail has no request to take it
+# from): e.g. https://groups.example.com. `make run` sets it from PORT. Required when mail is sent
+# (EMAIL_HOST) with DEBUG off; empty otherwise: the address of the request that sends the mail,
+# else http://127.0.0.1:8000.
+SITE_URL = env.str("SITE_URL", default="").strip().rstrip("/")
+
+
+def check_site_url() -> None:
+    """Refuse an address mail links cannot use, and mail without one outside DEBUG."""
+    if SITE_URL:
+        parts = urlsplit(SITE_URL)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ImproperlyConfigured(
+                f"SITE_URL must be the dashboard's address, like https://groups.example.com, not {SITE_URL!r}."
+            )
+    elif MAIL_CONFIGURED and not DEBUG:
+        raise ImproperlyConfigured(
+            "EMAIL_HOST is set, so Group Admin sends mail, but SITE_URL is not: set it to the dashboard's "
+            "address (e.g. SITE_URL=https://groups.example.com) so the links in mail lead back to it. The "
+            "worker's mail has no request to take the address from."
+        )
+
+
+check_site_url()
 
 # An invite created through the dashboard longer ago than this is flagged in reviews.
 STALE_INVITE_DAYS = env.int("STALE_INVITE_DAYS", default=14)

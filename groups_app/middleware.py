@@ -12,11 +12,13 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, PermissionDenied
+from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
 from django_htmx.http import retarget
 
 from groups_app.request_log import request_id_var
@@ -200,6 +202,70 @@ class SegmentErrorMiddleware:
         else:
             response = render(request, "groups_app/error.html", context, status=status)
         return response
+
+
+# --- Group Admin's own database failing (kept apart from SegmentErrorMiddleware) ------------------
+
+DATABASE_BUSY_TITLE = "Group Admin's database is busy"
+DATABASE_BUSY_MESSAGE = (
+    "Group Admin's database is busy or unavailable, so this could not be finished. Try again in a "
+    "moment. If you were making a change, look at the group first: it may have reached Segment."
+)
+DATABASE_RETRY_AFTER = 5
+
+
+class DatabaseErrorMiddleware:
+    """Renders a DatabaseError that a view let through (a locked SQLite file, a lost PostgreSQL
+    connection) as a 503 banner saying it is Group Admin's own database, never a 500 page and
+    never as Segment's failure. Placed after SegmentErrorMiddleware in MIDDLEWARE."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, DatabaseError):
+            return None
+        logger.error(
+            "Database failure on %s %s: %s", request.method, request.path, exception, exc_info=exception
+        )
+        try:
+            response = _database_error_page(request)
+        except DatabaseError:  # the page itself needs the database (who is signed in, badges)
+            page = format_html(
+                '<!doctype html><html lang="en"><title>{}</title><h1>{}</h1><p role="alert">{}</p></html>',
+                DATABASE_BUSY_TITLE,
+                DATABASE_BUSY_TITLE,
+                DATABASE_BUSY_MESSAGE,
+            )
+            response = HttpResponse(page, status=503)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return response
+
+
+def _database_error_page(request: HttpRequest) -> HttpResponse:
+    """The banner, placed as SegmentErrorMiddleware places Segment's (region, page banner or page)."""
+    context = {
+        "error_title": DATABASE_BUSY_TITLE,
+        "error_message": DATABASE_BUSY_MESSAGE,
+        "error_status": 503,
+        "retry_url": request.get_full_path() if request.method == "GET" else "",
+        "groups_url": reverse("groups:list"),
+    }
+    htmx = getattr(request, "htmx", None)
+    if htmx and htmx.target and request.method == "GET":
+        context["target_id"] = htmx.target
+        return render(request, "groups_app/error.html#error-region", context, status=503)
+    if htmx:
+        context["banner_message"] = DATABASE_BUSY_MESSAGE
+        response = render(request, "base.html#banner", context, status=503)
+        return retarget(response, "#banner")
+    return render(request, "groups_app/error.html", context, status=503)
+
+
+# --- end of the database failure handler ----------------------------------------------------------
 
 
 class SignedInUserMiddleware:

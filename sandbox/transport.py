@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.core.handlers.wsgi import WSGIRequest
+from django.db import DatabaseError
 from django.http import HttpResponse
 from django.urls import Resolver404, resolve
 from requests.adapters import BaseAdapter
@@ -96,6 +97,8 @@ class SandboxAdapter(BaseAdapter):
             return api.unknown_path(django_request)
         try:
             return match.func(django_request, *match.args, **match.kwargs)
+        except DatabaseError:  # Group Admin's own database failed, not the API: never a 500 "from Segment"
+            raise
         except Exception:  # a crash in the sandbox is a 500 to the client, as over HTTP
             logger.exception("Sandbox API crashed on %s %s", django_request.method, path)
             return api.error_response(500, [{"type": "server-error", "message": "Internal server error"}])

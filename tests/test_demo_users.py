@@ -39,3 +39,10 @@ def test_demo_password_setting_sets_every_account(settings):
 
     assert "a-chosen-demo-password" not in output
     assert authenticate(username="viewer", password="a-chosen-demo-password") is not None
+
+
+def test_the_sign_in_address_is_the_one_make_run_serves(settings, monkeypatch):
+    settings.SITE_URL = "http://127.0.0.1:8190"
+    monkeypatch.setenv("PORT", "8000")
+
+    assert "Sign in at http://127.0.0.1:8190 as admin" in run()

@@ -19,6 +19,7 @@ PRODUCTION = {
     "SEGMENT_MODE": "live",
     "SEGMENT_API_TOKEN": "sgp_example",
     "EMAIL_HOST": "smtp.example.com",
+    "SITE_URL": "https://groups.example.com",
 }
 
 
@@ -65,6 +66,29 @@ def test_a_demo_sandbox_runs_with_debug_off_only_when_allowed_and_with_its_own_t
     )
 
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SITE_URL": ""}, "EMAIL_HOST is set, so Group Admin sends mail, but SITE_URL is not"),
+        ({"SITE_URL": "groups.example.com"}, "SITE_URL must be the dashboard's address"),
+        ({"SITE_URL": "javascript:alert(1)"}, "SITE_URL must be the dashboard's address"),
+        ({"SITE_URL": "https://groups.example.com/?next=x"}, "SITE_URL must be the dashboard's address"),
+    ],
+)
+def test_mail_outside_debug_refuses_to_start_without_a_usable_site_url(env, message):
+    result = manage("check", **{**PRODUCTION, **env})
+
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_without_a_mail_server_or_with_debug_on_no_site_url_is_needed():
+    without_mail = {k: v for k, v in PRODUCTION.items() if k not in ("EMAIL_HOST", "SITE_URL")}
+
+    assert manage("check", **without_mail).returncode == 0
+    assert manage("check", DEBUG="true", EMAIL_HOST="smtp.example.com").returncode == 0
 
 
 def test_make_run_needs_no_configuration():

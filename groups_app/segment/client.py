@@ -43,7 +43,9 @@ USER_AGENT = f"GroupAdmin/{__version__} (+internal dashboard) python-requests/{r
 ID_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
 ADD_BATCH_SIZE = 100
 MAX_URL_LENGTH = 6 * 1024
-RETRYABLE_READ_STATUSES = frozenset({502, 503, 504})
+# A read that met a server failure is sent again: any 5xx but those that would answer the same
+# again (501 Not Implemented, 505 HTTP Version Not Supported). A 500 is as transient as a 503 here.
+PERMANENT_SERVER_STATUSES = frozenset({501, 505})
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Below this many seconds left in the caller's budget, a request is not worth sending.
 MIN_USEFUL_TIME = 0.05
@@ -103,7 +105,7 @@ def iterate_pages[T](fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
 class SegmentClient:
     """Client of the Public API's IAM Groups endpoints.
 
-    Reads are retried on 429, 502/503/504 and connection failures; mutations are
+    Reads are retried on 429, on 5xx (but 501 and 505) and on connection failures; mutations are
     retried only on 429 (the API guarantees a 429 was not performed). Every wait and
     timeout fits in the caller's deadline (see `deadline.py`): a 429 whose wait would
     pass it raises `RateLimited` at once.
@@ -498,7 +500,7 @@ class SegmentClient:
                     status=429,
                     errors=self._errors(response),
                 )
-            if is_read and status in RETRYABLE_READ_STATUSES and attempt <= self.max_retries:
+            if is_read and _is_retryable_read_status(status) and attempt <= self.max_retries:
                 delay = self._back_off(attempt, waited)
                 if delay is not None:
                     waited += delay
@@ -611,6 +613,10 @@ _RESOURCE_LISTINGS: dict[str, tuple[str, str, Callable[[dict[str, Any]], str]]] 
     "SPACE": ("/spaces", "spaces", lambda item: str(item.get("name") or item["id"])),
     "FUNCTION": ("/functions", "functions", lambda item: str(item.get("displayName") or item["id"])),
 }
+
+
+def _is_retryable_read_status(status: int) -> bool:
+    return 500 <= status < 600 and status not in PERMANENT_SERVER_STATUSES
 
 
 def _was_sent(exc: requests.RequestException) -> bool:

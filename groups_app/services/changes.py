@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import DatabaseError
+
 from groups_app.models import AccessRequest, AuditEntry, ChangeProposal
 from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUPS
 from groups_app.rules import book
@@ -204,6 +206,9 @@ class ChangeAttempt:
             if isinstance(exc, OutcomeUnknown) or exc.completed_emails:
                 raise self._unknown(exc) from exc
             complete(self.record, AuditEntry.Status.FAILED, exc)
+            raise
+        except DatabaseError as exc:  # Group Admin's own database (the in-process sandbox's): not Segment's
+            complete(self.record, AuditEntry.Status.UNKNOWN, exc)
             raise
         except Exception as exc:
             logger.exception("The change %s #%s crashed after it was sent", self.action, entry.pk)

@@ -1,18 +1,24 @@
-"""Email notifications of access requests. A failing mail server never blocks a decision."""
+"""Email notifications: access requests, reviews due, and changes observed outside Group Admin.
+Every link starts with SITE_URL (see `site_url`). A failing mail server never blocks a decision."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
 from groups_app.models import AccessRequest, ChangeProposal
+from groups_app.segment import SegmentError
 from groups_app.services.audit import origin_var
+from groups_app.services.audit_details import ObservedChange, grant_lines, observed_change
+from groups_app.services.groups import resource_catalog
 
 logger = logging.getLogger("groups_app.notifications")
 
@@ -115,13 +121,72 @@ def administrators_emails() -> list[str]:
 
 
 def notify_observed_changes(entries: list) -> bool:
-    """Tell the Administrators what a sync found changed outside Group Admin."""
+    """Tell the Administrators what a sync found changed outside Group Admin: per group, the roles
+    granted and revoked by name (a privileged grant called out), who was added or removed, between
+    which two readings (in TIME_ZONE), the sync, and the entry's link."""
+    names = _resource_names()
+    changes = [observed_change(entry, resource_names=names) for entry in entries]
+    privileged = _unique_names(role for change in changes for role in change.privileged_grants)
     lines = ["Segment's groups were changed outside Group Admin (Segment's app, Terraform or a script):", ""]
-    for entry in entries:
-        lines.append(f"- {entry.summary}")
-        lines.append(f"  {site_url()}{reverse('groups:audit-entry', args=[entry.pk])}")
-    subject = f"{len(entries)} change{'s' if len(entries) != 1 else ''} observed outside Group Admin"
+    if privileged:
+        lines += [
+            f"PRIVILEGED: {', '.join(privileged)} granted outside Group Admin, without its rules or a "
+            "second Administrator. Check who did it and whether it should stay.",
+            "",
+        ]
+    for change in changes:
+        lines += _observed_lines(change)
+    count = f"{len(entries)} change{'s' if len(entries) != 1 else ''} observed outside Group Admin"
+    subject = f"{', '.join(privileged)} granted outside Group Admin ({count})" if privileged else count
     return _send(subject, "\n".join(lines), administrators_emails())
+
+
+MAIL_EMAILS_SHOWN = 20
+
+
+def _observed_lines(change: ObservedChange) -> list[str]:
+    lines = [f"- {change.summary}"]
+    if change.old_name:
+        lines.append(f"  Renamed: from {change.old_name} to {change.new_name}")
+    for label, grants in (("Granted", change.granted), ("Revoked", change.revoked)):
+        lines += [f"  {label}: {line}" for line in grant_lines(grants)]
+    if change.deleted and change.before:
+        lines += [f"  The group had: {line}" for line in grant_lines(change.before)]
+    for label, emails in (("Added", change.added), ("Removed", change.removed)):
+        if emails:
+            more = len(emails) - MAIL_EMAILS_SHOWN
+            lines.append(
+                f"  {label}: {', '.join(emails[:MAIL_EMAILS_SHOWN])}{f' and {more} more' if more > 0 else ''}"
+            )
+    if change.previous_reading and change.reading:
+        lines.append(
+            f"  Between the readings of {_local(change.previous_reading)} and {_local(change.reading)}"
+        )
+    elif change.reading:
+        lines.append(f"  Found by the reading of {_local(change.reading)}")
+    if change.sync_id is not None:
+        sync_link = site_url() + reverse("admin:groups_app_syncrun_change", args=[change.sync_id])
+        lines.append(f"  Sync #{change.sync_id}: {sync_link}")
+    lines += [f"  {site_url()}{reverse('groups:audit-entry', args=[change.entry_id])}", ""]
+    return lines
+
+
+def _local(moment: datetime) -> str:
+    """A moment in TIME_ZONE, with the zone: mail has no browser to ask."""
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M:%S %Z}"
+
+
+def _resource_names() -> dict[tuple[str, str], str]:
+    """Names of the resources grants name (read through the Public API and cached; none if that fails)."""
+    try:
+        return resource_catalog().names
+    except SegmentError as exc:
+        logger.warning("Resource names for the drift mail could not be read: %s", exc)
+        return {}
+
+
+def _unique_names(names) -> list[str]:
+    return list(dict.fromkeys(names))
 
 
 def notify_proposal_filed(proposal) -> bool:

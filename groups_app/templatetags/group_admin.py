@@ -4,6 +4,9 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 
+from groups_app.models import AuditEntry
+from groups_app.services.audit_details import observed_change
+
 register = template.Library()
 
 
@@ -44,3 +47,12 @@ def resource_label(context, resource) -> str:
 def getlist(data, key: str) -> list:
     """All values of `key` in submitted form data (a QueryDict); none for an unbound form."""
     return data.getlist(key) if hasattr(data, "getlist") else []
+
+
+@register.filter
+def audit_summary(entry: AuditEntry) -> str:
+    """An entry's one-line summary; a change observed outside Group Admin is told from its
+    details (roles granted and revoked by name, a privileged grant first)."""
+    if entry.action == AuditEntry.Action.OBSERVED:
+        return observed_change(entry, resource_names={}).summary
+    return entry.summary

@@ -52,7 +52,14 @@ def sign_out(request: HttpRequest) -> HttpResponse:
 
 
 class AuditedPasswordResetView(auth_views.PasswordResetView):
-    """Mails a reset link (throttled like sign-in, see SignInThrottleMiddleware) and audits the request."""
+    """Mails a reset link (throttled like sign-in, see SignInThrottleMiddleware) and audits the request.
+
+    The link starts with SITE_URL when it is set, like every link in mail.
+    """
+
+    @property
+    def extra_email_context(self) -> dict:
+        return {"site_url": settings.SITE_URL}
 
     def form_valid(self, form):
         email = form.cleaned_data["email"]

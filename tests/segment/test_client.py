@@ -519,9 +519,9 @@ def test_429_never_waits_beyond_the_total_budget(sleeps):
     assert len(responses.calls) == 2
 
 
-@pytest.mark.parametrize("status", [502, 503, 504])
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 599])
 @responses.activate
-def test_reads_are_retried_on_gateway_errors_with_backoff(segment, sleeps, status):
+def test_reads_are_retried_on_server_errors_with_backoff(segment, sleeps, status):
     with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as mock:
         mock.get(f"{API}/groups/{GROUP_ID}", status=status)
         mock.get(f"{API}/groups/{GROUP_ID}", status=status)
@@ -541,6 +541,56 @@ def test_reads_give_up_after_max_retries_on_5xx(segment, sleeps):
         segment.get_user_group(GROUP_ID)
 
     assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_each_listing_a_sync_reads_is_retried_after_one_500(sleeps):
+    """A full sync pages through roles, groups, users and invites: one 500 on any of them is retried."""
+    client = SegmentClient(API, TOKEN, max_retries=3, sleep=sleeps.append)
+    listings = [
+        (f"{API}/roles", lambda: client.list_roles(count=1000), {"roles": [role_payload()]}),
+        (f"{API}/groups", lambda: client.list_user_groups(count=1000), {"userGroups": []}),
+        (
+            f"{API}/groups/{GROUP_ID}/users",
+            lambda: client.list_users_from_user_group(GROUP_ID, count=1000),
+            {"users": []},
+        ),
+        (
+            f"{API}/groups/{GROUP_ID}/invites",
+            lambda: client.list_invites_from_user_group(GROUP_ID, count=1000),
+            {"emails": []},
+        ),
+    ]
+    with responses.RequestsMock(registry=responses.registries.OrderedRegistry) as mock:
+        for url, _, data in listings:
+            mock.get(url, status=500, json=error_envelope("Internal server error"))
+            mock.get(url, status=500, json=error_envelope("Internal server error"))
+            mock.get(url, json=envelope(**data, pagination=pagination_payload()))
+
+        pages = [read() for _, read, _ in listings]
+
+    assert len(pages) == 4 and len(sleeps) == 8
+
+
+@pytest.mark.parametrize("status", [501, 505])
+@responses.activate
+def test_reads_are_not_retried_on_answers_that_would_repeat(segment, sleeps, status):
+    responses.get(f"{API}/groups/{GROUP_ID}", status=status)
+
+    with pytest.raises(Unavailable):
+        segment.get_user_group(GROUP_ID)
+
+    assert len(responses.calls) == 1 and sleeps == []
+
+
+@responses.activate
+def test_a_read_that_keeps_failing_with_500_gives_up_after_max_retries(segment, sleeps):
+    responses.get(f"{API}/roles", status=500, json=error_envelope("Internal server error"))
+
+    with pytest.raises(Unavailable, match="not responding"):
+        segment.list_roles()
+
+    assert len(responses.calls) == 1 + 3 and len(sleeps) == 3
 
 
 @responses.activate

@@ -255,6 +255,17 @@ def importlib_reload(module):
     importlib.reload(module)
 
 
+def test_the_password_reset_link_starts_with_site_url(client, settings, mail_configured):
+    settings.SITE_URL = "https://groups.example.com"
+    UserFactory(username="vera", email="vera@example.com")
+
+    client.post("/accounts/password_reset/", {"email": "vera@example.com"})
+
+    (message,) = mail.outbox
+    assert "https://groups.example.com/accounts/reset/" in message.body
+    assert "testserver" not in message.body
+
+
 def test_with_real_mail_a_reset_is_audited_and_throttled(client, settings, mail_configured):
     settings.SIGN_IN_MAX_FAILURES_PER_ADDRESS = 100
     UserFactory(username="vera", email="vera@example.com")

@@ -20,6 +20,11 @@ DEMO_ACCOUNTS = (
 )
 
 
+def sign_in_address() -> str:
+    """Where `make run` serves: SITE_URL (which it sets from PORT), else 127.0.0.1 on PORT."""
+    return settings.SITE_URL or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+
+
 class Command(BaseCommand):
     help = "Create the demo accounts (admin, helpdesk, viewer) if missing; DEMO_PASSWORD sets their password."
 
@@ -50,7 +55,7 @@ class Command(BaseCommand):
         if missing and not configured:
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"Demo accounts {names} created. Sign in at http://127.0.0.1:{os.environ.get('PORT', '8000')} as admin "
+                    f"Demo accounts {names} created. Sign in at {sign_in_address()} as admin "
                     f"with the password (shown once): {password}"
                 )
             )

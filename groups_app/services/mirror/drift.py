@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.utils import timezone
 
 from groups_app.models import AuditEntry, MirrorGroup, SyncRun
 from groups_app.segment import (
@@ -199,16 +198,17 @@ def record_unexplained(run: SyncRun, differences: list[Difference]) -> list[Audi
             "reading": (rest.read_at or run.started_at).isoformat(),
             "sync": run.pk,
         }
-        observed.append(
-            AuditEntry.objects.create(
-                actor_username=OBSERVED_ACTOR,
-                action=Action.OBSERVED,
-                group_id=rest.group_id,
-                group_name=rest.group_name[:200],
-                summary=rest.summary[:500],
-                details={k: v for k, v in details.items() if v not in (None, "", [], False)},
-                status=AuditEntry.Status.SUCCEEDED,
-                completed_at=timezone.now(),
-            )
+        entry = AuditEntry.objects.create(
+            actor_username=OBSERVED_ACTOR,
+            action=Action.OBSERVED,
+            group_id=rest.group_id,
+            group_name=rest.group_name[:200],
+            summary=rest.summary[:500],
+            details={k: v for k, v in details.items() if v not in (None, "", [], False)},
         )
+        # Complete at the instant it was written (created_at is stamped on insert, so a
+        # completed_at passed to create() would come before it).
+        entry.status, entry.completed_at = AuditEntry.Status.SUCCEEDED, entry.created_at
+        AuditEntry.objects.complete(entry.pk, status=entry.status, completed_at=entry.completed_at)
+        observed.append(entry)
     return observed
