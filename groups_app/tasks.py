@@ -40,8 +40,12 @@ def _run_summary(run: SyncRun | None) -> dict[str, Any]:
 @queue.register
 @task
 def sync_workspace(trigger: str = "schedule") -> dict[str, Any]:
-    """Read the whole workspace into the mirror."""
-    return _run_summary(sync.sync_workspace(trigger=trigger))
+    """Read the whole workspace into the mirror; close the requests of groups deleted outside."""
+    run = sync.sync_workspace(trigger=trigger)
+    summary = _run_summary(run)
+    if run is not None and run.status == SyncRun.Status.SUCCEEDED:
+        summary["requests_closed"] = len(access_requests.access_requests_close_for_deleted_groups())
+    return summary
 
 
 @queue.register

@@ -28,7 +28,7 @@ from groups_app.services.approvals.access_requests import (
 from groups_app.services.changes import change_refused
 from groups_app.services.errors import InvalidInput, NotAllowed
 from groups_app.services.groups import group_choices, group_get
-from groups_app.services.mirror.selectors import mirrored_group_or_none
+from groups_app.services.mirror.selectors import group_seen_missing, mirrored_group_or_none
 from groups_app.views.submit import show_errors
 
 Status = AccessRequest.Status
@@ -139,6 +139,9 @@ def _detail_context(request: HttpRequest, access_request: AccessRequest, **forms
     return {
         "access_request": access_request,
         "group": group,
+        "group_gone": group is None
+        and access_request.status in (Status.PENDING, Status.PROVISIONING_FAILED)
+        and group_seen_missing(access_request.group_id, since=access_request.created_at),
         "history": access_request.audit_entries.order_by("created_at", "id"),
         "can_decide": can_provision and status == Status.PENDING,
         "decide_refusal": refusal if status in (Status.PENDING, Status.PROVISIONING_FAILED) else "",

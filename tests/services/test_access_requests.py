@@ -6,6 +6,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from groups_app import tasks
 from groups_app.models import AccessRequest, AuditEntry
 from groups_app.segment import deadline
 from groups_app.services.approvals.access_requests import (
@@ -20,10 +21,11 @@ from groups_app.services.approvals.access_requests import (
     access_requests_expire,
 )
 from groups_app.services.errors import InvalidInput, NotAllowed
+from groups_app.services.mirror.sync import sync_workspace
 from groups_app.services.reconcile import reconcile_changes
 from sandbox.faults import inject_fault
 from sandbox.models import Invite, Membership, UserGroup, WorkspaceUser
-from tests.factories import help_desk, viewer
+from tests.factories import administrator, help_desk, viewer
 
 pytestmark = pytest.mark.django_db
 
@@ -437,3 +439,31 @@ def test_only_one_of_two_simultaneous_decisions_wins(group, vera, hana, monkeypa
 
     assert not in_group("vera@example.com")
     assert AccessRequest.objects.get(pk=stale.pk).status == "denied"
+
+
+def test_requests_for_a_group_deleted_outside_are_closed_after_the_next_sync(db, enqueued):
+    group = UserGroup.objects.create(id="groupGone0000000000000000001", name="Doomed")
+    sync_workspace(trigger="test")
+    vera = viewer(username="vera", email="vera@example.com")
+    first = access_request_file(actor=vera, group_id=group.id, justification="j").filed[0]
+    second = access_request_file(
+        actor=help_desk(username="hana", email="hana@example.com"),
+        group_id=group.id,
+        emails=["eve@example.com"],
+        justification="j",
+    ).filed[0]
+    group.delete()  # in Segment's own app
+
+    with pytest.raises(InvalidInput, match=r"no longer exists in Segment .*\. The request was closed\."):
+        access_request_approve(
+            actor=administrator(username="ada", email="ada@example.com"), access_request_id=first.pk
+        )
+    summary = tasks.sync_workspace.call(trigger="test")
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == second.status == AccessRequest.Status.CLOSED
+    assert "no longer exists in Segment" in second.decision_reason
+    assert summary["requests_closed"] == 1
+    closes = AuditEntry.objects.filter(action="request.close")
+    assert {entry.actor_username for entry in closes} == {"ada", "system"}

@@ -25,11 +25,11 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from groups_app.emails import address_problem
-from groups_app.models import AccessRequest, AuditEntry
+from groups_app.models import AccessRequest, AuditEntry, MirrorGroup, SyncRun
 from groups_app.roles import CHANGE_MEMBERSHIP, HANDLE_ACCESS_REQUESTS
 from groups_app.rules import book
 from groups_app.rules.book import Approval, ProposedChange, Verdict
-from groups_app.segment import SegmentClient, SegmentError, UserGroup
+from groups_app.segment import NotFound, SegmentClient, SegmentError, UserGroup
 from groups_app.services import queue
 from groups_app.services.audit import SYSTEM, actor_name, audited
 from groups_app.services.audit_details import details_for
@@ -321,25 +321,74 @@ def access_request_approve(
     """
     client = client or get_client()
     access_request = _open_request(access_request_id, Status.PENDING)
-    with audited_request(
-        access_request,
-        actor=actor,
-        action=Action.REQUEST_APPROVE,
-        summary=f"{actor_name(actor)} approved access to {access_request.group_name} for {access_request.email}",
-    ) as record:
-        try:
-            _check_role(actor)
-            _check_may_provision(access_request, actor, client)
-        except NotAllowed:
-            record.summary = (
-                f"{actor_name(actor)} was refused approving access to {access_request.group_name} "
-                f"for {access_request.email}"
-            )
-            raise
-        _decide(access_request, actor, Status.APPROVED)
+    try:
+        with audited_request(
+            access_request,
+            actor=actor,
+            action=Action.REQUEST_APPROVE,
+            summary=f"{actor_name(actor)} approved access to {access_request.group_name} for {access_request.email}",
+        ) as record:
+            try:
+                _check_role(actor)
+                _check_may_provision(access_request, actor, client)
+            except NotAllowed:
+                record.summary = (
+                    f"{actor_name(actor)} was refused approving access to {access_request.group_name} "
+                    f"for {access_request.email}"
+                )
+                raise
+            _decide(access_request, actor, Status.APPROVED)
+    except NotFound:
+        _close_as_gone(access_request, actor)
+        raise InvalidInput(f"{GROUP_GONE} The request was closed.") from None
     _provision(access_request, actor, (Status.APPROVED,), client)
     _tell_decision(access_request)
     return access_request
+
+
+GROUP_GONE = "The group no longer exists in Segment (it was deleted outside Group Admin)."
+
+
+def _close_as_gone(access_request: AccessRequest, actor: Any) -> None:
+    """Close a request whose group was deleted; the requester is told why."""
+    with audited_request(
+        access_request,
+        actor=actor,
+        action=Action.REQUEST_CLOSE,
+        summary=f"{actor_name(actor)} closed the request for {access_request.email} to join "
+        f"{access_request.group_name}: the group no longer exists",
+        reason=GROUP_GONE,
+    ):
+        transition(
+            access_request,
+            from_=(Status.PENDING, Status.PROVISIONING_FAILED),
+            to=Status.CLOSED,
+            decision_reason=GROUP_GONE,
+        )
+    _tell_decision(access_request)
+
+
+def access_requests_close_for_deleted_groups() -> list[AccessRequest]:
+    """Close the open requests whose group a full sync no longer found (deleted outside Group
+    Admin), as the system, with the reason; run after each successful full sync."""
+    last = SyncRun.objects.filter(kind=SyncRun.Kind.FULL, status=SyncRun.Status.SUCCEEDED).first()
+    if last is None:
+        return []
+    gone = (
+        AccessRequest.objects.filter(
+            status__in=(Status.PENDING, Status.PROVISIONING_FAILED), created_at__lt=last.started_at
+        )
+        .exclude(group_id__in=MirrorGroup.objects.values("group_id"))
+        .select_related("requester")
+    )
+    closed = []
+    for access_request in gone:
+        try:
+            _close_as_gone(access_request, SYSTEM)
+        except ServiceError:  # decided by someone a moment ago
+            continue
+        closed.append(access_request)
+    return closed
 
 
 def access_request_retry(

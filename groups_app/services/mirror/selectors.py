@@ -97,6 +97,15 @@ def mirrored_group_or_none(group_id: str) -> UserGroup | None:
     return mirrored_group(stored) if stored is not None else None
 
 
+def group_seen_missing(group_id: str, *, since: datetime) -> bool:
+    """Whether a full sync that started after `since` found no such group (deleted outside)."""
+    if MirrorGroup.objects.filter(group_id=group_id).exists():
+        return False
+    return SyncRun.objects.filter(
+        kind=SyncRun.Kind.FULL, status=SyncRun.Status.SUCCEEDED, started_at__gt=since
+    ).exists()
+
+
 def mirrored_membership(group_id: str, *, among: Iterable[str] | None = None) -> Membership | None:
     """A group's users and invites as the mirror holds them, or only those `among` some emails
     (an indexed lookup, however large the group); None when the mirror holds no such group."""
