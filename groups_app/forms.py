@@ -7,8 +7,12 @@ import uuid
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.validators import ProhibitNullCharactersValidator
+from django.db.models import Q
 
-from groups_app.emails import email_problems, parse_emails
+from groups_app.emails import parse_emails
+from groups_app.models import AccessRequest, AuditEntry
 from groups_app.segment import RESOURCE_TYPES, Label, Permission, Resource
 from groups_app.services.groups import MEMBER_PAGE_SIZES, PAGE_SIZES, SORTS
 
@@ -78,9 +82,41 @@ class SubmissionKeyMixin(forms.Form):
         self.data["submission_key"] = uuid.uuid4().hex
 
 
+# Segment identifiers as the URLs accept them (see urls.SegmentIdConverter).
+SEGMENT_ID = re.compile(r"[A-Za-z0-9]{1,64}")
+refuse_null_characters = ProhibitNullCharactersValidator()
+
+
+def _kib(size: int) -> str:
+    return f"{size / 1024:,.0f} KiB" if size >= 1024 else f"{size} bytes"
+
+
+def email_list_candidates(text: str) -> list[str]:
+    """Split a pasted list into candidate addresses: too large a paste, or an entry that is not
+    an address at all, is refused here; whether each address may be used is the service's call.
+
+    Raises:
+        forms.ValidationError: the text is over MAX_EMAIL_LIST_BYTES, holds a NUL character,
+        or has entries that are not addresses (each named, as typed).
+    """
+    refuse_null_characters(text)
+    size = len(text.encode())
+    if size > settings.MAX_EMAIL_LIST_BYTES:
+        raise forms.ValidationError(
+            f"This list is {_kib(size)}; at most {_kib(settings.MAX_EMAIL_LIST_BYTES)} of text (and "
+            f"{settings.MAX_EMAILS_PER_CHANGE:,} emails) can be changed at once. Split it into several changes.",
+            code="too_long",
+        )
+    parsed = parse_emails(text)
+    if parsed.problems:
+        raise forms.ValidationError(list(parsed.problems))
+    return list(parsed.emails)
+
+
 class EmailListField(forms.CharField):
     """A textarea of emails: bare addresses or `Name <address>`, separated by commas,
-    semicolons, spaces or new lines (see groups_app.emails)."""
+    semicolons, spaces or new lines (see groups_app.emails). It only splits the text: the
+    change service checks each address and how many there are, and its message is shown here."""
 
     widget = forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "autocomplete": "off"})
 
@@ -89,18 +125,7 @@ class EmailListField(forms.CharField):
         self.allow_empty = allow_empty
 
     def clean(self, value):
-        text = super().clean(value)
-        parsed = parse_emails(text)
-        problems = list(parsed.problems) + email_problems(parsed.emails)
-        if problems:
-            raise forms.ValidationError(problems)
-        if not parsed.emails and not self.allow_empty:
-            raise forms.ValidationError("Enter at least one email.")
-        if len(parsed.emails) > settings.MAX_EMAILS_PER_CHANGE:
-            raise forms.ValidationError(
-                f"At most {settings.MAX_EMAILS_PER_CHANGE} emails at once; you entered {len(parsed.emails)}."
-            )
-        return list(parsed.emails)
+        return email_list_candidates(super().clean(value))
 
 
 class AddMembersForm(SubmissionKeyMixin):
@@ -120,12 +145,10 @@ class RemoveMembersForm(SubmissionKeyMixin):
             self.initial["emails"] = emails
 
     def clean_emails(self):
-        parsed = parse_emails("\n".join(self.data.getlist("emails"))) if self.is_bound else None
-        if parsed is not None and parsed.problems:
-            raise forms.ValidationError(list(parsed.problems))
-        if parsed is None or not parsed.emails:
+        emails = email_list_candidates("\n".join(self.data.getlist("emails"))) if self.is_bound else []
+        if not emails:
             raise forms.ValidationError("Choose at least one member to remove.")
-        return list(parsed.emails)
+        return emails
 
 
 class ReplaceMembersForm(SubmissionKeyMixin):
@@ -343,8 +366,6 @@ class AuditFilterForm(forms.Form):
     date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args, **kwargs):
-        from groups_app.models import AuditEntry
-
         super().__init__(*args, **kwargs)
         self.fields["action"].choices = [("", "Any action"), *AuditEntry.Action.choices]
         self.fields["status"].choices = [("", "Any outcome"), *AuditEntry.Status.choices]
@@ -358,10 +379,10 @@ class AuditFilterForm(forms.Form):
 
 class AccessRequestForm(forms.Form):
     group = forms.ChoiceField(label="Group")
-    emails = forms.CharField(
+    emails = EmailListField(
         label="For whom",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        allow_empty=True,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "autocomplete": "off"}),
         help_text="Leave empty to request access for yourself. Help desk: one or more emails.",
     )
     justification = forms.CharField(
@@ -381,13 +402,6 @@ class AccessRequestForm(forms.Form):
         self.fields["group"].choices = [("", "Choose a group…"), *groups]
         if not can_file_for_others:
             del self.fields["emails"]
-
-    def clean_emails(self):
-        parsed = parse_emails(self.cleaned_data.get("emails", ""))
-        problems = list(parsed.problems) + email_problems(parsed.emails)
-        if problems:
-            raise forms.ValidationError(problems)
-        return list(parsed.emails)
 
 
 class DenyForm(forms.Form):
@@ -413,8 +427,6 @@ class RequestQueueFilter(forms.Form):
     )
 
     def __init__(self, *args, **kwargs):
-        from groups_app.models import AccessRequest
-
         super().__init__(*args, **kwargs)
         self.fields["status"].choices = [
             ("open", "Needs a person"),
@@ -430,9 +442,6 @@ class ReviewAssignForm(forms.Form):
     due_date = forms.DateField(label="Due", required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args, **kwargs):
-        from django.contrib.auth import get_user_model
-        from django.db.models import Q
-
         super().__init__(*args, **kwargs)
         reviewers = Q(is_superuser=True) | Q(
             groups__permissions__codename="run_reviews",
