@@ -8,7 +8,7 @@ import uuid
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.validators import ProhibitNullCharactersValidator
+from django.core.validators import ProhibitNullCharactersValidator, RegexValidator
 from django.db.models import Q
 
 from groups_app.emails import parse_emails
@@ -85,6 +85,14 @@ class SubmissionKeyMixin(forms.Form):
 # Segment identifiers as the URLs accept them (see urls.SegmentIdConverter).
 SEGMENT_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 refuse_null_characters = ProhibitNullCharactersValidator()
+segment_id_validator = RegexValidator(
+    re.compile(rf"^{SEGMENT_ID.pattern}\Z"), "Not a group id (1 to 64 letters and digits)."
+)
+
+
+def segment_ids(values: list[str]) -> list[str]:
+    """The values that are Segment ids, in order: anything else (a NUL, a path) never reaches a query."""
+    return [value for value in values if isinstance(value, str) and SEGMENT_ID.fullmatch(value)]
 
 
 def _kib(size: int) -> str:
@@ -452,6 +460,27 @@ class ReviewAssignForm(forms.Form):
         )
 
 
+class ReviewListQuery(forms.Form):
+    """The reviews list's filter: one group's reviews."""
+
+    group = forms.CharField(
+        label="Group id", required=False, max_length=64, validators=[segment_id_validator]
+    )
+
+
+class MemberSearchQuery(forms.Form):
+    """Search within one group's members (a group's page)."""
+
+    q = forms.CharField(label="Search members", required=False, max_length=254, strip=True)
+
+
+class ProposalRejectForm(forms.Form):
+    # Not required here: the service refuses an empty reason, and audits that refusal.
+    reason = forms.CharField(
+        label="Why it is rejected", widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, required=False
+    )
+
+
 class ReviewDecisionForm(forms.Form):
     decision = forms.ChoiceField(
         choices=[("keep", "Keep"), ("remove", "Remove"), ("", "Undecided")], required=False
@@ -460,10 +489,22 @@ class ReviewDecisionForm(forms.Form):
 
 
 class PeopleQuery(forms.Form):
-    """The People page's search and paging; anything unusable falls back to the default."""
+    """The People search: what to look for. It is POSTed; the URL carries a token instead."""
 
-    q = forms.CharField(required=False, max_length=254, strip=True)
-    page = forms.IntegerField(required=False, min_value=1, initial=1)
+    q = forms.CharField(label="Search by email or name", required=False, max_length=254, strip=True)
+
+
+class PeopleListQuery(LenientForm):
+    """The People list's URL: the token of a remembered search, and the page."""
+
+    search = forms.CharField(label="Search", required=False, max_length=32, initial="")
+    page = forms.IntegerField(label="Page number", required=False, min_value=1, initial=1)
+
+
+class PersonPageQuery(LenientForm):
+    """A person's page URL: which page of their audit history."""
+
+    history_page = forms.IntegerField(label="History page", required=False, min_value=1, initial=1)
 
 
 class PersonGroupsForm(SubmissionKeyMixin):
@@ -473,7 +514,8 @@ class PersonGroupsForm(SubmissionKeyMixin):
         label="Groups",
         error_messages={
             "required": "Choose at least one group.",
-            "invalid_choice": "%(value)s is not one of the groups offered; reload the page.",
+            # The value is not repeated: it may be anything a client sent.
+            "invalid_choice": "A group you chose is not one of the groups offered; reload the page.",
         },
         widget=forms.CheckboxSelectMultiple,
     )
@@ -481,6 +523,12 @@ class PersonGroupsForm(SubmissionKeyMixin):
     def __init__(self, *args, group_choices: list[tuple[str, str]] = (), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["groups"].choices = list(group_choices)
+
+
+class GroupFindForm(forms.Form):
+    """Find groups by name to add a person to (the ticked ones are kept apart)."""
+
+    add_q = forms.CharField(label="Find groups by name", required=False, max_length=200, strip=True)
 
 
 class CopyAccessForm(forms.Form):
