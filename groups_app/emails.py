@@ -47,10 +47,6 @@ class EmailList:
     emails: tuple[str, ...]  # lower-cased, de-duplicated, in the order given
     problems: tuple[str, ...]  # one message per entry that is not an address (the first ones)
 
-    @property
-    def has_problems(self) -> bool:
-        return bool(self.problems)
-
 
 def _is_separator(char: str) -> bool:
     return char in ",;" or char.isspace()

@@ -90,6 +90,15 @@ segment_id_validator = RegexValidator(
 )
 
 
+SUBMISSION_KEY = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
+def submission_key_from(data) -> str | None:
+    """A submission key sent without a form (a plain button), if it looks like one we issue."""
+    value = data.get("submission_key") or ""
+    return value if SUBMISSION_KEY.fullmatch(value) else None
+
+
 def segment_ids(values: list[str]) -> list[str]:
     """The values that are Segment ids, in order: anything else (a NUL, a path) never reaches a query."""
     return [value for value in values if isinstance(value, str) and SEGMENT_ID.fullmatch(value)]

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
-from groups_app.forms import ReviewAssignForm, ReviewDecisionForm, ReviewListQuery
+from groups_app.forms import ReviewAssignForm, ReviewDecisionForm, ReviewListQuery, submission_key_from
 from groups_app.models import AuditEntry, Review, ReviewItem
 from groups_app.roles import RUN_REVIEWS, VIEW
 from groups_app.services.errors import DuplicateSubmission, InvalidInput
@@ -152,7 +152,7 @@ def review_decide_view(request: HttpRequest, review_id: int, item_id: int) -> Ht
 def review_keep_page_view(request: HttpRequest, review_id: int) -> HttpResponse:
     """Keep every still undecided entry of the current page (decided ones stay as they are)."""
     review = get_object_or_404(Review, pk=review_id)
-    ids = [int(value) for value in request.POST.getlist("item") if value.isdigit()]
+    ids = [int(value) for value in request.POST.getlist("item") if value.isascii() and value.isdigit()]
     try:
         review_decide(
             actor=request.user,
@@ -182,7 +182,7 @@ def review_complete_view(request: HttpRequest, review_id: int) -> HttpResponse:
             review = review_complete(
                 actor=request.user,
                 review_id=review.pk,
-                submission_key=request.POST.get("submission_key") or None,
+                submission_key=submission_key_from(request.POST),
             )
         except InvalidInput as exc:
             error = exc.message
