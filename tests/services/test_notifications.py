@@ -19,7 +19,7 @@ from tests.factories import help_desk
 
 pytestmark = pytest.mark.django_db
 
-HOSTILE_NAME = "Data\r\nBcc: everyone@example.com\u2028Eng\x00ineering" + "!" * 300
+HOSTILE_NAME = "Data\r\nBcc: everyone@example.com\u2028Eng\x07ineering" + "!" * 150
 
 
 def access_request(**fields) -> AccessRequest:
@@ -64,7 +64,7 @@ def test_a_new_request_mail_has_a_one_line_quoted_bounded_subject_and_a_bounded_
     assert "x" * BODY_TEXT_CHARS in message.body and "x" * (BODY_TEXT_CHARS + 1) not in message.body
     assert "shortened; the whole text is on the page linked below" in message.body
     assert len(message.body) < 3 * BODY_TEXT_CHARS
-    assert "\x00" not in message.body
+    assert "\x07" not in message.body
 
 
 def test_a_decision_mail_bounds_the_reason_and_quotes_the_group():
