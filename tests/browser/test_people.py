@@ -8,6 +8,7 @@ from groups_app.models import AuditEntry
 from groups_app.services.people import person_keys
 from sandbox.models import Invite, Membership, UserGroup, WorkspaceUser
 from tests.browser.conftest import screenshot, sign_in
+from tests.browser.test_accessibility import axe_problems
 
 
 def a_person_in_two_plain_groups(workspace):
@@ -116,6 +117,7 @@ def test_ticked_groups_survive_a_new_search_and_are_all_added(
     page.get_by_label("Find groups by name").press("Enter")  # Enter finds again; it never adds
     expect(picker).to_contain_text("Selected (2)")
     assert not AuditEntry.objects.filter(action="members.add").exists()
+    assert axe_problems(page) == []
     screenshot(page, "person-add-selected")
     page.get_by_role("button", name="Add to selected groups").click()
 
