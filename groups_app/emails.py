@@ -33,6 +33,8 @@ MAX_ADDRESS = 254
 
 # A reason per entry is listed for the first ones; the rest are counted.
 PROBLEMS_LISTED = 20
+# An entry is quoted in its reason up to this many characters.
+SHOWN_CHARS = 80
 # Characters a display name cannot hold outside quotes; a name ends before them.
 NAME_STOPS = frozenset('<>"@;\n')
 # Characters an address between angle brackets cannot hold.
@@ -138,9 +140,14 @@ def parse_emails(text: str) -> EmailList:
     return EmailList(tuple(emails), tuple(problems))
 
 
+def _shown(text: str) -> str:
+    """An entry as a reason quotes it: as typed, cut if long (a reason never grows with the paste)."""
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
 def shape_problem(address: str, shown: str | None = None) -> str:
     """Why `address` is not an email address at all (a sentence naming `shown`), or ""."""
-    shown = shown or address
+    shown = _shown(shown or address)
     if not address:
         return f"{shown} has no address between its angle brackets."
     if "@" not in address:
@@ -155,7 +162,7 @@ def shape_problem(address: str, shown: str | None = None) -> str:
 
 def address_problem(address: str, shown: str | None = None) -> str:
     """Why `address` is not a usable email address (a sentence naming `shown`), or "" if it is one."""
-    shown = shown or address
+    shown = _shown(shown or address)
     local, _, domain = address.rpartition("@")
     problem = shape_problem(address, shown)
     if problem:

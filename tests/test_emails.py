@@ -157,3 +157,13 @@ def test_a_nul_character_in_a_paste_is_refused_next_to_the_field():
 
     assert not form.is_valid()
     assert form.errors["emails"] == ["Null characters are not allowed."]
+
+
+def test_a_reason_quotes_a_long_entry_cut_short():
+    entry = "x" * 5000
+
+    (problem,) = parse_emails(entry).problems
+    (too_long,) = email_problems(["a@" + "b" * 5000 + ".org"])
+
+    assert problem == "x" * 79 + "… is not an email address (it has no @)."
+    assert len(too_long) < 200 and "at most 254 characters" in too_long
