@@ -252,8 +252,9 @@ def _forms_for(action: str, form: PersonGroupsForm, request: HttpRequest) -> dic
     return {"add_form": form, "picker_data": request.POST}
 
 
-def _no_such_person(request: HttpRequest) -> HttpResponse:
-    return render(request, "groups_app/person_detail.html", {"nav_section": "people"}, status=404)
+def _no_such_person(request: HttpRequest, problem: str = "") -> HttpResponse:
+    context = {"nav_section": "people", "problem": problem}
+    return render(request, "groups_app/person_detail.html", context, status=404)
 
 
 def _person_page(
@@ -272,8 +273,8 @@ def _person_page(
 ) -> HttpResponse:
     try:
         person = person_detail(email)
-    except InvalidInput:
-        return _no_such_person(request)
+    except InvalidInput as exc:  # a key kept for something that is not an address
+        return _no_such_person(request, exc.message)
     params, _ = PersonPageQuery(request.GET).values()
     history = Paginator(audit_entries(text=person.email), HISTORY_PAGE_SIZE).get_page(params["history_page"])
     context = {

@@ -482,3 +482,13 @@ def test_copy_access_never_pre_ticks_a_privileged_group(client, office):
     owners = re.search(rf'<input type="checkbox" name="groups" value="{office["owners"].id}"[^>]*>', preview)
     assert owners and "checked" not in owners.group(0)
     assert "not ticked: tick it only if they need it" in preview
+
+
+def test_a_key_kept_for_something_that_is_not_an_address_says_so(client, office):
+    client.force_login(viewer(username="vera"))
+    key = person_keys(["not-an-address"])["not-an-address"]
+
+    response = client.get(reverse("groups:person", args=[key]))
+
+    assert response.status_code == 404
+    assert "is not an email address" in html(response)
