@@ -4,7 +4,7 @@ or a message next to its field, never a 500, and changes nothing."""
 import pytest
 from django.urls import Resolver404, resolve, reverse
 
-from groups_app.models import AuditEntry, Review, ReviewItem
+from groups_app.models import AuditEntry, ChangeProposal, Review, ReviewItem
 from groups_app.services.mirror import sync_workspace
 from sandbox.models import Invite, Membership, UserGroup, WorkspaceUser
 from tests.factories import administrator, help_desk, viewer
@@ -172,3 +172,35 @@ def test_a_256_kib_paste_is_read_and_counted_by_the_service(client, data_group):
 def test_the_request_body_limit_leaves_room_for_the_largest_paste(settings):
     assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE >= 3 * settings.MAX_EMAIL_LIST_BYTES
     assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE < 2_621_440  # below Django's default of 2.5 MB
+
+
+def test_a_nul_in_the_group_list_search_or_a_page_link_is_ignored_with_a_note(client, data_group):
+    client.force_login(viewer(username="vera"))
+
+    listing = client.get(reverse("groups:list"), {"q": "Da\x00ta"})
+    detail = client.get(reverse("groups:detail", args=[data_group.id]), {"users_cursor": "c\x00"})
+
+    assert listing.status_code == 200 and "Ignored an invalid search" in html(listing)
+    assert detail.status_code == 200 and "Ignored an invalid users page link" in html(detail)
+
+
+def test_a_nul_in_a_rejection_reason_is_refused_with_a_message_and_nothing_decided(client, data_group):
+    client.force_login(administrator(username="ada2"))
+    proposal = ChangeProposal.objects.create(
+        kind=ChangeProposal.Kind.ADD,
+        group_id=data_group.id,
+        group_name="Data",
+        permissions=[],
+        proposed_by_username="bea",
+    )
+
+    response = client.post(
+        reverse("groups:proposal-decide", args=[data_group.id, proposal.pk, "reject"]),
+        {"reason": "no\x00"},
+        follow=True,
+    )
+
+    proposal.refresh_from_db()
+    assert response.status_code == 200
+    assert "Not rejected: Null characters are not allowed." in html(response)
+    assert proposal.status == ChangeProposal.Status.PENDING and not AuditEntry.objects.exists()
