@@ -17,6 +17,7 @@ entry re-read the rest of the text for every entry, which is quadratic).
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -54,7 +55,7 @@ def _is_separator(char: str) -> bool:
     return char in ",;" or char.isspace()
 
 
-def _named_entry_ends(text: str) -> list[int]:
+def _named_entry_ends(text: str) -> array:
     """For each position, where a `Name <address>` entry starting there ends (NOT_FOUND if none).
 
     One pass from the end: an entry starting at i ends where the entry starting at the next
@@ -63,11 +64,12 @@ def _named_entry_ends(text: str) -> list[int]:
     `< > " @ ;` and new lines; the address between `<` and `>` has no `<`, `>` or new line.
     """
     size = len(text)
+    # Arrays of machine integers: a few bytes a character, however large the paste.
     # quoted[j]: the position after the closing quote of a quoted string whose text starts at j.
-    quoted = [NOT_FOUND] * (size + 2)
+    quoted = array("q", [NOT_FOUND]) * (size + 2)
     # angle[j]: the first position at or after j holding `<`, `>` or a new line (size if none).
-    angle = [size] * (size + 2)
-    ends = [NOT_FOUND] * (size + 1)
+    angle = array("q", [size]) * (size + 2)
+    ends = array("q", [NOT_FOUND]) * (size + 1)
     for index in range(size - 1, -1, -1):
         char = text[index]
         angle[index] = index if char in ADDRESS_STOPS else angle[index + 1]
