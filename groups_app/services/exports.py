@@ -21,7 +21,7 @@ SLOT_KEY = "groups:export-slot:{}"
 ACCOUNT_KEY = "groups:export-account:{}"
 OWN_EXPORT_RUNNING = (
     "Your previous export is still being downloaded: one export at a time per account. "
-    "Wait for it to finish (or cancel it), then try again."
+    "Let it finish, or cancel it."
 )
 OTHERS_EXPORTING = "Other people's exports are being prepared right now."
 
