@@ -21,7 +21,7 @@ help:
 	@echo "make lint   ruff check and ruff format --check"
 	@echo "make format apply ruff's fixes and formatting"
 	@echo "make benchmark  time the group pages' reads, a flood of writes past the rate limit, audit search,"
-	@echo "                and the mirror at 2,000 groups / 50,000 memberships (prints figures)"
+	@echo "                the mirror at 2,000 groups / 50,000 memberships, and pasted email lists (prints figures)"
 
 $(PY):
 	@python=$$(scripts/find-python) && echo "Creating $(VENV) with $$python" && "$$python" -m venv $(VENV)
@@ -89,6 +89,7 @@ benchmark: seed
 	$(RUN_ENV) $(MANAGE) benchmark_writes $(BENCHMARK_WRITES_ARGS)
 	$(RUN_ENV) $(MANAGE) benchmark_audit $(BENCHMARK_AUDIT_ARGS)
 	$(RUN_ENV) $(MANAGE) benchmark_mirror $(BENCHMARK_MIRROR_ARGS)
+	$(RUN_ENV) $(MANAGE) benchmark_emails
 
 # Everything but the browser tests, for a quick loop while editing.
 test-fast: setup-dev

@@ -352,6 +352,13 @@ SANDBOX_HANG_SECONDS = env.float("SANDBOX_HANG_SECONDS", default=60.0)
 ALLOWED_EMAIL_DOMAINS = env.list("ALLOWED_EMAIL_DOMAINS", default=[])
 # Most emails one change may add, remove or set.
 MAX_EMAILS_PER_CHANGE = env.int("MAX_EMAILS_PER_CHANGE", default=1000)
+# Most text (bytes, UTF-8) one pasted list of emails may have; longer pastes are refused.
+MAX_EMAIL_LIST_BYTES = env.int("MAX_EMAIL_LIST_BYTES", default=256 * 1024)
+# Most bytes of a request body Django reads into memory (form fields): room for the largest
+# paste percent-encoded (up to 3 bytes a character), far below Django's own 2.5 MB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
+    "DATA_UPLOAD_MAX_MEMORY_SIZE", default=max(1024 * 1024, 3 * MAX_EMAIL_LIST_BYTES + 64 * 1024)
+)
 # Characters that start a sub-address (ada+tag@example.com is ada@example.com to every rule).
 EMAIL_SUBADDRESS_SEPARATORS = env.str("EMAIL_SUBADDRESS_SEPARATORS", default="+")
 

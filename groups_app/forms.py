@@ -7,8 +7,11 @@ import uuid
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.validators import ProhibitNullCharactersValidator, RegexValidator
+from django.db.models import Q
 
-from groups_app.emails import email_problems, parse_emails
+from groups_app.emails import parse_emails
 from groups_app.models import AccessRequest, AuditEntry
 from groups_app.segment import RESOURCE_TYPES, Label, Permission, Resource
 from groups_app.services.groups import MEMBER_PAGE_SIZES, PAGE_SIZES, SORTS
@@ -79,9 +82,58 @@ class SubmissionKeyMixin(forms.Form):
         self.data["submission_key"] = uuid.uuid4().hex
 
 
+# Segment identifiers as the URLs accept them (see urls.SegmentIdConverter).
+SEGMENT_ID = re.compile(r"[A-Za-z0-9]{1,64}")
+refuse_null_characters = ProhibitNullCharactersValidator()
+segment_id_validator = RegexValidator(
+    re.compile(rf"^{SEGMENT_ID.pattern}\Z"), "Not a group id (1 to 64 letters and digits)."
+)
+
+
+SUBMISSION_KEY = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
+def submission_key_from(data) -> str | None:
+    """A submission key sent without a form (a plain button), if it looks like one we issue."""
+    value = data.get("submission_key") or ""
+    return value if SUBMISSION_KEY.fullmatch(value) else None
+
+
+def segment_ids(values: list[str]) -> list[str]:
+    """The values that are Segment ids, in order: anything else (a NUL, a path) never reaches a query."""
+    return [value for value in values if isinstance(value, str) and SEGMENT_ID.fullmatch(value)]
+
+
+def _kib(size: int) -> str:
+    return f"{size / 1024:,.0f} KiB" if size >= 1024 else f"{size} bytes"
+
+
+def email_list_candidates(text: str) -> list[str]:
+    """Split a pasted list into candidate addresses: too large a paste, or an entry that is not
+    an address at all, is refused here; whether each address may be used is the service's call.
+
+    Raises:
+        forms.ValidationError: the text is over MAX_EMAIL_LIST_BYTES, holds a NUL character,
+        or has entries that are not addresses (each named, as typed).
+    """
+    refuse_null_characters(text)
+    size = len(text.encode())
+    if size > settings.MAX_EMAIL_LIST_BYTES:
+        raise forms.ValidationError(
+            f"This list is {_kib(size)}; at most {_kib(settings.MAX_EMAIL_LIST_BYTES)} of text (and "
+            f"{settings.MAX_EMAILS_PER_CHANGE:,} emails) can be changed at once. Split it into several changes.",
+            code="too_long",
+        )
+    parsed = parse_emails(text)
+    if parsed.problems:
+        raise forms.ValidationError(list(parsed.problems))
+    return list(parsed.emails)
+
+
 class EmailListField(forms.CharField):
     """A textarea of emails: bare addresses or `Name <address>`, separated by commas,
-    semicolons, spaces or new lines (see groups_app.emails)."""
+    semicolons, spaces or new lines (see groups_app.emails). It only splits the text: the
+    change service checks each address and how many there are, and its message is shown here."""
 
     widget = forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "autocomplete": "off"})
 
@@ -90,18 +142,7 @@ class EmailListField(forms.CharField):
         self.allow_empty = allow_empty
 
     def clean(self, value):
-        text = super().clean(value)
-        parsed = parse_emails(text)
-        problems = list(parsed.problems) + email_problems(parsed.emails)
-        if problems:
-            raise forms.ValidationError(problems)
-        if not parsed.emails and not self.allow_empty:
-            raise forms.ValidationError("Enter at least one email.")
-        if len(parsed.emails) > settings.MAX_EMAILS_PER_CHANGE:
-            raise forms.ValidationError(
-                f"At most {settings.MAX_EMAILS_PER_CHANGE} emails at once; you entered {len(parsed.emails)}."
-            )
-        return list(parsed.emails)
+        return email_list_candidates(super().clean(value))
 
 
 class AddMembersForm(SubmissionKeyMixin):
@@ -121,12 +162,10 @@ class RemoveMembersForm(SubmissionKeyMixin):
             self.initial["emails"] = emails
 
     def clean_emails(self):
-        parsed = parse_emails("\n".join(self.data.getlist("emails"))) if self.is_bound else None
-        if parsed is not None and parsed.problems:
-            raise forms.ValidationError(list(parsed.problems))
-        if parsed is None or not parsed.emails:
+        emails = email_list_candidates("\n".join(self.data.getlist("emails"))) if self.is_bound else []
+        if not emails:
             raise forms.ValidationError("Choose at least one member to remove.")
-        return list(parsed.emails)
+        return emails
 
 
 class ReplaceMembersForm(SubmissionKeyMixin):
@@ -344,7 +383,6 @@ class AuditFilterForm(forms.Form):
     date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args, **kwargs):
-
         super().__init__(*args, **kwargs)
         self.fields["action"].choices = [("", "Any action"), *AuditEntry.Action.choices]
         self.fields["status"].choices = [("", "Any outcome"), *AuditEntry.Status.choices]
@@ -358,10 +396,10 @@ class AuditFilterForm(forms.Form):
 
 class AccessRequestForm(forms.Form):
     group = forms.ChoiceField(label="Group")
-    emails = forms.CharField(
+    emails = EmailListField(
         label="For whom",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        allow_empty=True,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "autocomplete": "off"}),
         help_text="Leave empty to request access for yourself. Help desk: one or more emails.",
     )
     justification = forms.CharField(
@@ -381,13 +419,6 @@ class AccessRequestForm(forms.Form):
         self.fields["group"].choices = [("", "Choose a group…"), *groups]
         if not can_file_for_others:
             del self.fields["emails"]
-
-    def clean_emails(self):
-        parsed = parse_emails(self.cleaned_data.get("emails", ""))
-        problems = list(parsed.problems) + email_problems(parsed.emails)
-        if problems:
-            raise forms.ValidationError(problems)
-        return list(parsed.emails)
 
 
 class DenyForm(forms.Form):
@@ -413,7 +444,6 @@ class RequestQueueFilter(forms.Form):
     )
 
     def __init__(self, *args, **kwargs):
-
         super().__init__(*args, **kwargs)
         self.fields["status"].choices = [
             ("open", "Needs a person"),
@@ -429,9 +459,6 @@ class ReviewAssignForm(forms.Form):
     due_date = forms.DateField(label="Due", required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args, **kwargs):
-        from django.contrib.auth import get_user_model
-        from django.db.models import Q
-
         super().__init__(*args, **kwargs)
         reviewers = Q(is_superuser=True) | Q(
             groups__permissions__codename="run_reviews",
@@ -442,6 +469,27 @@ class ReviewAssignForm(forms.Form):
         )
 
 
+class ReviewListQuery(forms.Form):
+    """The reviews list's filter: one group's reviews."""
+
+    group = forms.CharField(
+        label="Group id", required=False, max_length=64, validators=[segment_id_validator]
+    )
+
+
+class MemberSearchQuery(forms.Form):
+    """Search within one group's members (a group's page)."""
+
+    q = forms.CharField(label="Search members", required=False, max_length=254, strip=True)
+
+
+class ProposalRejectForm(forms.Form):
+    # Not required here: the service refuses an empty reason, and audits that refusal.
+    reason = forms.CharField(
+        label="Why it is rejected", widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, required=False
+    )
+
+
 class ReviewDecisionForm(forms.Form):
     decision = forms.ChoiceField(
         choices=[("keep", "Keep"), ("remove", "Remove"), ("", "Undecided")], required=False
@@ -450,10 +498,22 @@ class ReviewDecisionForm(forms.Form):
 
 
 class PeopleQuery(forms.Form):
-    """The People page's search and paging; anything unusable falls back to the default."""
+    """The People search: what to look for. It is POSTed; the URL carries a token instead."""
 
-    q = forms.CharField(required=False, max_length=254, strip=True)
-    page = forms.IntegerField(required=False, min_value=1, initial=1)
+    q = forms.CharField(label="Search by email or name", required=False, max_length=254, strip=True)
+
+
+class PeopleListQuery(LenientForm):
+    """The People list's URL: the token of a remembered search, and the page."""
+
+    search = forms.CharField(label="Search", required=False, max_length=32, initial="")
+    page = forms.IntegerField(label="Page number", required=False, min_value=1, initial=1)
+
+
+class PersonPageQuery(LenientForm):
+    """A person's page URL: which page of their audit history."""
+
+    history_page = forms.IntegerField(label="History page", required=False, min_value=1, initial=1)
 
 
 class PersonGroupsForm(SubmissionKeyMixin):
@@ -463,7 +523,8 @@ class PersonGroupsForm(SubmissionKeyMixin):
         label="Groups",
         error_messages={
             "required": "Choose at least one group.",
-            "invalid_choice": "%(value)s is not one of the groups offered; reload the page.",
+            # The value is not repeated: it may be anything a client sent.
+            "invalid_choice": "A group you chose is not one of the groups offered; reload the page.",
         },
         widget=forms.CheckboxSelectMultiple,
     )
@@ -471,6 +532,12 @@ class PersonGroupsForm(SubmissionKeyMixin):
     def __init__(self, *args, group_choices: list[tuple[str, str]] = (), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["groups"].choices = list(group_choices)
+
+
+class GroupFindForm(forms.Form):
+    """Find groups by name to add a person to (the ticked ones are kept apart)."""
+
+    add_q = forms.CharField(label="Find groups by name", required=False, max_length=200, strip=True)
 
 
 class CopyAccessForm(forms.Form):

@@ -613,3 +613,20 @@ class PeriodicJob(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class PersonKey(models.Model):
+    """The opaque key that stands for one address in People's URLs, so that no address reaches a
+    URL, a link, a redirect, a browser's history, a Referer or a server's access log. Random,
+    issued the first time a link to the address is shown, and kept: a bookmark keeps working.
+
+    Keyed by the address as the mirror stores it (lower-cased), not by its canonical identity:
+    Segment lists `ada+ops@example.com` and `ada@example.com` as two members, and a person's
+    page shows and changes the memberships of one address."""
+
+    key = models.CharField(max_length=32, unique=True)
+    email = models.CharField(max_length=254, unique=True, help_text="Lower-cased.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.key

@@ -26,7 +26,13 @@ from groups_app.views.changes import (
 )
 from groups_app.views.groups import group_detail_view, group_list_view, group_member_search_view
 from groups_app.views.inbox import inbox_view
-from groups_app.views.people import people_view, person_add_view, person_remove_view, person_view
+from groups_app.views.people import (
+    people_view,
+    person_add_view,
+    person_copy_view,
+    person_remove_view,
+    person_view,
+)
 from groups_app.views.reviews import (
     review_assign_view,
     review_complete_view,
@@ -41,9 +47,22 @@ from groups_app.views.reviews import (
 
 
 class SegmentIdConverter:
-    """Segment identifiers: letters and digits only."""
+    """Segment identifiers: 1 to 64 letters and digits (what the mirror and audit log store);
+    anything else is a 404 before a view runs."""
 
-    regex = "[A-Za-z0-9]+"
+    regex = "[A-Za-z0-9]{1,64}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class PersonKeyConverter:
+    """The opaque key that stands for a person's address in People's URLs (services.people)."""
+
+    regex = "[A-Za-z0-9_-]{22}"
 
     def to_python(self, value: str) -> str:
         return value
@@ -53,6 +72,7 @@ class SegmentIdConverter:
 
 
 register_converter(SegmentIdConverter, "segment_id")
+register_converter(PersonKeyConverter, "person_key")
 
 app_name = "groups"
 
@@ -92,9 +112,10 @@ urlpatterns = [
     path("reviews/<int:review_id>/retry/", review_retry_view, name="review-retry"),
     path("reviews/<int:review_id>/export.csv", review_export_view, name="review-export"),
     path("people/", people_view, name="people"),
-    path("people/<str:email>/", person_view, name="person"),
-    path("people/<str:email>/remove/", person_remove_view, name="person-remove"),
-    path("people/<str:email>/add/", person_add_view, name="person-add"),
+    path("people/<person_key:key>/", person_view, name="person"),
+    path("people/<person_key:key>/remove/", person_remove_view, name="person-remove"),
+    path("people/<person_key:key>/add/", person_add_view, name="person-add"),
+    path("people/<person_key:key>/copy/", person_copy_view, name="person-copy"),
     path("audit/", audit_list_view, name="audit"),
     path("audit/export.csv", audit_export_view, name="audit-export"),
     path("audit/<int:entry_id>/", audit_entry_view, name="audit-entry"),

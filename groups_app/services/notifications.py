@@ -1,9 +1,17 @@
-"""Email notifications: access requests, reviews due, and changes observed outside Group Admin.
-Every link starts with SITE_URL (see `site_url`). A failing mail server never blocks a decision."""
+"""Email notifications: access requests, proposals, reviews due, and changes observed outside
+Group Admin. Every link starts with SITE_URL (see `site_url`). A failing mail server never blocks
+a decision; the worker sends request and proposal mail (`send`), not the request that caused it.
+
+Text that people typed (group names, justifications, reasons) reaches every approver's
+mailbox, so it is bounded: in a subject it is one line (a line break there would break the
+mail's headers), quoted and at most SUBJECT_TEXT_CHARS long; in a body each piece is at most
+BODY_TEXT_CHARS long, with a pointer to the page that has all of it.
+"""
 
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -21,6 +29,45 @@ from groups_app.services.audit_details import ObservedChange, grant_lines, obser
 from groups_app.services.groups import resource_catalog
 
 logger = logging.getLogger("groups_app.notifications")
+
+SUBJECT_TEXT_CHARS = 80
+SUBJECT_CHARS = 150
+BODY_TEXT_CHARS = 1000
+ELLIPSIS = "…"
+
+
+def one_line(text: object, limit: int = SUBJECT_TEXT_CHARS) -> str:
+    """`text` on one line: every line break, control or format character becomes a space,
+    runs of spaces one, cut to `limit` characters (ending in …)."""
+    flat = "".join(
+        " " if char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") else char
+        for char in str(text or "")
+    )
+    flat = " ".join(flat.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + ELLIPSIS
+
+
+def quoted(text: object, limit: int = SUBJECT_TEXT_CHARS) -> str:
+    """Text someone typed, as a subject shows it: on one line, bounded, in quotes."""
+    return f"“{one_line(text, limit)}”"
+
+
+def subject_line(text: str) -> str:
+    """A mail subject: one line, at most SUBJECT_CHARS characters."""
+    return one_line(text, SUBJECT_CHARS)
+
+
+def bounded(text: object, limit: int = BODY_TEXT_CHARS) -> str:
+    """Text someone typed, as a body shows it: its lines kept, control characters dropped, and at
+    most `limit` characters, saying so when cut."""
+    kept = "".join(
+        char
+        for char in str(text or "").replace("\r\n", "\n")
+        if char in "\n\t" or unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp")
+    ).strip()
+    if len(kept) <= limit:
+        return kept
+    return kept[:limit].rstrip() + f"{ELLIPSIS} (shortened; the whole text is on the page linked below)"
 
 
 def approvers_emails() -> list[str]:
@@ -63,12 +110,13 @@ def notify_new_requests(requests: list[AccessRequest]) -> bool:
     if not requests:
         return False
     first = requests[0]
-    lines = [f"{first.requester_username} asked for access to {first.group_name} for:"]
-    lines += [f"  - {r.email}: {_link(r)}" for r in requests]
-    lines += ["", f"Justification: {first.justification}"]
+    lines = [f"{one_line(first.requester_username)} asked for access to {quoted(first.group_name)} for:"]
+    lines += [f"  - {one_line(r.email, 254)}: {_link(r)}" for r in requests]
+    lines += ["", f"Justification: {bounded(first.justification)}"]
     if first.needed_until:
         lines.append(f"Needed until: {first.needed_until:%Y-%m-%d}")
-    return _send(f"Access request: {first.group_name}", "\n".join(lines), approvers_emails())
+    subject = subject_line(f"Access request: {quoted(first.group_name)}")
+    return _send(subject, "\n".join(lines), approvers_emails())
 
 
 # How each outcome is told to the requester, in the subject line.
@@ -84,27 +132,31 @@ DECISION_WORDS = {
 def notify_decision(request: AccessRequest, requester_email: str) -> bool:
     """Tell the requester (and the person the access is for) what was decided."""
     status = request.get_status_display()
-    body = [f"Your request for {request.email} to join {request.group_name}: {status}."]
+    body = [
+        f"Your request for {one_line(request.email, 254)} to join {quoted(request.group_name)}: {status}."
+    ]
     if request.decision_reason:
-        body.append(f"Reason: {request.decision_reason}")
+        body.append(f"Reason: {bounded(request.decision_reason)}")
     if request.provisioning_error and request.status != AccessRequest.Status.CLOSED:
-        body.append(f"Segment did not apply it yet: {request.provisioning_error}")
+        body.append(f"Segment did not apply it yet: {bounded(request.provisioning_error)}")
     if request.needed_until and request.status == AccessRequest.Status.PROVISIONED:
         body.append(f"The access ends after {request.needed_until:%Y-%m-%d}.")
     body.append(_link(request))
     recipients = {requester_email, request.email}
     words = DECISION_WORDS.get(request.status, status.lower())
-    return _send(f"Access request {words}: {request.group_name}", "\n".join(body), recipients)
+    subject = subject_line(f"Access request {words}: {quoted(request.group_name)}")
+    return _send(subject, "\n".join(body), recipients)
 
 
 def notify_review_due(review, email: str, *, decided: int, total: int) -> bool:
     """Remind whoever runs a review that it is due soon."""
     link = site_url() + reverse("groups:review", args=[review.pk])
     body = (
-        f"The review of {review.group_name} is due on {review.due_date:%Y-%m-%d}: "
+        f"The review of {quoted(review.group_name)} is due on {review.due_date:%Y-%m-%d}: "
         f"{decided} of {total} entries are decided.\n{link}"
     )
-    return _send(f"Review due {review.due_date:%Y-%m-%d}: {review.group_name}", body, [email])
+    subject = subject_line(f"Review due {review.due_date:%Y-%m-%d}: {quoted(review.group_name)}")
+    return _send(subject, body, [email])
 
 
 def administrators_emails() -> list[str]:

@@ -7,6 +7,8 @@ with its own audit entry and the privileged-group rules.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,10 +16,9 @@ from django.conf import settings
 from django.db.models import Count, Max, Q
 
 from groups_app.emails import address_problem
-from groups_app.models import AccessRequest, AuditEntry, MirrorGroup, MirrorMember
+from groups_app.models import AccessRequest, MirrorGroup, MirrorMember, PersonKey
 from groups_app.segment import IamRole, SegmentClient, SegmentError, UserGroup
 from groups_app.services.approvals.changes import members_add_or_file
-from groups_app.services.audit_log import audit_entries
 from groups_app.services.errors import InvalidInput, ServiceError
 from groups_app.services.groups import Listing, group_is_privileged, page_bounds, role_name
 from groups_app.services.membership import group_members_remove
@@ -31,7 +32,37 @@ OPEN_REQUEST_STATES = (
     AccessRequest.Status.PROVISIONING_FAILED,
     AccessRequest.Status.OUTCOME_UNKNOWN,
 )
-HISTORY_LENGTH = 20
+
+
+class PersonNotFound(ServiceError):
+    """A People key that stands for nobody."""
+
+
+def person_keys(emails: Iterable[str]) -> dict[str, str]:
+    """The opaque key that stands for each address in People's URLs, by lower-cased address
+    (issued the first time it is asked for; an address never appears in a URL)."""
+    wanted = {email.strip().lower() for email in emails if email and len(email) <= 254}
+    keys = dict(PersonKey.objects.filter(email__in=wanted).values_list("email", "key"))
+    missing = wanted - keys.keys()
+    if missing:
+        PersonKey.objects.bulk_create(
+            [PersonKey(email=email, key=secrets.token_urlsafe(16)) for email in missing],
+            ignore_conflicts=True,  # issued by another request meanwhile: that key is read below
+        )
+        keys.update(PersonKey.objects.filter(email__in=missing).values_list("email", "key"))
+    return keys
+
+
+def person_email(key: str) -> str:
+    """The address a People key stands for.
+
+    Raises:
+        PersonNotFound: no such key.
+    """
+    email = PersonKey.objects.filter(key=key).values_list("email", flat=True).first()
+    if email is None:
+        raise PersonNotFound("No such person: the link may be mistyped.")
+    return email
 
 
 @dataclass(frozen=True)
@@ -40,6 +71,7 @@ class PersonRow:
     name: str
     group_count: int
     is_user: bool
+    key: str  # stands for the address in URLs
 
 
 def people_search(*, query: str, page: int = 1, page_size: int = 25) -> Listing[PersonRow]:
@@ -59,9 +91,17 @@ def people_search(*, query: str, page: int = 1, page_size: int = 25) -> Listing[
     )
     total = people.count()
     page, page_count, start = page_bounds(total, page, page_size)
+    found = list(people[start : start + page_size])
+    keys = person_keys(p["email"] for p in found)
     rows = tuple(
-        PersonRow(email=p["email"], name=p["name"], group_count=p["groups"], is_user=p["users"] > 0)
-        for p in people[start : start + page_size]
+        PersonRow(
+            email=p["email"],
+            name=p["name"],
+            group_count=p["groups"],
+            is_user=p["users"] > 0,
+            key=keys.get(p["email"], ""),
+        )
+        for p in found
     )
     return Listing(rows, total, page, page_count, page_size, mirror_freshness())
 
@@ -89,11 +129,11 @@ class Grant:
 @dataclass(frozen=True)
 class Person:
     email: str
+    key: str  # stands for the address in URLs
     name: str
     groups: tuple[PersonGroup, ...]
     grants: tuple[Grant, ...]
     open_requests: tuple[AccessRequest, ...]
-    history: tuple[AuditEntry, ...]
     freshness: Freshness
 
     @property
@@ -135,7 +175,8 @@ def person_groups(email: str, roles: dict[str, IamRole] | None = None) -> tuple[
 
 
 def person_detail(email: str) -> Person:
-    """A person's groups, the access those grant, their open requests and their audit history.
+    """A person's groups, the access those grant and their open requests (their audit history
+    is `audit_log.audit_entries(text=email)`).
 
     Raises:
         InvalidInput: not an email address.
@@ -153,6 +194,7 @@ def person_detail(email: str) -> Person:
                 grants.setdefault(key, []).append(membership.group.name)
     return Person(
         email=email,
+        key=person_keys([email])[email],
         name=next((g.member_name for g in groups if g.member_name), ""),
         groups=groups,
         grants=tuple(
@@ -162,7 +204,6 @@ def person_detail(email: str) -> Person:
         open_requests=tuple(
             AccessRequest.objects.filter(email=email, status__in=OPEN_REQUEST_STATES).order_by("-created_at")
         ),
-        history=tuple(audit_entries(text=email)[:HISTORY_LENGTH]),
         freshness=mirror_freshness(),
     )
 

@@ -23,6 +23,7 @@ from groups_app.forms import (
     GroupNameForm,
     PermissionSetForm,
     PermissionSetFormSet,
+    ProposalRejectForm,
     RemoveMembersForm,
     ReplaceMembersForm,
     permission_rows,
@@ -479,9 +480,11 @@ def proposal_decide_view(
                 f"Approved and applied: {proposal.get_kind_display().lower()} on {proposal.group_name}.",
             )
         else:
-            proposal_reject(
-                actor=request.user, proposal_id=proposal.pk, reason=request.POST.get("reason", "")
-            )
+            form = ProposalRejectForm(request.POST)
+            if not form.is_valid():
+                messages.error(request, f"Not rejected: {' '.join(form.errors['reason'])}")
+                return redirect("groups:detail", group_id=group_id)
+            proposal_reject(actor=request.user, proposal_id=proposal.pk, reason=form.cleaned_data["reason"])
             messages.success(request, "Rejected; nothing was changed.")
     except ChangeOutcomeUnknown as exc:
         messages.warning(request, exc.message)

@@ -16,21 +16,19 @@ UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def csv_download(request: HttpRequest, chunks: Iterator[str], filename: str) -> HttpResponse:
-    """Stream `chunks` as an attachment, or explain that every export slot is taken (429).
+    """Stream `chunks` as an attachment, or explain why it cannot start now (429): the account
+    has an export running already, or every export slot is taken.
 
     The filename may carry an id from upstream: anything but letters, digits, `.`, `_` and `-`
     becomes `_`, so a quote or a line break can never reach the header.
     """
     filename = UNSAFE_IN_FILENAME.sub("_", filename)
     try:
-        body = within_export_slot(chunks)
-    except ExportsBusy:
+        body = within_export_slot(chunks, owner=str(request.user.pk or ""))
+    except ExportsBusy as exc:
         context = {
-            "error_title": "Other exports are running",
-            "error_message": (
-                "Other people's exports are being prepared right now. "
-                f"Try again in {RETRY_AFTER_SECONDS} seconds."
-            ),
+            "error_title": "Your export is still running" if exc.is_own else "Other exports are running",
+            "error_message": f"{exc.message} Try again in {RETRY_AFTER_SECONDS} seconds.",
             "retry_url": request.get_full_path(),
             "groups_url": reverse("groups:list"),
         }

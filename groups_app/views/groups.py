@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from groups_app.forms import AddMembersForm, GroupDetailQuery, GroupListQuery
+from groups_app.forms import AddMembersForm, GroupDetailQuery, GroupListQuery, MemberSearchQuery
 from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUPS, RUN_REVIEWS, VIEW
 from groups_app.rules import book
 from groups_app.segment import Page, ValidationFailed
@@ -34,6 +34,7 @@ from groups_app.services.groups import (
 )
 from groups_app.services.mirror.selectors import mirror_freshness, mirrored_group_or_none
 from groups_app.services.mirror.sync import request_sync
+from groups_app.services.people import person_keys
 
 STALE_CURSOR_NOTE = "That page link is no longer valid (the list changed); showing the first page."
 
@@ -285,9 +286,20 @@ def _pager(prefix: str, page: Page, params: dict) -> TablePager:
 @vary_on_headers("HX-Request")
 def group_member_search_view(request: HttpRequest, group_id: str) -> HttpResponse:
     """Search within a group's members (from the mirror); htmx swaps the results into the detail page."""
-    search = group_members_search(group_id=group_id, query=request.GET.get("q", "")[:254])
-    context = {"search": search, "group_id": group_id, "nav_section": "groups", **_abilities(request.user)}
+    form = MemberSearchQuery(request.GET)
+    search = (
+        group_members_search(group_id=group_id, query=form.cleaned_data["q"]) if form.is_valid() else None
+    )
+    context = {
+        "search": search,
+        "form": form,
+        # People's pages are addressed by an opaque key, never by the address.
+        "person_keys": person_keys(member.email for member in search.rows) if search else {},
+        "group_id": group_id,
+        "nav_section": "groups",
+        **_abilities(request.user),
+    }
     template = "groups_app/member_search.html"
     if request.htmx:
         template += "#member-search-results"
-    return render(request, template, context)
+    return render(request, template, context, status=422 if form.errors else 200)

@@ -1,27 +1,50 @@
-"""People: search everyone across the workspace, see one person's access, and change it."""
+"""People: search everyone across the workspace, see one person's access, and change it.
+
+No address reaches a URL (and so a server's access log, a browser's history or a Referer): a
+person is addressed by an opaque key (`services.people.person_keys`), a search is POSTed and
+remembered in the session under a random token (`?search=<token>`), and copying someone's
+access is asked for by POST.
+"""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import permission_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET, require_POST
-from django.views.decorators.vary import vary_on_headers
+import secrets
+from urllib.parse import urlencode
 
-from groups_app.forms import CopyAccessForm, PeopleQuery, PersonGroupsForm
+from django.contrib.auth.decorators import permission_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import push_url
+
+from groups_app.forms import (
+    CopyAccessForm,
+    GroupFindForm,
+    PeopleListQuery,
+    PeopleQuery,
+    PersonGroupsForm,
+    PersonPageQuery,
+    segment_ids,
+)
 from groups_app.models import AuditEntry
 from groups_app.roles import CHANGE_MEMBERSHIP, VIEW
+from groups_app.services.audit_log import audit_entries
 from groups_app.services.changes import change_refused
 from groups_app.services.errors import InvalidInput
 from groups_app.services.groups import cached_resource_names
 from groups_app.services.people import (
+    ADD_CANDIDATES_SHOWN,
     PersonChange,
-    checked_person_email,
+    PersonNotFound,
     copy_access_preview,
     groups_to_add,
     people_search,
     person_add_to_groups,
     person_detail,
+    person_email,
     person_groups,
     person_remove_from_groups,
 )
@@ -29,71 +52,182 @@ from groups_app.views.submit import change_permission_required, form_error_text,
 
 Action = AuditEntry.Action
 
+# Searches remembered per session (`?search=<token>` links keep working while they are).
+SEARCHES = "people_searches"
+SEARCHES_KEPT = 20
+HISTORY_PAGE_SIZE = 20
+SEARCH_FORGOTTEN = (
+    "That search is no longer remembered (searches last as long as your session); search again."
+)
 
-@require_GET
+
+@require_http_methods(["GET", "POST"])
 @permission_required(VIEW, raise_exception=True)
 @vary_on_headers("HX-Request", "HX-Target")
 def people_view(request: HttpRequest) -> HttpResponse:
-    """Everyone in any group, searched by email or name, from the mirror."""
-    query = PeopleQuery(request.GET)
-    query.is_valid()
-    q = query.cleaned_data.get("q") or ""
-    listing = people_search(query=q, page=query.cleaned_data.get("page") or 1)
+    """Everyone in any group, searched by email or name, from the mirror.
+
+    A search is POSTed, remembered in the session and shown at `?search=<token>` (redirected to,
+    or pushed into the history by htmx), so what was typed — often an address — stays out of URLs.
+    """
+    if request.method == "POST":
+        form = PeopleQuery(request.POST)
+        if not form.is_valid():
+            return _people_page(request, form, status=422)
+        query = form.cleaned_data["q"]
+        token = _remember_search(request, query) if query else ""
+        url = reverse("groups:people") + (f"?{urlencode({'search': token})}" if token else "")
+        if not request.htmx:
+            return redirect(url)
+        return push_url(_people_page(request, form, query=query, token=token), url)
+    params, notes = PeopleListQuery(request.GET).values()
+    token = params["search"]
+    query = _recalled_search(request, token) if token else ""
+    if query is None:
+        notes.append(SEARCH_FORGOTTEN)
+        query, token = "", ""
+    form = PeopleQuery(initial={"q": query})
+    return _people_page(request, form, query=query, token=token, page=params["page"], notes=notes)
+
+
+def _people_page(
+    request: HttpRequest,
+    form: PeopleQuery,
+    *,
+    query: str = "",
+    token: str = "",
+    page: int = 1,
+    notes: list[str] | None = None,
+    status: int = 200,
+) -> HttpResponse:
     template = "groups_app/people_list.html"
     if request.htmx and request.htmx.target == "people-table":
         template += "#people-table"
-    context = {"listing": listing, "q": q, "query": request.GET, "nav_section": "people"}
-    return render(request, template, context)
+    context = {
+        # Refused input shows its message, not everyone.
+        "listing": None if form.errors else people_search(query=query, page=page),
+        "form": form,
+        "q": query,
+        "query": {"search": token} if token else {},
+        "notes": notes or [],
+        "nav_section": "people",
+    }
+    return render(request, template, context, status=status)
+
+
+def _remember_search(request: HttpRequest, query: str) -> str:
+    """Keep `query` in the session (the most recent SEARCHES_KEPT); returns its token."""
+    searches = dict(request.session.get(SEARCHES) or {})
+    token = next((t for t, text in searches.items() if text == query), "") or secrets.token_urlsafe(12)
+    searches.pop(token, None)
+    searches[token] = query
+    request.session[SEARCHES] = dict(list(searches.items())[-SEARCHES_KEPT:])
+    return token
+
+
+def _recalled_search(request: HttpRequest, token: str) -> str | None:
+    searches = request.session.get(SEARCHES) or {}
+    query = searches.get(token) if isinstance(searches, dict) else None
+    return query if isinstance(query, str) else None
 
 
 @require_GET
 @permission_required(VIEW, raise_exception=True)
 @vary_on_headers("HX-Request", "HX-Target")
-def person_view(request: HttpRequest, email: str) -> HttpResponse:
-    """One person's groups, the access they grant, open requests and audit history; with
-    `?source=` the groups another person has that this one lacks (copy access)."""
-    if request.htmx and request.htmx.target == "add-candidates":
-        context = {"candidates": groups_to_add(email=email, query=request.GET.get("add_q", "")[:200])}
-        return render(request, "groups_app/person_detail.html#add-candidates", context)
-    copy_form = CopyAccessForm(request.GET if "source" in request.GET else None)
+def person_view(request: HttpRequest, key: str) -> HttpResponse:
+    """One person's groups, the access they grant, open requests and audit history."""
+    try:
+        email = person_email(key)
+    except PersonNotFound:
+        return _no_such_person(request)
+    return _person_page(request, email)
+
+
+@require_POST
+@permission_required(CHANGE_MEMBERSHIP, raise_exception=True)
+def person_copy_view(request: HttpRequest, key: str) -> HttpResponse:
+    """The groups another person (typed, so POSTed) is in and this one is not: a preview to tick
+    and add. Nothing changes here."""
+    try:
+        email = person_email(key)
+    except PersonNotFound:
+        return _no_such_person(request)
+    copy_form = CopyAccessForm(request.POST)
     preview = None
-    if copy_form.is_bound and copy_form.is_valid():
+    if copy_form.is_valid():
         try:
             preview = copy_access_preview(email=email, source=copy_form.cleaned_data["source"])
         except InvalidInput as exc:
             show_errors(copy_form, exc)
-    return _person_page(request, email, copy_form=copy_form, preview=preview)
+    status = 422 if copy_form.errors else 200
+    return _person_page(request, email, copy_form=copy_form, preview=preview, status=status)
 
 
 @require_POST
 @change_permission_required(CHANGE_MEMBERSHIP, Action.MEMBERS_REMOVE)
-def person_remove_view(request: HttpRequest, email: str) -> HttpResponse:
+def person_remove_view(request: HttpRequest, key: str) -> HttpResponse:
     """Remove the person from the chosen groups: one audited change per group."""
-    return _person_change(request, email, action=Action.MEMBERS_REMOVE, change=person_remove_from_groups)
+    return _person_change(request, key, action=Action.MEMBERS_REMOVE, change=person_remove_from_groups)
 
 
 @require_POST
 @change_permission_required(CHANGE_MEMBERSHIP, Action.MEMBERS_ADD)
-def person_add_view(request: HttpRequest, email: str) -> HttpResponse:
-    """Add the person to the chosen groups (also how a copy of someone's access is applied)."""
-    return _person_change(request, email, action=Action.MEMBERS_ADD, change=person_add_to_groups)
+@vary_on_headers("HX-Request", "HX-Target")
+def person_add_view(request: HttpRequest, key: str) -> HttpResponse:
+    """Add the person to the chosen groups (also how a copy of someone's access is applied).
+
+    With `find` (the Find button, or htmx searching as you type) it only finds groups by name:
+    the groups ticked so far come back ticked, listed as selected, whatever the new search.
+    """
+    if "find" in request.POST or (request.htmx and request.htmx.target == "add-candidates"):
+        try:
+            email = person_email(key)
+        except PersonNotFound:
+            return _no_such_person(request)
+        picker = _add_picker(email, request.POST)
+        status = 422 if picker["find_form"].errors else 200
+        if request.htmx:
+            return render(request, "groups_app/person_detail.html#add-candidates", picker, status=status)
+        return _person_page(request, email, picker=picker, status=status)
+    return _person_change(request, key, action=Action.MEMBERS_ADD, change=person_add_to_groups)
 
 
-def _person_change(request: HttpRequest, email: str, *, action: str, change) -> HttpResponse:
+def _add_picker(email: str, data=None) -> dict:
+    """The "Add to groups" picker: groups found by name, and apart from them the groups ticked
+    so far (those still offered stay ticked; those no longer offered are counted, never dropped
+    silently)."""
+    find_form = GroupFindForm(data)
+    query = find_form.cleaned_data["add_q"] if find_form.is_bound and find_form.is_valid() else ""
+    sent = data.getlist("groups") if data is not None else []
+    ticked = list(dict.fromkeys(segment_ids(sent)))
+    selected = groups_to_add(email=email, group_ids=ticked) if ticked else []
+    selected_ids = {group_id for group_id, _ in selected}
+    found = groups_to_add(email=email, query=query)
+    return {
+        "find_form": find_form,
+        "add_q": query,
+        "selected": selected,
+        "not_offered": len(set(sent)) - len(selected),
+        "candidates": [c for c in found if c[0] not in selected_ids],
+        "candidates_capped": len(found) >= ADD_CANDIDATES_SHOWN,
+    }
+
+
+def _person_change(request: HttpRequest, key: str, *, action: str, change) -> HttpResponse:
     """Validate the chosen groups against those offered, confirm a removal, then change; the
     page (with the person's whole detail) is read once, after."""
     try:
-        email = checked_person_email(email)
-    except InvalidInput:
-        return _not_an_email(request, email)
+        email = person_email(key)
+    except PersonNotFound:
+        return _no_such_person(request)
     if action == Action.MEMBERS_REMOVE:
         offered = [(g.group.id, g.group.name) for g in person_groups(email)]
     else:
-        offered = groups_to_add(email=email, group_ids=request.POST.getlist("groups"))
+        offered = groups_to_add(email=email, group_ids=segment_ids(request.POST.getlist("groups")))
     form = PersonGroupsForm(request.POST, group_choices=offered)
     if not form.is_valid():
         change_refused(actor=request.user, action=action, reason=form_error_text(form), path=request.path)
-        return _person_page(request, email, **{_form_name(action): form}, status=422)
+        return _person_page(request, email, **_forms_for(action, form, request), status=422)
     if action == Action.MEMBERS_REMOVE and request.POST.get("confirmed") != "yes":
         names = dict(offered)
         chosen = [(g, names[g]) for g in form.cleaned_data["groups"]]
@@ -107,16 +241,20 @@ def _person_change(request: HttpRequest, email: str, *, action: str, change) -> 
         )
     except InvalidInput as exc:
         show_errors(form, exc)
-        return _person_page(request, email, **{_form_name(action): form}, status=422)
+        return _person_page(request, email, **_forms_for(action, form, request), status=422)
     return _person_page(request, email, change=result)
 
 
-def _form_name(action: str) -> str:
-    return "remove_form" if action == Action.MEMBERS_REMOVE else "add_form"
+def _forms_for(action: str, form: PersonGroupsForm, request: HttpRequest) -> dict:
+    """The refused form back in its place; a refused addition keeps what was ticked."""
+    if action == Action.MEMBERS_REMOVE:
+        return {"remove_form": form}
+    return {"add_form": form, "picker_data": request.POST}
 
 
-def _not_an_email(request: HttpRequest, email: str) -> HttpResponse:
-    return render(request, "groups_app/person_detail.html", {"bad_email": email}, status=404)
+def _no_such_person(request: HttpRequest, problem: str = "") -> HttpResponse:
+    context = {"nav_section": "people", "problem": problem}
+    return render(request, "groups_app/person_detail.html", context, status=404)
 
 
 def _person_page(
@@ -125,6 +263,8 @@ def _person_page(
     *,
     remove_form: PersonGroupsForm | None = None,
     add_form: PersonGroupsForm | None = None,
+    picker_data=None,
+    picker: dict | None = None,
     copy_form: CopyAccessForm | None = None,
     preview=None,
     change: PersonChange | None = None,
@@ -133,8 +273,10 @@ def _person_page(
 ) -> HttpResponse:
     try:
         person = person_detail(email)
-    except InvalidInput:
-        return _not_an_email(request, email)
+    except InvalidInput as exc:  # a key kept for something that is not an address
+        return _no_such_person(request, exc.message)
+    params, _ = PersonPageQuery(request.GET).values()
+    history = Paginator(audit_entries(text=person.email), HISTORY_PAGE_SIZE).get_page(params["history_page"])
     context = {
         "person": person,
         "nav_section": "people",
@@ -142,8 +284,7 @@ def _person_page(
         "remove_form": remove_form
         or PersonGroupsForm(group_choices=[(g.group.id, g.group.name) for g in person.groups]),
         "add_form": add_form or PersonGroupsForm(),
-        "add_q": request.GET.get("add_q", "")[:200],
-        "candidates": groups_to_add(email=person.email, query=request.GET.get("add_q", "")[:200]),
+        **(picker or _add_picker(person.email, picker_data)),
         "copy_form": copy_form or CopyAccessForm(),
         "copy_apply_form": PersonGroupsForm(
             group_choices=[(g.group.id, g.group.name) for g in preview.to_add] if preview else []
@@ -151,6 +292,7 @@ def _person_page(
         "preview": preview,
         "change": change,
         "confirm_remove": confirm_remove,
+        "history": history,
         # Resource names when they are cached already: this page makes no upstream call.
         "resource_names": cached_resource_names(),
     }

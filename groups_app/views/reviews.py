@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
-from groups_app.forms import ReviewAssignForm, ReviewDecisionForm
+from groups_app.forms import ReviewAssignForm, ReviewDecisionForm, ReviewListQuery, submission_key_from
 from groups_app.models import AuditEntry, Review, ReviewItem
 from groups_app.roles import RUN_REVIEWS, VIEW
 from groups_app.services.errors import DuplicateSubmission, InvalidInput
@@ -40,10 +40,18 @@ PAGE_SIZE = 50
 @permission_required(VIEW, raise_exception=True)
 def review_list_view(request: HttpRequest) -> HttpResponse:
     """Every review, or one group's (?group=id), open ones first."""
-    group_id = request.GET.get("group", "")
+    query = ReviewListQuery(request.GET)
+    group_id = query.cleaned_data["group"] if query.is_valid() else ""
+    if query.errors:
+        messages.error(
+            request, f"Not a group id, so every review is shown: {' '.join(query.errors['group'])}"
+        )
     page = Paginator(review_list(group_id=group_id), 50).get_page(request.GET.get("page"))
     return render(
-        request, "groups_app/review_list.html", {"page": page, "group_id": group_id, "nav_section": "reviews"}
+        request,
+        "groups_app/review_list.html",
+        {"page": page, "group_id": group_id, "nav_section": "reviews"},
+        status=400 if query.errors else 200,
     )
 
 
@@ -125,6 +133,8 @@ def review_decide_view(request: HttpRequest, review_id: int, item_id: int) -> Ht
             )
         except InvalidInput as exc:
             messages.error(request, exc.message)
+    else:
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
     if not request.htmx:
         return redirect(_back_to_review(request, review))
     context = {
@@ -142,7 +152,7 @@ def review_decide_view(request: HttpRequest, review_id: int, item_id: int) -> Ht
 def review_keep_page_view(request: HttpRequest, review_id: int) -> HttpResponse:
     """Keep every still undecided entry of the current page (decided ones stay as they are)."""
     review = get_object_or_404(Review, pk=review_id)
-    ids = [int(value) for value in request.POST.getlist("item") if value.isdigit()]
+    ids = [int(value) for value in request.POST.getlist("item") if value.isascii() and value.isdigit()]
     try:
         review_decide(
             actor=request.user,
@@ -172,7 +182,7 @@ def review_complete_view(request: HttpRequest, review_id: int) -> HttpResponse:
             review = review_complete(
                 actor=request.user,
                 review_id=review.pk,
-                submission_key=request.POST.get("submission_key") or None,
+                submission_key=submission_key_from(request.POST),
             )
         except InvalidInput as exc:
             error = exc.message

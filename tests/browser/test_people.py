@@ -5,8 +5,10 @@ import re
 from playwright.sync_api import expect
 
 from groups_app.models import AuditEntry
-from sandbox.models import Membership, WorkspaceUser
+from groups_app.services.people import person_keys
+from sandbox.models import Invite, Membership, UserGroup, WorkspaceUser
 from tests.browser.conftest import screenshot, sign_in
+from tests.browser.test_accessibility import axe_problems
 
 
 def a_person_in_two_plain_groups(workspace):
@@ -58,7 +60,7 @@ def test_help_desk_finds_a_person_and_removes_them_from_two_groups(
 def test_select_all_ticks_every_group_of_the_person(page, live_server, workspace, admin_account):
     user, _ = a_person_in_two_plain_groups(workspace)
     sign_in(page, live_server, "ada")
-    page.goto(f"{live_server.url}/people/{user.email}/")
+    page.goto(f"{live_server.url}/people/{person_keys([user.email])[user.email]}/")
 
     page.get_by_label("Select every group").check()
 
@@ -82,3 +84,69 @@ def test_member_search_on_a_groups_page_follows_a_removal(page, live_server, wor
 
     expect(results).to_contain_text(f"No member's email or name contains “{user.email}”")
     assert not Membership.objects.filter(user=user, group=group).exists()
+
+
+def plain_groups_without(user):
+    """Groups `user` is not in that Help desk may change, with names that search well."""
+    return [
+        group
+        for group in UserGroup.objects.exclude(memberships__user=user).order_by("name")
+        if "<" not in group.name and not group.permissions.filter(role__name="Workspace Owner").exists()
+    ]
+
+
+def test_ticked_groups_survive_a_new_search_and_are_all_added(
+    page, live_server, workspace, help_desk_account
+):
+    user, _ = a_person_in_two_plain_groups(workspace)
+    first, second = plain_groups_without(user)[:2]
+    sign_in(page, live_server, "hana")
+    page.get_by_role("link", name="People").click()
+    page.get_by_label("Search by email or name").fill(user.name)
+    page.get_by_role("link", name=user.email).click()
+    assert "@" not in page.url  # the person's page is addressed by key
+
+    picker = page.locator("#add-candidates")
+    page.get_by_label("Find groups by name").fill(first.name)  # found as you type
+    picker.get_by_label(first.name, exact=True).check()
+    page.get_by_label("Find groups by name").fill(second.name)
+
+    expect(picker).to_contain_text("Selected (1)")
+    expect(page.locator("#selected-groups").get_by_label(first.name, exact=True)).to_be_checked()
+    page.locator("#found-groups").get_by_label(second.name, exact=True).check()
+    page.get_by_label("Find groups by name").press("Enter")  # Enter finds again; it never adds
+    expect(picker).to_contain_text("Selected (2)")
+    assert not AuditEntry.objects.filter(action="members.add").exists()
+    assert axe_problems(page) == []
+    screenshot(page, "person-add-selected")
+    page.get_by_role("button", name="Add to selected groups").click()
+
+    outcome = page.locator("#person-outcome")
+    expect(outcome).to_contain_text(f"{first.name}:")
+    expect(outcome).to_contain_text(f"{second.name}:")
+    for group in (first, second):
+        assert (
+            Membership.objects.filter(user=user, group=group).exists()
+            or Invite.objects.filter(group=group, email=user.email).exists()
+        )
+
+
+def test_ticked_groups_survive_a_new_search_without_javascript(
+    browser, live_server, workspace, help_desk_account
+):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    user, _ = a_person_in_two_plain_groups(workspace)
+    first, second = plain_groups_without(user)[:2]
+    sign_in(page, live_server, "hana")
+    page.goto(f"{live_server.url}/people/{person_keys([user.email])[user.email]}/")
+
+    page.get_by_label("Find groups by name").fill(first.name)
+    page.get_by_role("button", name="Find", exact=True).click()
+    page.locator("#add-candidates").get_by_label(first.name, exact=True).check()
+    page.get_by_label("Find groups by name").fill(second.name)
+    page.get_by_role("button", name="Find", exact=True).click()
+
+    expect(page.locator("#selected-groups").get_by_label(first.name, exact=True)).to_be_checked()
+    expect(page.locator("#found-groups").get_by_label(second.name, exact=True)).not_to_be_checked()
+    context.close()

@@ -78,7 +78,7 @@ def test_anyone_files_for_themselves_and_approvers_are_told(group, vera, hana):
     entry = AuditEntry.objects.get(action="request.file")
     assert entry.access_request == request and entry.status == "succeeded"
     (message,) = mail.outbox
-    assert message.subject == "Access request: Data Engineering"
+    assert message.subject == "Access request: “Data Engineering”"
     assert "hana@example.com" in message.to and "vera@example.com" not in message.to
     assert f"/requests/{request.pk}/" in message.body
 

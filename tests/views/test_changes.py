@@ -178,7 +178,10 @@ def test_domain_allowlist_message(help_desk_client, small, settings):
     response = help_desk_client.post(url("members-add", small), {"emails": "friend@gmail.com"})
 
     assert response.status_code == 422
-    assert "friend@gmail.com is outside the allowed domains (acme-corp.example)." in html(response)
+    assert (
+        "friend@gmail.com is outside the allowed domains (acme-corp.example); Group Admin does not add"
+        in html(response)
+    )
 
 
 def test_double_submission_is_applied_once(help_desk_client, small):

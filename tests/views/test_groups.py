@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from groups_app.models import PersonKey
 from groups_app.segment import SegmentClient
 from groups_app.services.mirror.sync import sync_workspace
 from groups_app.services.segment_client import SANDBOX_BASE_URL
@@ -442,7 +443,8 @@ def test_search_within_a_groups_members_from_the_mirror(viewer_client, demo_work
 
     assert html(fragment).strip().startswith('<div id="member-search-results"')
     assert someone.email in html(fragment) and "as of" in html(fragment)
-    assert "<html" in html(page) and f'href="/people/{someone.email}/"' in html(page)
+    person = reverse("groups:person", args=[PersonKey.objects.get(email=someone.email).key])
+    assert "<html" in html(page) and f'href="{person}"' in html(page)  # by key, never by address
     assert "No member's email or name contains “no such person”" in html(nothing)
 
 

@@ -1,12 +1,15 @@
 """People: search across the workspace, a person's access, and changing it across groups."""
 
 import re
+from html.parser import HTMLParser
+from urllib.parse import unquote
 
 import pytest
 from django.urls import reverse
 
 from groups_app.models import AccessRequest, AuditEntry, MirrorMember
 from groups_app.services.mirror.sync import sync_workspace
+from groups_app.services.people import person_keys
 from sandbox.faults import inject_fault
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 from tests.factories import administrator, help_desk, viewer
@@ -40,7 +43,12 @@ def office(db):
 
 def person_url(email, action=""):
     name = f"groups:person-{action}" if action else "groups:person"
-    return reverse(name, args=[email])
+    return reverse(name, args=[person_keys([email])[email.lower()]])
+
+
+def search(client, text, **kwargs):
+    """A People search as the page sends it (POSTed), then the page it leads to."""
+    return client.post(PEOPLE, {"q": text}, follow=True, **kwargs)
 
 
 def html(response):
@@ -64,8 +72,8 @@ def test_people_search_by_email_or_name_from_the_mirror(client, office, settings
     for operation in ("list_user_groups", "get_user_group", "list_users_from_user_group"):
         inject_fault(operation, "503")  # Segment down: People does not notice
 
-    by_name = html(client.get(PEOPLE, {"q": "LIDDELL"}))
-    by_domain = html(client.get(PEOPLE, {"q": "example.org"}))
+    by_name = html(search(client, "LIDDELL"))
+    by_domain = html(search(client, "example.org"))
     everyone = html(client.get(PEOPLE))
 
     assert "alice@example.com" in by_name and "bob@example.com" not in by_name
@@ -77,10 +85,11 @@ def test_people_search_by_email_or_name_from_the_mirror(client, office, settings
 def test_people_search_fragment_for_htmx(client, office):
     client.force_login(viewer(username="vera"))
 
-    response = client.get(PEOPLE, {"q": "bob"}, headers={"HX-Request": "true", "HX-Target": "people-table"})
+    response = client.post(PEOPLE, {"q": "bob"}, headers={"HX-Request": "true", "HX-Target": "people-table"})
 
     assert html(response).strip().startswith('<section id="people-table"')
     assert "bob@example.com" in html(response)
+    assert re.fullmatch(r"/people/\?search=[A-Za-z0-9_-]+", response["HX-Push-Url"])
 
 
 def test_a_persons_page_shows_groups_access_requests_and_history(client, office):
@@ -96,7 +105,7 @@ def test_a_persons_page_shows_groups_access_requests_and_history(client, office)
         actor_username="ada", action="members.add", summary="ada added alice@example.com", status="succeeded"
     )
 
-    page = html(client.get(person_url("Alice@Example.com")))
+    page = html(client.get(person_url("alice@example.com")))
 
     groups = page[page.index('id="groups-heading"') : page.index('id="access-heading"')]
     assert "Alice Liddell" in page and "2</span> groups" in page
@@ -115,13 +124,19 @@ def test_an_invited_person_is_shown_as_such(client, office):
     assert "Pending invite only" in page
 
 
-def test_not_an_email_is_a_404_page(client, office):
+def test_an_unknown_key_is_a_404_page(client, office):
     client.force_login(viewer(username="vera"))
 
-    response = client.get(person_url("not-an-address"))
+    response = client.get(reverse("groups:person", args=["A" * 22]))
 
     assert response.status_code == 404
-    assert "is not an email address" in html(response)
+    assert "No such person" in html(response)
+
+
+def test_a_persons_address_in_the_url_is_a_404(client, office):
+    client.force_login(viewer(username="vera"))
+
+    assert client.get("/people/alice@example.com/").status_code == 404
 
 
 def test_removing_from_several_groups_asks_first_then_audits_each_group(client, office):
@@ -214,7 +229,7 @@ def test_adding_to_several_groups_turns_a_privileged_one_into_a_request(client, 
 def test_copy_access_shows_the_difference_then_adds_what_was_ticked(client, office):
     client.force_login(administrator(username="ada"))
 
-    preview = client.get(person_url("nina@example.org"), {"source": "alice@example.com"})
+    preview = client.post(person_url("nina@example.org", "copy"), {"source": "alice@example.com"})
 
     page = html(preview)
     assert "alice@example.com is in 1 group that nina@example.org is not in" in page
@@ -241,20 +256,21 @@ def test_copy_access_shows_the_difference_then_adds_what_was_ticked(client, offi
 def test_copy_access_from_a_wrong_source_says_why(client, office, source, message):
     client.force_login(administrator(username="ada"))
 
-    page = html(client.get(person_url("alice@example.com"), {"source": source}))
+    response = client.post(person_url("alice@example.com", "copy"), {"source": source})
 
-    assert message in page
+    assert response.status_code == 422
+    assert message in html(response)
 
 
 def test_groups_to_add_are_found_by_name_and_exclude_the_persons_groups(client, office):
     client.force_login(help_desk(username="hana"))
 
-    fragment = client.get(
-        person_url("alice@example.com"),
+    fragment = client.post(
+        person_url("alice@example.com", "add"),
         {"add_q": "o"},
         headers={"HX-Request": "true", "HX-Target": "add-candidates"},
     )
-    page = html(client.get(person_url("alice@example.com"), {"add_q": "own"}))
+    page = html(client.post(person_url("alice@example.com", "add"), {"add_q": "own", "find": "1"}))
     offered = page[page.index('id="add-candidates"') :]
 
     assert html(fragment).strip().startswith('<div id="add-candidates"')
@@ -294,9 +310,185 @@ def test_segment_failing_midway_is_told_per_group_and_audited_never_a_500(client
 def test_html_in_a_search_or_an_address_is_shown_as_text(client, office):
     client.force_login(viewer(username="vera"))
 
-    search = html(client.get(PEOPLE, {"q": "<script>alert(1)</script>"}))
+    found = html(search(client, "<script>alert(1)</script>"))
     person = client.get("/people/%3Cscript%3Ealert(1)%3C%2Fscript%3E@example.com/")
 
-    assert "<script>alert(1)</script>" not in search and "&lt;script&gt;" in search
+    assert "<script>alert(1)</script>" not in found and "&lt;script&gt;" in found
     assert person.status_code == 404
     assert "<script>alert(1)" not in html(person)
+
+
+class UrlCollector(HTMLParser):
+    """Every URL a page links, posts or pushes to: where an address must never appear."""
+
+    URL_ATTRIBUTES = {"href", "action", "src", "formaction", "hx-get", "hx-post", "hx-push-url"}
+
+    def __init__(self):
+        super().__init__()
+        self.urls = []
+
+    def handle_starttag(self, tag, attrs):
+        self.urls += [value for name, value in attrs if name in self.URL_ATTRIBUTES and value]
+
+
+def urls_in(response):
+    collector = UrlCollector()
+    collector.feed(html(response))
+    headers = [response.get(name) for name in ("Location", "HX-Push-Url", "HX-Redirect")]
+    return collector.urls + [header for header in headers if header]
+
+
+def assert_no_address_in(urls):
+    assert urls, "the page links nowhere: nothing was checked"
+    for url in urls:
+        decoded = unquote(url)
+        assert "@" not in decoded and "example." not in decoded, url
+
+
+def test_no_people_page_puts_an_address_in_a_url_link_or_redirect(client, office):
+    """The list, a search and its redirect, a person's page (with a copy preview, a removal to
+    confirm and an outcome), and member search results on a group's page."""
+    client.force_login(administrator(username="ada"))
+    for number in range(25):  # a second page of history, so its pager links are checked too
+        AuditEntry.objects.create(
+            actor_username="ada", action="members.add", summary=f"{number} alice@example.com"
+        )
+    alice = person_url("alice@example.com")
+
+    responses = [
+        client.get(PEOPLE),
+        client.post(PEOPLE, {"q": "alice@example.com"}),
+        search(client, "alice@example.com"),
+        client.post(
+            PEOPLE, {"q": "alice@example.com"}, headers={"HX-Request": "true", "HX-Target": "people-table"}
+        ),
+        client.get(alice),
+        client.get(alice, {"history_page": 2}),
+        client.post(person_url("alice@example.com", "copy"), {"source": "bob@example.com"}),
+        client.post(person_url("alice@example.com", "remove"), {"groups": [office["data"].id]}),
+        client.post(person_url("alice@example.com", "add"), {"add_q": "own", "find": "1"}),
+    ]
+    members = client.get(reverse("groups:members-search", args=[office["data"].id]), {"q": "example"})
+
+    assert responses[1].status_code == 302
+    assert all(response.status_code in (200, 302) for response in responses), [
+        r.status_code for r in responses
+    ]
+    for response in responses:
+        assert_no_address_in(urls_in(response))
+    person_links = [url for url in urls_in(responses[2]) if url.startswith("/people/") and url != PEOPLE]
+    assert person_links and all(re.fullmatch(r"/people/[A-Za-z0-9_-]{22}/", url) for url in person_links)
+    # Member search on a group's page links to each person by key.
+    assert_no_address_in([url for url in urls_in(members) if url.startswith("/people/")])
+    assert alice in urls_in(members)
+
+
+def test_a_search_is_remembered_under_a_token_for_paging_and_back(client, office):
+    client.force_login(viewer(username="vera"))
+
+    posted = client.post(PEOPLE, {"q": "example.com"})
+    shown = client.get(posted["Location"])
+    again = client.post(PEOPLE, {"q": "example.com"})
+
+    assert re.fullmatch(r"/people/\?search=[A-Za-z0-9_-]+", posted["Location"])
+    assert "2 people matching “example.com”" in html(shown)
+    assert 'value="example.com"' in html(shown)  # the box shows what was searched
+    assert again["Location"] == posted["Location"]  # the same search, the same token
+
+
+def test_a_forgotten_search_token_says_so_and_shows_everyone(client, office):
+    client.force_login(viewer(username="vera"))
+
+    response = client.get(PEOPLE, {"search": "not-a-token"})
+
+    assert response.status_code == 200
+    assert "That search is no longer remembered" in html(response)
+    assert "3 people" in html(response)
+
+
+@pytest.mark.parametrize("text", ["alice\x00", "a" * 255])
+def test_a_search_with_a_nul_or_too_long_is_refused_next_to_the_box(client, office, text):
+    client.force_login(viewer(username="vera"))
+
+    page = client.post(PEOPLE, {"q": text})
+    fragment = client.post(PEOPLE, {"q": text}, headers={"HX-Request": "true", "HX-Target": "people-table"})
+
+    assert page.status_code == 422 and fragment.status_code == 422
+    assert 'id="people-q-error"' in html(page)
+    assert "Nothing was searched" in html(fragment)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"add_q": "own\x00", "find": "1"}, "Null characters are not allowed."),
+        ({"add_q": "o" * 201, "find": "1"}, "at most 200 characters"),
+    ],
+)
+def test_a_bad_group_search_on_a_persons_page_is_refused_next_to_the_box(client, office, data, message):
+    client.force_login(help_desk(username="hana"))
+
+    response = client.post(person_url("alice@example.com", "add"), data)
+
+    assert response.status_code == 422
+    assert 'id="add-q-error"' in html(response) and message in html(response)
+
+
+def test_a_nul_in_a_chosen_group_or_the_copy_source_is_refused_never_a_500(client, office):
+    client.force_login(help_desk(username="hana"))
+
+    added = client.post(person_url("alice@example.com", "add"), {"groups": ["g\x00"]})
+    copied = client.post(person_url("alice@example.com", "copy"), {"source": "bob@example.com\x00"})
+
+    assert added.status_code == 422 and "is not one of the groups offered" in html(added)
+    assert "\x00" not in AuditEntry.objects.get().error
+    assert copied.status_code == 422 and "Null characters are not allowed." in html(copied)
+
+
+def test_ticked_groups_survive_a_new_search_and_are_listed_as_selected(client, office):
+    client.force_login(help_desk(username="hana"))
+
+    found = client.post(
+        person_url("alice@example.com", "add"),
+        {"groups": [office["owners"].id], "add_q": "zzz", "find": "1"},
+        headers={"HX-Request": "true", "HX-Target": "add-candidates"},
+    )
+
+    fragment = html(found)
+    selected = fragment[fragment.index('id="selected-groups"') :]
+    assert "Selected (1)" in fragment
+    assert f'value="{office["owners"].id}" checked' in selected
+    assert "No other group to offer whose name contains “zzz”" in fragment
+    assert not AuditEntry.objects.exists()  # finding changes nothing
+
+
+def test_a_ticked_group_that_is_no_longer_offered_is_named_not_dropped_silently(client, office):
+    client.force_login(help_desk(username="hana"))
+
+    found = client.post(
+        person_url("alice@example.com", "add"),
+        {"groups": [office["data"].id, office["owners"].id], "find": "1"},  # she is in Data already
+    )
+
+    assert "1 group you ticked is no longer offered" in html(found)
+    assert "Selected (1)" in html(found)
+
+
+def test_copy_access_never_pre_ticks_a_privileged_group(client, office):
+    client.force_login(administrator(username="ada"))
+
+    preview = html(client.post(person_url("alice@example.com", "copy"), {"source": "bob@example.com"}))
+
+    owners = re.search(rf'<input type="checkbox" name="groups" value="{office["owners"].id}"[^>]*>', preview)
+    assert owners and "checked" not in owners.group(0)
+    assert "not ticked: tick it only if they need it" in preview
+
+
+def test_a_key_kept_for_something_that_is_not_an_address_says_so(client, office):
+    client.force_login(viewer(username="vera"))
+    key = person_keys(["not-an-address"])["not-an-address"]
+
+    response = client.get(reverse("groups:person", args=[key]))
+
+    assert response.status_code == 404
+    assert "is not an email address" in html(response)
