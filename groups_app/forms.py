@@ -295,6 +295,10 @@ class AddPermissionForm(PermissionForm, SubmissionKeyMixin):
     """A grant, with resources picked by name (from the workspace's listings) or typed as ids."""
 
     picked = forms.MultipleChoiceField(label="Resources", required=False, widget=forms.CheckboxSelectMultiple)
+    confirm_unknown = forms.BooleanField(
+        label="Grant anyway: I checked these ids, although this workspace's listings do not have them",
+        required=False,
+    )
 
     def __init__(self, *args, catalog=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -353,6 +357,10 @@ PermissionSetFormSet = forms.formset_factory(
 class PermissionSetForm(SubmissionKeyMixin):
     fingerprint = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
     confirm_empty = forms.BooleanField(label="Yes, remove every permission of this group", required=False)
+    confirm_unknown = forms.BooleanField(
+        label="Grant anyway: I checked these ids, although this workspace's listings do not have them",
+        required=False,
+    )
 
 
 def permission_rows(permissions) -> list[dict]:

@@ -104,3 +104,16 @@ def demo_workspace(db):
     call_command("seed_sandbox", "--groups", "4", "--users", "450", stdout=StringIO())
     sync_workspace(trigger="test")
     return {group.name: group for group in UserGroup.objects.all()}
+
+
+@pytest.fixture
+def known_sources(db):
+    """The sources the tests grant roles on, in the sandbox's listings (a grant on an id the
+    workspace's listings do not have is refused unless confirmed)."""
+    from sandbox.models import Resource
+
+    ids = ["s", *(f"src{n}" for n in range(10))]
+    Resource.objects.bulk_create(
+        [Resource(id=resource_id, type="SOURCE", name=f"Source {resource_id}") for resource_id in ids],
+        ignore_conflicts=True,
+    )

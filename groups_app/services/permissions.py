@@ -25,12 +25,38 @@ from groups_app.services.grants import (
     permission_key,
     permissions_fingerprint,
 )
-from groups_app.services.groups import resource_catalog, roles_by_id
+from groups_app.services.groups import ResourceCatalog, resource_catalog, roles_by_id
 from groups_app.services.segment_client import get_client
 from groups_app.services.text import plural
 from groups_app.services.workspace import role_name
 
 Action = AuditEntry.Action
+UNKNOWN_RESOURCES = (
+    "Not found in this workspace: {items}. Check the ids; to grant them as typed anyway, tick “Grant anyway”."
+)
+
+
+def unknown_resources(
+    permissions: list[Permission] | tuple[Permission, ...], catalog: ResourceCatalog
+) -> tuple[str, ...]:
+    """The resources of these grants that a listing of their type was read and does not hold (a
+    type whose listing could not be read is not judged)."""
+    read = set(catalog.by_type) - set(catalog.missing)
+    names = catalog.names
+    return tuple(
+        dict.fromkeys(
+            f"{r.id} ({r.type.title()})"
+            for p in permissions
+            for r in p.resources
+            if r.type in read and (r.type, r.id) not in names
+        )
+    )
+
+
+def _check_known(unknown: tuple[str, ...], confirmed: bool) -> None:
+    if unknown and not confirmed:
+        message = UNKNOWN_RESOURCES.format(items=", ".join(unknown))
+        raise InvalidInput(message, {"resources": message, "confirm_unknown": message})
 
 
 @dataclass(frozen=True)
@@ -41,6 +67,7 @@ class PermissionsPreview:
     removed: tuple[dict, ...]
     unchanged: tuple[dict, ...]
     fingerprint: str
+    unknown: tuple[str, ...] = ()  # granted resources that the workspace's listings do not have
 
     @property
     def has_changes(self) -> bool:
@@ -57,11 +84,13 @@ def group_permissions_add(
     group_id: str,
     permissions: list[Permission],
     submission_key: str | None = None,
+    confirm_unknown: bool = False,
     approval: Approval | None = None,
     client: SegmentClient | None = None,
 ) -> Changed[list[Permission]]:
     """Grant the group more roles on resources.
 
+    A resource id that the workspace's listings do not have is refused unless `confirm_unknown`.
     `approval` is a second Administrator's approval of a proposed privileged grant.
 
     Raises:
@@ -81,7 +110,8 @@ def group_permissions_add(
             raise InvalidInput("Choose a role and at least one resource.", {"role": "Choose a role."})
         group = client.get_user_group(group_id)
         roles = roles_by_id(client=client)
-        names = resource_catalog(client=client).names
+        catalog = resource_catalog(client=client)
+        names = catalog.names
         permissions = list(keep_unedited_fields(permissions, group.permissions))
         attempt.describe(
             summary=f"{actor_name(actor)} granted {', '.join(role_name(p, roles) for p in permissions)} to {group.name}",
@@ -92,6 +122,7 @@ def group_permissions_add(
                 added=[describe(p, roles, names) for p in permissions],
             ),
         )
+        _check_known(unknown_resources(permissions, catalog), confirm_unknown or approval is not None)
         attempt.check(group=group, grants=[role_name(p, roles) for p in permissions])
 
         def grant() -> list[Permission]:
@@ -103,11 +134,13 @@ def group_permissions_add(
 
 
 def _preview(
-    group: UserGroup, permissions: list[Permission], roles: dict, names: dict | None = None
+    group: UserGroup, permissions: list[Permission], roles: dict, catalog: ResourceCatalog
 ) -> PermissionsPreview:
+    names = catalog.names
     wanted_list = keep_unedited_fields(permissions, group.permissions)
     current = {permission_key(p): p for p in group.permissions}
     wanted = {permission_key(p): p for p in wanted_list}
+    added = [p for k, p in wanted.items() if k not in current]
     return PermissionsPreview(
         group=group,
         wanted=tuple(wanted.values()),
@@ -115,6 +148,7 @@ def _preview(
         removed=tuple(describe(p, roles, names) for k, p in current.items() if k not in wanted),
         unchanged=tuple(describe(p, roles, names) for k, p in wanted.items() if k in current),
         fingerprint=permissions_fingerprint(group.permissions),
+        unknown=unknown_resources(added, catalog),
     )
 
 
@@ -128,7 +162,7 @@ def group_permissions_preview(
     """
     client = client or get_client()
     group = client.get_user_group(group_id)
-    return _preview(group, permissions, roles_by_id(client=client), resource_catalog(client=client).names)
+    return _preview(group, permissions, roles_by_id(client=client), resource_catalog(client=client))
 
 
 def group_permissions_replace(
@@ -138,6 +172,7 @@ def group_permissions_replace(
     permissions: list[Permission],
     fingerprint: str,
     confirm_empty: bool = False,
+    confirm_unknown: bool = False,
     submission_key: str | None = None,
     approval: Approval | None = None,
     client: SegmentClient | None = None,
@@ -162,8 +197,9 @@ def group_permissions_replace(
             raise InvalidInput(message, {"confirm_empty": message})
         group = client.get_user_group(group_id)
         roles = roles_by_id(client=client)
-        names = resource_catalog(client=client).names
-        preview = _preview(group, permissions, roles, names)
+        catalog = resource_catalog(client=client)
+        names = catalog.names
+        preview = _preview(group, permissions, roles, catalog)
         attempt.describe(
             summary=(
                 f"{actor_name(actor)} replaced the permissions of {group.name}: "
@@ -183,6 +219,7 @@ def group_permissions_replace(
             raise StaleChange(
                 "The group's permissions changed since the preview; review the new changes.", preview
             )
+        _check_known(preview.unknown, confirm_unknown or approval is not None)
         attempt.check(group=group, grants=[d["roleName"] for d in preview.added])
         changed = attempt.send(
             lambda: client.replace_permissions_for_user_group(group_id, list(preview.wanted)),

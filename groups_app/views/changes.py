@@ -324,6 +324,7 @@ def permissions_add_view(request: HttpRequest, group_id: str) -> HttpResponse:
             group_id=group_id,
             permissions=[form.permission()],
             submission_key=data["submission_key"],
+            confirm_unknown=data["confirm_unknown"],
         ),
     )
     if submission.is_done:
@@ -381,6 +382,7 @@ def permissions_edit_view(request: HttpRequest, group_id: str) -> HttpResponse:
                 permissions=rows.permissions(),
                 fingerprint=data["fingerprint"],
                 confirm_empty=data["confirm_empty"],
+                confirm_unknown=data["confirm_unknown"],
                 submission_key=data["submission_key"],
             ),
         )

@@ -40,7 +40,7 @@ from tests.conftest import API, TOKEN
 from tests.factories import administrator, help_desk, viewer
 from tests.payloads import envelope, error_envelope, pagination_payload, user_group_payload
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("known_sources")]
 
 GROUP = "groupData000000000000000000001"
 
@@ -418,10 +418,25 @@ def test_add_permission_records_before_and_after(team, ada):
         {
             "roleId": "roleReader0000000000000000002",
             "roleName": "Source Read-only",
-            "resources": [{"type": "SOURCE", "id": "src1", "labels": []}],
+            "resources": [{"type": "SOURCE", "id": "src1", "labels": [], "name": "Source src1"}],
         }
     ]
     assert entry.summary == "ada granted Source Read-only to Data Engineering"
+
+
+def test_a_resource_id_the_workspace_does_not_have_is_refused_unless_confirmed(team, ada):
+    typo = Permission("roleReader0000000000000000002", resources=(Resource("scr1", "SOURCE"),))
+
+    with pytest.raises(InvalidInput, match=r"Not found in this workspace: scr1 \(Source\)") as caught:
+        group_permissions_add(actor=ada, group_id=GROUP, permissions=[typo])
+
+    assert set(caught.value.field_errors) == {"resources", "confirm_unknown"}
+    assert not GroupPermission.objects.filter(group_id=GROUP).exists()
+    assert only_entry().status == AuditEntry.Status.REFUSED
+    group_permissions_add(actor=ada, group_id=GROUP, permissions=[typo], confirm_unknown=True)
+    assert GroupPermission.objects.filter(
+        group_id=GROUP, resources=[{"id": "scr1", "type": "SOURCE"}]
+    ).exists()
 
 
 def test_help_desk_may_not_change_permissions(team, hana):

@@ -26,7 +26,7 @@ from groups_app.services.permissions import group_permissions_add
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 from tests.factories import administrator, help_desk
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("known_sources")]
 
 OWNERS = "groupOwners00000000000000001"
 READERS = "groupReaders0000000000000001"

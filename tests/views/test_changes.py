@@ -11,7 +11,7 @@ from sandbox.faults import inject_fault
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 from tests.factories import UserFactory, administrator, help_desk, viewer
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("known_sources")]
 
 HTMX = {"HX-Request": "true"}
 
@@ -323,9 +323,19 @@ def test_add_permission_by_role_name(admin_user_client, small):
     form = admin_user_client.get(url("permissions-add", small))
     role = re.search(r'<option value="(\w+)">Source Admin</option>', html(form)).group(1)
 
+    typed = {
+        "role": role,
+        "resource_type": "SOURCE",
+        "resource_ids": "srcA, srcB",
+        "submission_key": key(form),
+    }
+    unknown = admin_user_client.post(url("permissions-add", small), typed)
+    assert unknown.status_code == 422
+    assert "Not found in this workspace: srcA (Source), srcB (Source)" in html(unknown)
+    assert 'name="confirm_unknown"' in html(unknown)
+
     response = admin_user_client.post(
-        url("permissions-add", small),
-        {"role": role, "resource_type": "SOURCE", "resource_ids": "srcA, srcB", "submission_key": key(form)},
+        url("permissions-add", small), {**typed, "submission_key": key(unknown), "confirm_unknown": "on"}
     )
 
     assert response.status_code == 302
@@ -334,7 +344,10 @@ def test_add_permission_by_role_name(admin_user_client, small):
         role_id=role,
         resources=[{"id": "srcA", "type": "SOURCE"}, {"id": "srcB", "type": "SOURCE"}],
     ).exists()
-    assert AuditEntry.objects.get().action == "permissions.add"
+    assert [e.status for e in AuditEntry.objects.filter(action="permissions.add").order_by("id")] == [
+        "refused",
+        "succeeded",
+    ]
 
 
 def test_add_permission_field_errors(admin_user_client, small):
@@ -643,9 +656,16 @@ def test_edit_all_shows_a_label_change_as_a_change_and_applies_it(admin_user_cli
     fingerprint = re.search(r'name="fingerprint" value="([0-9a-f]+)"', page).group(1)
     bea = administrator(username="bea")
 
+    assert "Not found in this workspace: ws1 (Workspace)" in page  # the sandbox's workspace has another id
     admin_user_client.post(
         url("permissions-edit", labelled),
-        {**data, "fingerprint": fingerprint, "submission_key": key(preview), "confirm": "1"},
+        {
+            **data,
+            "fingerprint": fingerprint,
+            "submission_key": key(preview),
+            "confirm": "1",
+            "confirm_unknown": "on",
+        },
     )
     admin_user_client.force_login(bea)  # the grant is privileged: a second Administrator applies it
     proposal = ChangeProposal.objects.get()

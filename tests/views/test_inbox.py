@@ -13,7 +13,7 @@ from groups_app.services.errors import AwaitingApproval
 from sandbox.models import GroupPermission, Role, UserGroup
 from tests.factories import administrator, help_desk, viewer
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("known_sources")]
 
 READERS = "groupReaders0000000000000001"
 OWNERS = "groupOwners00000000000000001"

@@ -73,6 +73,7 @@ def permissions_add_or_propose(
     group_id: str,
     permissions: list[Permission],
     submission_key: str | None = None,
+    confirm_unknown: bool = False,
     client: SegmentClient | None = None,
 ) -> Changed[list[Permission]]:
     """Grant roles; a privileged grant under the two-person rule is filed as a proposal instead.
@@ -87,6 +88,7 @@ def permissions_add_or_propose(
             group_id=group_id,
             permissions=permissions,
             submission_key=submission_key,
+            confirm_unknown=confirm_unknown,
             client=client,
         )
     except SecondPersonNeeded as exc:
@@ -111,6 +113,7 @@ def permissions_replace_or_propose(
     permissions: list[Permission],
     fingerprint: str,
     confirm_empty: bool = False,
+    confirm_unknown: bool = False,
     submission_key: str | None = None,
     client: SegmentClient | None = None,
 ) -> Changed[PermissionsPreview]:
@@ -128,6 +131,7 @@ def permissions_replace_or_propose(
             permissions=permissions,
             fingerprint=fingerprint,
             confirm_empty=confirm_empty,
+            confirm_unknown=confirm_unknown,
             submission_key=submission_key,
             client=client,
         )
