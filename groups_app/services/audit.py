@@ -46,6 +46,7 @@ class RequestOrigin:
     user_agent: str = ""
     user: Any = None  # the signed-in person, once authentication has run
     base_url: str = ""  # scheme and host the request came to, for links in emails
+    via: str = ""  # how the actor acts when not through the pages: "API token deploy"
 
 
 origin_var: contextvars.ContextVar[RequestOrigin | None] = contextvars.ContextVar("origin", default=None)
@@ -111,6 +112,7 @@ def _entry_fields(
         "user_agent": origin.user_agent,
         "request_id": origin.request_id,
         "inbound_request_id": origin.inbound_request_id,
+        "via": origin.via[:160],
         "access_request": access_request,
         "review": review,
         "proposal": proposal,
