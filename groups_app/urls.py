@@ -7,6 +7,7 @@ from groups_app.views.access_requests import (
     request_new_view,
 )
 from groups_app.views.accounts import sign_in_failures_view
+from groups_app.views.api_tokens import api_token_revoke_view, api_tokens_view
 from groups_app.views.audit import audit_entry_view, audit_export_view, audit_list_view
 from groups_app.views.changes import (
     group_create_view,
@@ -92,4 +93,6 @@ urlpatterns = [
     path("audit/export.csv", audit_export_view, name="audit-export"),
     path("audit/<int:entry_id>/", audit_entry_view, name="audit-entry"),
     path("audit/sign-ins/", sign_in_failures_view, name="sign-in-failures"),
+    path("account/api-tokens/", api_tokens_view, name="api-tokens"),
+    path("account/api-tokens/<int:token_id>/revoke/", api_token_revoke_view, name="api-token-revoke"),
 ]

@@ -1,12 +1,14 @@
 """The REST API: tokens and scopes, reads, changes through the same pipeline, problem details."""
 
 import json
+from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.utils import timezone
 from openapi_spec_validator import validate
 
-from groups_app.models import AccessRequest, AuditEntry
+from groups_app.models import AccessRequest, ApiToken, AuditEntry
 from groups_app.segment import SegmentClient
 from sandbox.faults import inject_fault
 from sandbox.models import Invite, Membership, WorkspaceUser
@@ -44,11 +46,6 @@ def test_a_session_cookie_is_not_a_token(admin_user_client):
 
 
 def test_revoked_and_expired_tokens_are_refused(client, ada, make_token):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from groups_app.models import ApiToken
 
     secret = make_token(ada, "read")
     assert client.get("/api/v1/groups", **bearer(secret)).status_code == 200
@@ -69,7 +66,6 @@ def test_an_inactive_account_cannot_use_its_token(client, ada, make_token):
 
 
 def test_token_records_its_last_use(client, ada, make_token):
-    from groups_app.models import ApiToken
 
     secret = make_token(ada, "read")
     client.get("/api/v1/groups", **bearer(secret))
