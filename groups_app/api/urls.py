@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import URLPattern, URLResolver, path
 from django.views.decorators.cache import never_cache
 
+from groups_app.api.mcp import mcp_view
 from groups_app.api.v1 import api
 
 
@@ -21,4 +22,5 @@ api_patterns, api_app_name, api_namespace = api.urls
 
 urlpatterns = [
     path("api/v1/", (_open_to_tokens(api_patterns), api_app_name, api_namespace)),
+    path("mcp", mcp_view, name="mcp"),
 ]
