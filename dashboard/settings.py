@@ -428,6 +428,8 @@ WEBHOOK_SECRET = env.str("WEBHOOK_SECRET", default="")
 SLACK_WEBHOOK_URL = env.str("SLACK_WEBHOOK_URL", default="")
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
 WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=5.0)
+# Seconds between the worker's looks for deliveries due to be tried again.
+WEBHOOK_RETRY_EVERY = env.int("WEBHOOK_RETRY_EVERY", default=30)
 if WEBHOOK_URLS and not WEBHOOK_SECRET:
     raise ImproperlyConfigured("WEBHOOK_URLS is set: set WEBHOOK_SECRET too, so receivers can verify events.")
 

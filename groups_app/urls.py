@@ -33,6 +33,7 @@ from groups_app.views.reviews import (
     review_retry_view,
     review_start_view,
 )
+from groups_app.views.webhooks import webhook_deliveries_view
 
 
 class SegmentIdConverter:
@@ -95,4 +96,5 @@ urlpatterns = [
     path("audit/sign-ins/", sign_in_failures_view, name="sign-in-failures"),
     path("account/api-tokens/", api_tokens_view, name="api-tokens"),
     path("account/api-tokens/<int:token_id>/revoke/", api_token_revoke_view, name="api-token-revoke"),
+    path("audit/webhooks/", webhook_deliveries_view, name="webhook-deliveries"),
 ]

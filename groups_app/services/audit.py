@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from groups_app.models import AuditEntry, RefusalTally
 from groups_app.segment import SegmentError
+from groups_app.services import webhooks
 from groups_app.services.audit_details import details_for
 from groups_app.services.errors import DuplicateSubmission, ServiceError, TooManyRefusals
 
@@ -160,6 +161,7 @@ def complete(record: AuditRecord, status: str, exc: BaseException | None = None)
         setattr(entry, name, value)
     entry.search_text = entry.text_to_search()
     AuditEntry.objects.complete(entry.pk, **fields, search_text=entry.search_text)
+    webhooks.entry_completed(entry, site=(origin_var.get() or RequestOrigin()).base_url)
 
 
 def describe_error(exc: BaseException) -> str:

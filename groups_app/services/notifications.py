@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from groups_app.models import AccessRequest
+from groups_app.services import webhooks
 from groups_app.services.audit import origin_var
 
 logger = logging.getLogger("groups_app.notifications")
@@ -56,6 +57,7 @@ def notify_new_requests(requests: list[AccessRequest]) -> bool:
     """Tell the approvers that requests are waiting."""
     if not requests:
         return False
+    webhooks.access_requests_filed(requests, site=site_url())
     first = requests[0]
     lines = [f"{first.requester_username} asked for access to {first.group_name} for:"]
     lines += [f"  - {r.email}: {_link(r)}" for r in requests]
@@ -77,6 +79,7 @@ DECISION_WORDS = {
 
 def notify_decision(request: AccessRequest, requester_email: str) -> bool:
     """Tell the requester (and the person the access is for) what was decided."""
+    webhooks.access_request_decided(request, site=site_url())
     status = request.get_status_display()
     body = [f"Your request for {request.email} to join {request.group_name}: {status}."]
     if request.decision_reason:
@@ -93,6 +96,7 @@ def notify_decision(request: AccessRequest, requester_email: str) -> bool:
 
 def notify_review_due(review, email: str, *, decided: int, total: int) -> bool:
     """Remind whoever runs a review that it is due soon."""
+    webhooks.review_due(review, decided=decided, total=total, site=site_url())
     link = site_url() + reverse("groups:review", args=[review.pk])
     body = (
         f"The review of {review.group_name} is due on {review.due_date:%Y-%m-%d}: "
@@ -116,6 +120,7 @@ def administrators_emails() -> list[str]:
 
 def notify_observed_changes(entries: list) -> bool:
     """Tell the Administrators what a sync found changed outside Group Admin."""
+    webhooks.drift_observed(entries, site=site_url())
     lines = ["Segment's groups were changed outside Group Admin (Segment's app, Terraform or a script):", ""]
     for entry in entries:
         lines.append(f"- {entry.summary}")
