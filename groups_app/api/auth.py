@@ -12,6 +12,7 @@ import dataclasses
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
+from groups_app.api.problems import Problem
 from groups_app.models import TokenAccount
 from groups_app.services.api_tokens import token_account, token_origin, token_rate_limit
 from groups_app.services.audit import RequestOrigin, origin_var
@@ -33,7 +34,27 @@ def bearer_account(request: HttpRequest) -> TokenAccount | None:
     # The request's own context: RequestIdMiddleware restores the previous origin afterwards.
     origin_var.set(dataclasses.replace(origin, user=account, via=token_origin(account)))
     token_rate_limit(account)
+    refuse_nul_characters(request)
     return account
+
+
+def refuse_nul_characters(request: HttpRequest) -> None:
+    """No text the API takes may hold a NUL character (PostgreSQL cannot store one, and no name,
+    email or reason needs it): refused before anything reads the input.
+
+    Raises:
+        Problem: 422.
+    """
+    in_query = any("\x00" in value for values in request.GET.lists() for value in values[1])
+    in_body = b"\\u0000" in request.body or b"\x00" in request.body
+    if in_query or in_body:
+        raise Problem(
+            422,
+            "Invalid input",
+            "The input contains a NUL character.",
+            kind="invalid-input",
+            errors={"body" if in_body else "query": ["NUL characters are not allowed."]},
+        )
 
 
 class BearerToken(HttpBearer):

@@ -168,13 +168,31 @@ def test_person_lookup_lists_groups_and_grants(client, vera, make_token, team):
 def test_person_lookup_refuses_what_is_not_an_email(client, vera, make_token, demo_workspace):
     response = client.post(
         "/api/v1/people/lookup",
-        {"email": "nobody\x00@x"},
+        {"email": "nobody at example"},
         content_type="application/json",
         **bearer(make_token(vera, "read")),
     )
 
     assert response.status_code == 422
     assert "email" in body(response)["errors"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data"),
+    [
+        ("get", "/api/v1/audit", {"text": "a\x00b"}),
+        ("get", "/api/v1/groups", {"q": "\x00"}),
+        ("post", "/api/v1/people/lookup", '{"email": "a\\u0000@example.com"}'),
+    ],
+)
+def test_nul_characters_are_refused_before_anything_reads_them(client, vera, make_token, method, path, data):
+    call = getattr(client, method)
+    extra = {"content_type": "application/json"} if method == "post" else {}
+
+    response = call(path, data, **extra, **bearer(make_token(vera, "read")))
+
+    assert response.status_code == 422
+    assert response["Content-Type"] == PROBLEM
 
 
 # -- changes ---------------------------------------------------------------------------------

@@ -146,3 +146,22 @@ def test_api_calls_need_no_csrf_token(ada, make_token, team):
     )
 
     assert response.status_code == 200
+
+
+def test_the_audit_log_shows_changes_made_via_a_token(client, ada, make_token, team):
+    client.post(
+        f"/api/v1/groups/{team.id}/members",
+        {"emails": ["shown@example.com"]},
+        content_type="application/json",
+        **bearer(make_token(ada, name="ticket-bot")),
+    )
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.MEMBERS_ADD)
+    client.force_login(ada)
+
+    listed = client.get(reverse("groups:audit"), {"q": "API token ticket-bot"})
+    elsewhere = client.get(reverse("groups:audit"), {"q": "API token other-bot"})
+    shown = client.get(reverse("groups:audit-entry", args=[entry.pk]))
+
+    assert "via API token ticket-bot" in listed.content.decode()
+    assert "via API token ticket-bot" not in elsewhere.content.decode()
+    assert "via API token ticket-bot" in shown.content.decode()
