@@ -492,7 +492,6 @@ class ApiTokenForm(forms.Form):
         label="Scope",
         choices=ApiToken.Scope.choices,
         initial=ApiToken.Scope.READ,
-        widget=forms.RadioSelect,
         help_text="Never more than your role allows.",
     )
     expires_days = forms.IntegerField(

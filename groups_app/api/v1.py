@@ -45,8 +45,8 @@ Group Admin's REST API: the same rules, audit log and outcomes as the pages.
 Authenticate with a personal API token (the **API tokens** page, or
 `manage.py create_api_token`): `Authorization: Bearer gat_…`. A token's scope — `read`,
 `request` (also file access requests) or `change` (everything its account's role allows) —
-never exceeds its account's role. Every change is audited as the account "via API token
-<name>". Errors are `application/problem+json` (RFC 9457), with `errors` per field; too many
+never exceeds its account's role. Every change is audited as the account, "via API token"
+and the token's name. Errors are `application/problem+json` (RFC 9457), with `errors` per field; too many
 calls answer 429 with `Retry-After`.
 """
 
