@@ -64,9 +64,7 @@ class Problem(Exception):
 
 
 def problem_response(request: HttpRequest, problem: Problem) -> JsonResponse:
-    response = JsonResponse(
-        problem.body(request.path), status=problem.status, content_type=PROBLEM_JSON, json_dumps_params={}
-    )
+    response = JsonResponse(problem.body(request.path), status=problem.status, content_type=PROBLEM_JSON)
     if problem.retry_after is not None:
         response["Retry-After"] = str(problem.retry_after)
     if problem.status == 401:

@@ -10,8 +10,9 @@ from openapi_spec_validator import validate
 
 from groups_app.models import AccessRequest, ApiToken, AuditEntry
 from groups_app.segment import SegmentClient
+from groups_app.services.mirror.sync import sync_workspace
 from sandbox.faults import inject_fault
-from sandbox.models import Invite, Membership, WorkspaceUser
+from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 from tests.api.conftest import bearer
 
 pytestmark = pytest.mark.django_db
@@ -584,3 +585,26 @@ def test_docs_page_is_served_from_our_own_static_files(client, db):
     assert "/static/ninja/swagger-ui-bundle.js" in page
     assert "cdn" not in page.lower()
     assert "Content-Security-Policy" in response
+
+
+def test_an_addition_to_a_privileged_group_is_filed_for_a_second_administrator(client, ada, make_token, db):
+    owner = Role.objects.create(id="roleOwner00000000000000000001", name="Workspace Owner")
+    owners = UserGroup.objects.create(id="groupOwners00000000000000001", name="Owners")
+    GroupPermission.objects.create(group=owners, role=owner, resources=[{"id": "ws1", "type": "WORKSPACE"}])
+    sync_workspace(trigger="test")
+
+    with mock.patch.object(SegmentClient, "add_users_to_user_group") as sent:
+        response = client.post(
+            f"/api/v1/groups/{owners.id}/members",
+            {"emails": ["new.owner@example.com"]},
+            content_type="application/json",
+            **bearer(make_token(ada)),
+        )
+
+    data = body(response)
+    assert response.status_code == 202, data
+    assert data["outcome"] == "filed"
+    assert data["awaiting_approval"] == ["new.owner@example.com"]
+    assert AuditEntry.objects.get(pk=data["audit_entry"]).status == AuditEntry.Status.FILED
+    assert AccessRequest.objects.get().email == "new.owner@example.com"
+    sent.assert_not_called()
