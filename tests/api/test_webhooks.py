@@ -3,6 +3,9 @@
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,10 +17,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from groups_app import tasks
-from groups_app.models import WebhookDelivery
+from groups_app.models import Review, WebhookDelivery
 from groups_app.services import webhooks
 from groups_app.services.schedule import jobs
 from tests.api.conftest import bearer
+from tests.test_worker import DATABASE_QUEUE, ROOT, database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -271,3 +275,62 @@ def test_the_deliveries_page_is_for_administrators(client, vera):
     client.force_login(vera)
 
     assert client.get(reverse("groups:webhook-deliveries")).status_code == 403
+
+
+def test_a_real_worker_delivers_the_event_and_records_a_failing_receiver(
+    settings, transactional_db, review_due_soon
+):
+    """The worker process (run_worker, database queue) sends what a request enqueued."""
+    settings.TASKS = DATABASE_QUEUE
+    with Receiver() as good, Receiver(status=500) as bad:
+        settings.WEBHOOK_URLS = [good.url, bad.url]
+        settings.WEBHOOK_SECRET = SECRET
+        webhooks.review_due(review_due_soon, decided=1, total=3)
+
+        finished = subprocess.run(
+            [
+                sys.executable,
+                "manage.py",
+                "run_worker",
+                "--batch",
+                "--no-reload",
+                "--no-startup-delay",
+                "--no-schedule",
+            ],
+            cwd=ROOT,
+            env={
+                "PATH": os.environ["PATH"],
+                "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+                "DATABASE_URL": database_url(),
+                "SECRET_KEY": "worker-test-key-not-a-secret",
+                "DEBUG": "false",
+                "SEGMENT_MODE": "sandbox",
+                "SANDBOX_ALLOW_WITHOUT_DEBUG": "true",
+                "SANDBOX_API_TOKEN": "sandbox-test-token",
+                "LOG_LEVEL": "ERROR",
+                "WEBHOOK_URLS": f"{good.url},{bad.url}",
+                "WEBHOOK_SECRET": SECRET,
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert finished.returncode == 0, finished.stderr
+    assert [got["verified"] for got in good.received] == [True]
+    assert good.received[0]["event"]["type"] == "review.due"
+    assert len(bad.received) == 1
+    statuses = dict(WebhookDelivery.objects.values_list("receiver", "status"))
+    assert sorted(statuses.values()) == ["delivered", "retrying"]
+
+
+@pytest.fixture
+def review_due_soon(transactional_db):
+    return Review.objects.create(
+        group_id="g1",
+        group_name="Ops",
+        started_by_username="ada",
+        expected_count=3,
+        snapshot_count=3,
+        due_date=timezone.localdate(),
+    )
