@@ -230,7 +230,9 @@ def _entry_data(entry: AuditEntry, site: str) -> dict[str, Any]:
 
 
 def entry_completed(entry: AuditEntry, *, site: str = "") -> None:
-    """change.completed for a change that was sent (with its outcome); proposal.filed."""
+    """change.completed for a change that was not refused (with its outcome); proposal.filed."""
+    if not settings.WEBHOOK_URLS and not settings.SLACK_WEBHOOK_URL:
+        return  # every completed entry passes here: no work at all when nobody listens
     if entry.action in CHANGE_ACTIONS and entry.status in SENT_OUTCOMES:
         data = _entry_data(entry, site)
         webhook_emit(
