@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "mozilla_django_oidc",
     "django_tasks_db",
+    "ninja",  # the REST API; its documentation page's scripts and styles are served from here
     "groups_app",
     "sandbox",
 ]
@@ -456,6 +457,24 @@ EXPIRE_ACCESS_EVERY = env.int("EXPIRE_ACCESS_EVERY", default=3600)
 REMIND_REVIEWS_EVERY = env.int("REMIND_REVIEWS_EVERY", default=3600)
 # Days finished background tasks and mirror sync records are kept (pruned daily by the worker).
 KEEP_TASK_HISTORY_DAYS = env.int("KEEP_TASK_HISTORY_DAYS", default=30)
+
+# The REST API (/api/v1/) and the MCP server (/mcp): calls per API token and minute, shared by
+# every process through the cache; beyond it 429 with Retry-After.
+API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=120)
+
+# Signed webhooks: the worker POSTs each event (access requests filed and decided, changes
+# completed, proposals filed, drift observed, reviews due) as JSON to every URL, signed with
+# WEBHOOK_SECRET (X-Group-Admin-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">),
+# and to Slack's incoming webhook as a readable message. Failures are retried with back-off.
+WEBHOOK_URLS = env.list("WEBHOOK_URLS", default=[])
+WEBHOOK_SECRET = env.str("WEBHOOK_SECRET", default="")
+SLACK_WEBHOOK_URL = env.str("SLACK_WEBHOOK_URL", default="")
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=5.0)
+# Seconds between the worker's looks for deliveries due to be tried again.
+WEBHOOK_RETRY_EVERY = env.int("WEBHOOK_RETRY_EVERY", default=30)
+if WEBHOOK_URLS and not WEBHOOK_SECRET:
+    raise ImproperlyConfigured("WEBHOOK_URLS is set: set WEBHOOK_SECRET too, so receivers can verify events.")
 
 # HSTS preload is the domain owner's decision (it binds every subdomain, for good): the header
 # is sent without it unless SECURE_HSTS_PRELOAD=true, and Django's reminder is silenced.

@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/logout/", sign_out, name="logout"),
     path("oidc/", include("groups_app.oidc_urls")),
     path("admin/", admin.site.urls),
+    path("", include("groups_app.api.urls")),
     path("", include("groups_app.urls")),
 ]
 

@@ -12,7 +12,7 @@ from django.core.validators import ProhibitNullCharactersValidator, RegexValidat
 from django.db.models import Q
 
 from groups_app.emails import parse_emails
-from groups_app.models import AccessRequest, AuditEntry
+from groups_app.models import AccessRequest, ApiToken, AuditEntry
 from groups_app.segment import RESOURCE_TYPES, Label, Permission, Resource
 from groups_app.services.groups import MEMBER_PAGE_SIZES, PAGE_SIZES, SORTS
 
@@ -556,4 +556,24 @@ class CopyAccessForm(forms.Form):
         max_length=254,
         strip=True,
         widget=forms.EmailInput(attrs={"placeholder": "colleague@example.com", "autocomplete": "off"}),
+    )
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        label="Name", max_length=100, help_text="What will use it: a script, a ticket system, an assistant."
+    )
+    scope = forms.ChoiceField(
+        label="Scope",
+        choices=ApiToken.Scope.choices,
+        initial=ApiToken.Scope.READ,
+        help_text="Never more than your role allows.",
+    )
+    expires_days = forms.IntegerField(
+        label="Expires after (days)",
+        required=False,
+        min_value=1,
+        max_value=366,
+        initial=90,
+        help_text="Empty: never (revoke it when it is no longer needed).",
     )

@@ -3,7 +3,10 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import models
+
+from groups_app import roles
 
 
 class Dashboard(models.Model):
@@ -95,6 +98,8 @@ class AuditEntry(models.Model):
         ACCOUNT_ROLE_GRANT = "account.role_grant", "Grant a dashboard role"
         ACCOUNT_ROLE_REMOVE = "account.role_remove", "Remove a dashboard role"
         ACCOUNT_PASSWORD_RESET = "account.password_reset", "Password reset requested"
+        API_TOKEN_CREATE = "account.api_token_create", "Create an API token"
+        API_TOKEN_REVOKE = "account.api_token_revoke", "Revoke an API token"
         OBSERVED = "observed", "Observed outside Group Admin"
         REFUSALS_OVER_LIMIT = "refusals.over_limit", "Refused attempts over the limit"
 
@@ -130,6 +135,11 @@ class AuditEntry(models.Model):
     )
     inbound_request_id = models.CharField(
         max_length=64, blank=True, help_text="X-Request-ID as the client or a proxy sent it (not verified)."
+    )
+    via = models.CharField(
+        max_length=160,
+        blank=True,
+        help_text="How the actor acted when not through the pages: “API token deploy”.",
     )
     access_request = models.ForeignKey(
         "AccessRequest", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
@@ -180,6 +190,7 @@ class AuditEntry(models.Model):
             self.group_name,
             self.group_id,
             self.actor_username,
+            self.via,
             self.error,
             json.dumps(self.details or {}, ensure_ascii=False, sort_keys=True),
         )
@@ -630,3 +641,95 @@ class PersonKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ApiToken(models.Model):
+    """A personal API token: its account's role, narrowed to a scope. Only a digest is stored;
+    the token itself is shown once, when it is created."""
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read only"
+        REQUEST = "request", "Read and file access requests"
+        CHANGE = "change", "Everything the account's role allows"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    prefix = models.CharField(max_length=16, help_text="The token's first characters, to recognise it.")
+    digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the token.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "name"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="one_live_api_token_per_name",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class TokenAccount(User):
+    """An account acting through an API token: what its role allows, within the token's scope.
+
+    Services receive it as the actor; `has_perm` is how every rule asks about the role, so a
+    token never does more than its scope, nor more than the account."""
+
+    api_token: ApiToken
+
+    class Meta:
+        proxy = True
+        default_permissions = ()
+
+    def has_perm(self, perm: str, obj=None) -> bool:
+        allowed = TOKEN_SCOPE_PERMISSIONS[self.api_token.scope]
+        return perm in allowed and super().has_perm(perm, obj)
+
+
+# What each scope lets a token's account do, at most (its role may allow less).
+TOKEN_SCOPE_PERMISSIONS: dict[str, frozenset[str]] = {
+    ApiToken.Scope.READ: frozenset({roles.VIEW}),
+    ApiToken.Scope.REQUEST: frozenset({roles.VIEW, roles.HANDLE_ACCESS_REQUESTS}),
+    ApiToken.Scope.CHANGE: roles.ROLE_PERMISSIONS[roles.ADMINISTRATOR],
+}
+
+
+class WebhookDelivery(models.Model):
+    """One event for one receiver (a webhook URL or Slack), and how its delivery went."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        RETRYING = "retrying", "Failed, will retry"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Gave up"
+
+    event = models.CharField(max_length=40, db_index=True)
+    event_id = models.CharField(max_length=36, help_text="The same for every receiver of one event.")
+    # The URL itself may hold a secret (Slack's do): only its digest is kept, to find it again
+    # among the configured ones, and a readable part of it (scheme, host, path) to show.
+    receiver = models.CharField(max_length=200, help_text="Where it goes, without any query or secret.")
+    url_digest = models.CharField(max_length=64)
+    is_slack = models.BooleanField(default=False)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.receiver}"

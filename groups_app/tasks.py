@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
 
 from groups_app.models import SyncRun
-from groups_app.services import notifications, queue, reconcile
+from groups_app.services import notifications, queue, reconcile, webhooks
 from groups_app.services.approvals import access_requests
 from groups_app.services.mirror import sync, write_through
 from groups_app.services.reviews import reviews_remind
@@ -109,3 +109,20 @@ def prune_history() -> dict[str, Any]:
     )
     deleted, _ = old.delete()
     return {"sync_runs_deleted": deleted}
+
+
+@queue.register
+@task
+def deliver_webhook(delivery_id: int) -> dict[str, Any]:
+    """POST one webhook event (or Slack message) to its receiver; a failure is retried later."""
+    delivery = webhooks.webhook_deliver(delivery_id)
+    if delivery is None:
+        return {"skipped": "not due, or taken by another worker"}
+    return {"status": delivery.status, "attempts": delivery.attempts}
+
+
+@queue.register
+@task
+def deliver_due_webhooks() -> dict[str, Any]:
+    """Send the webhook deliveries whose retry time has come."""
+    return {"attempted": len(webhooks.webhook_deliveries_due())}

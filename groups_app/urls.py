@@ -7,6 +7,7 @@ from groups_app.views.access_requests import (
     request_new_view,
 )
 from groups_app.views.accounts import sign_in_failures_view
+from groups_app.views.api_tokens import api_token_revoke_view, api_tokens_view
 from groups_app.views.audit import (
     audit_entry_check_view,
     audit_entry_view,
@@ -44,6 +45,7 @@ from groups_app.views.reviews import (
     review_retry_view,
     review_start_view,
 )
+from groups_app.views.webhooks import webhook_deliveries_view
 
 
 class SegmentIdConverter:
@@ -121,4 +123,7 @@ urlpatterns = [
     path("audit/<int:entry_id>/", audit_entry_view, name="audit-entry"),
     path("audit/<int:entry_id>/check/", audit_entry_check_view, name="audit-entry-check"),
     path("audit/sign-ins/", sign_in_failures_view, name="sign-in-failures"),
+    path("account/api-tokens/", api_tokens_view, name="api-tokens"),
+    path("account/api-tokens/<int:token_id>/revoke/", api_token_revoke_view, name="api-token-revoke"),
+    path("audit/webhooks/", webhook_deliveries_view, name="webhook-deliveries"),
 ]

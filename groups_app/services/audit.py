@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from groups_app.models import AuditEntry, RefusalTally
 from groups_app.segment import SegmentError
+from groups_app.services import webhooks
 from groups_app.services.audit_details import details_for
 from groups_app.services.errors import DuplicateSubmission, ServiceError, TooManyRefusals
 
@@ -49,6 +50,7 @@ class RequestOrigin:
     # Entries of changes sent during this request whose outcome Segment did not confirm: an
     # error later in the request must report them, never invite a blind resend.
     unconfirmed_entry_ids: list[int] = field(default_factory=list)
+    via: str = ""  # how the actor acts when not through the pages: "API token deploy"
 
 
 origin_var: contextvars.ContextVar[RequestOrigin | None] = contextvars.ContextVar("origin", default=None)
@@ -114,6 +116,7 @@ def _entry_fields(
         "user_agent": origin.user_agent,
         "request_id": origin.request_id,
         "inbound_request_id": origin.inbound_request_id,
+        "via": origin.via[:160],
         "access_request": access_request,
         "review": review,
         "proposal": proposal,
@@ -161,6 +164,7 @@ def complete(record: AuditRecord, status: str, exc: BaseException | None = None)
         setattr(entry, name, value)
     entry.search_text = entry.text_to_search()
     AuditEntry.objects.complete(entry.pk, **fields, search_text=entry.search_text)
+    webhooks.entry_completed(entry, site=(origin_var.get() or RequestOrigin()).base_url)
 
 
 def describe_error(exc: BaseException) -> str:

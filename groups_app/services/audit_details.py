@@ -101,6 +101,13 @@ SCHEMAS: dict[str, dict[str, tuple[str, str] | None]] = {
         "source": ("Through", "text"),
     },
     Action.ACCOUNT_PASSWORD_RESET: {"email": ("For", "text")},
+    Action.API_TOKEN_CREATE: {
+        "name": ("Token", "text"),
+        "scope": ("Scope", "text"),
+        "expires_at": ("Expires", "text"),
+        "prefix": None,
+    },
+    Action.API_TOKEN_REVOKE: {"name": ("Token", "text"), "prefix": None},
     Action.OBSERVED: {
         "group_created": ("Group created", "text"),
         "group_deleted": ("Group deleted", "text"),

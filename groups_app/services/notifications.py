@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from groups_app.models import AccessRequest, ChangeProposal
 from groups_app.segment import SegmentError
+from groups_app.services import webhooks
 from groups_app.services.audit import origin_var
 from groups_app.services.audit_details import ObservedChange, grant_lines, observed_change
 from groups_app.services.groups import resource_catalog
@@ -109,6 +110,7 @@ def notify_new_requests(requests: list[AccessRequest]) -> bool:
     """Tell the approvers that requests are waiting."""
     if not requests:
         return False
+    webhooks.access_requests_filed(requests, site=site_url())
     first = requests[0]
     lines = [f"{one_line(first.requester_username)} asked for access to {quoted(first.group_name)} for:"]
     lines += [f"  - {one_line(r.email, 254)}: {_link(r)}" for r in requests]
@@ -131,6 +133,7 @@ DECISION_WORDS = {
 
 def notify_decision(request: AccessRequest, requester_email: str) -> bool:
     """Tell the requester (and the person the access is for) what was decided."""
+    webhooks.access_request_decided(request, site=site_url())
     status = request.get_status_display()
     body = [
         f"Your request for {one_line(request.email, 254)} to join {quoted(request.group_name)}: {status}."
@@ -150,6 +153,7 @@ def notify_decision(request: AccessRequest, requester_email: str) -> bool:
 
 def notify_review_due(review, email: str, *, decided: int, total: int) -> bool:
     """Remind whoever runs a review that it is due soon."""
+    webhooks.review_due(review, decided=decided, total=total, site=site_url())
     link = site_url() + reverse("groups:review", args=[review.pk])
     body = (
         f"The review of {quoted(review.group_name)} is due on {review.due_date:%Y-%m-%d}: "
@@ -176,6 +180,7 @@ def notify_observed_changes(entries: list) -> bool:
     """Tell the Administrators what a sync found changed outside Group Admin: per group, the roles
     granted and revoked by name (a privileged grant called out), who was added or removed, between
     which two readings (in TIME_ZONE), the sync, and the entry's link."""
+    webhooks.drift_observed(entries, site=site_url())
     names = _resource_names()
     changes = [observed_change(entry, resource_names=names) for entry in entries]
     privileged = _unique_names(role for change in changes for role in change.privileged_grants)

@@ -36,6 +36,10 @@ def _last_full_sync() -> datetime | None:
     )
 
 
+def _has_webhooks() -> bool:
+    return bool(settings.WEBHOOK_URLS or settings.SLACK_WEBHOOK_URL)
+
+
 def jobs() -> tuple[Job, ...]:
     return (
         Job("sync_workspace", lambda: settings.MIRROR_SYNC_EVERY, last_done=_last_full_sync),
@@ -43,6 +47,7 @@ def jobs() -> tuple[Job, ...]:
         Job("expire_access", lambda: settings.EXPIRE_ACCESS_EVERY),
         Job("remind_reviews", lambda: settings.REMIND_REVIEWS_EVERY),
         Job("prune_history", lambda: 24 * 3600),
+        *([Job("deliver_due_webhooks", lambda: settings.WEBHOOK_RETRY_EVERY)] if _has_webhooks() else []),
     )
 
 
