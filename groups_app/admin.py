@@ -42,6 +42,9 @@ class AuditedUserAdmin(UserAdmin):
     )
     filter_horizontal = ("groups",)
 
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []  # identities are linked to an existing account
+
     def save_formset(self, request, form, formset, change):
         if formset.model is not ExternalIdentity:
             return super().save_formset(request, form, formset, change)
