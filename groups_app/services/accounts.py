@@ -80,9 +80,6 @@ def changes_made_by(source: str) -> Iterator[None]:
         _change_source.reset(token)
 
 
-roles_changed_by = changes_made_by  # the name the role-change signal's callers know
-
-
 def _audit_actor() -> Any:
     """Who made an account change: the signed-in person of the request, or SYSTEM for the provider;
     None when the change is not the app's to record (a shell, a data migration)."""

@@ -104,6 +104,15 @@ def test_a_dotless_i_look_alike_is_another_person_and_gets_an_account_of_its_own
     newcomer = signed_in_user(client)
     assert newcomer.pk != account.pk and newcomer.email == "ıt-ops@acme.example"
     assert roles_of(newcomer) == {"Viewer"} and not newcomer.has_usable_password()
+    link = AuditEntry.objects.get(action=AuditEntry.Action.IDENTITY_LINK)
+    assert (
+        link.details["source"] == "first sign-in, new account"
+        and link.details["account"] == newcomer.username
+    )
+    assert (
+        AuditEntry.objects.filter(action=AuditEntry.Action.ACCOUNT_CREATE, actor_username="system").count()
+        == 1
+    )
     account.refresh_from_db()
     assert roles_of(account) == roles_before
 
@@ -344,3 +353,42 @@ def user_change_form(user, *, identities=(), existing=(), delete=(), **fields):
         else:
             data[name] = value
     return data
+
+
+def test_user_information_about_another_subject_is_refused(client, idp, monkeypatch):
+    person(idp, "honest-sub", email="honest@acme.example", groups=["groupadmin-admins"])
+    monkeypatch.setattr(
+        "groups_app.oidc.GroupAdminOIDCBackend.get_userinfo",
+        lambda self, *args: {"sub": "someone-else", "email": "honest@acme.example", "email_verified": True},
+    )
+
+    response = sign_in_with_client(client, "honest-sub")
+
+    assert response.status_code == 403 and signed_in_user(client) is None
+    assert not User.objects.exists()
+    assert "another subject" in SignInFailure.objects.get(reason="sso_refused").detail
+
+
+def test_a_session_ends_when_the_provider_cannot_be_reached_after_the_refresh_period(client, idp, settings):
+    person(idp, "far-sub", email="far@acme.example", groups=["groupadmin-admins"])
+    sign_in_with_client(client, "far-sub")
+    settings.OIDC_ROLE_REFRESH_SECONDS = 0
+    settings.OIDC_OP_TOKEN_ENDPOINT = "http://127.0.0.1:9/oauth2/token"  # nothing listens there
+
+    response = client.post(reverse("groups:list"))
+
+    assert response.status_code == 302 and response["Location"] == reverse("login")
+    assert signed_in_user(client) is None
+    assert "could not be asked again" in SignInFailure.objects.get(detail__startswith="Session ended").detail
+
+
+def test_sign_out_works_while_the_provider_is_unreachable(client, idp, settings):
+    person(idp, "out-sub", email="out@acme.example", groups=["staff"])
+    sign_in_with_client(client, "out-sub")
+    settings.OIDC_ROLE_REFRESH_SECONDS = 0
+    settings.OIDC_OP_TOKEN_ENDPOINT = "http://127.0.0.1:9/oauth2/token"
+
+    response = client.post(reverse("logout"))
+
+    assert response.status_code == 302 and response["Location"].startswith(idp + "/oauth2/end_session")
+    assert not SignInFailure.objects.exists()
