@@ -254,10 +254,10 @@ class IdentityProviderRefreshMiddleware:
         auth.logout(request)
         messages.warning(request, "Your single sign-on session has ended. Sign in again.")
         login = reverse("login")
-        if request.method == "GET" and not request.headers.get("HX-Request"):
-            return HttpResponseRedirect(f"{login}?{urlencode({'next': request.get_full_path()})}")
-        response = HttpResponseRedirect(login)
         if request.headers.get("HX-Request"):
             response = HttpResponse(status=204)
-            response["HX-Redirect"] = login
-        return response
+            response["HX-Redirect"] = login  # the whole page goes to sign-in, not a fragment
+            return response
+        if request.method == "GET":
+            return HttpResponseRedirect(f"{login}?{urlencode({'next': request.get_full_path()})}")
+        return HttpResponseRedirect(login)

@@ -372,8 +372,17 @@ def _first_sign_in(identity: ProviderIdentity) -> Any:
 
 
 def _link(user: Any, identity: ProviderIdentity, *, source: str) -> Any:
+    """Link `identity` to a plain account, checked again under a lock: two subjects signing in at
+    once with the same email must not both take it.
+
+    Raises:
+        IdentityRefused: the account changed meanwhile and may no longer be linked.
+    """
     try:
         with transaction.atomic():
+            user = get_user_model().objects.select_for_update().get(pk=user.pk)
+            if not _may_link(user):
+                raise IdentityRefused(ASK_TO_LINK, f"{user.get_username()} was linked or changed meanwhile")
             linked = ExternalIdentity.objects.create(
                 issuer=identity.issuer,
                 subject=identity.subject,
