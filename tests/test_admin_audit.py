@@ -117,3 +117,15 @@ def test_changes_outside_the_app_are_not_its_to_record():
     vera.user_permissions.add(permission("groups_app.manage_groups"))
 
     assert not AuditEntry.objects.exists()
+
+
+def test_an_audited_account_change_reads_on_its_audit_page(admin_client):
+    vera = viewer(username="vera", email="vera@acme.example")
+    admin_client.post(
+        reverse("admin:auth_user_change", args=[vera.pk]), user_change_form(vera, is_staff="on")
+    )
+    entry = AuditEntry.objects.get(action=Action.ACCOUNT_CHANGE)
+
+    page = admin_client.get(reverse("groups:audit-entry", args=[entry.pk])).content.decode()
+
+    assert "staff: no" in page and "staff: yes" in page and "Change a dashboard account" in page
