@@ -59,6 +59,7 @@ MIDDLEWARE = [
     "groups_app.middleware.ViewerTimeZoneMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "groups_app.oidc.IdentityProviderRefreshMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -163,6 +164,11 @@ OIDC_CREATE_USER = True
 OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
 OIDC_OP_LOGOUT_URL_METHOD = "groups_app.oidc.provider_logout_url"
 LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=refused"
+# Seconds a single sign-on session keeps the roles last read from the provider; then the next
+# request re-reads the groups claim (refresh token, then user information), so a role removed at
+# the provider is gone from live sessions too. A provider that refuses or cannot be reached ends
+# the session.
+OIDC_ROLE_REFRESH_SECONDS = env.int("OIDC_ROLE_REFRESH_SECONDS", default=900)
 
 
 def oidc_role_map() -> dict[str, str]:

@@ -100,6 +100,12 @@ class AuditEntry(models.Model):
         ACCOUNT_PASSWORD_RESET = "account.password_reset", "Password reset requested"
         API_TOKEN_CREATE = "account.api_token_create", "Create an API token"
         API_TOKEN_REVOKE = "account.api_token_revoke", "Revoke an API token"
+        ACCOUNT_CREATE = "account.create", "Create a dashboard account"
+        ACCOUNT_CHANGE = "account.change", "Change a dashboard account"
+        ACCOUNT_PERMISSIONS = "account.permissions", "Change an account's direct permissions"
+        ROLE_PERMISSIONS = "role.permissions", "Change a role's permissions"
+        IDENTITY_LINK = "account.identity_link", "Link a single sign-on identity"
+        IDENTITY_UNLINK = "account.identity_unlink", "Unlink a single sign-on identity"
         OBSERVED = "observed", "Observed outside Group Admin"
         REFUSALS_OVER_LIMIT = "refusals.over_limit", "Refused attempts over the limit"
 
@@ -733,3 +739,43 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} → {self.receiver}"
+
+
+class ExternalIdentity(models.Model):
+    """Who someone is at the identity provider: (issuer, subject), never an email. Single sign-on
+    finds the account by this pair; an email that changes at the provider never moves it."""
+
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities"
+    )
+    email = models.CharField(max_length=254, blank=True, help_text="The email the provider last asserted.")
+    linked_at = models.DateTimeField(auto_now_add=True)
+    linked_by = models.CharField(max_length=150, help_text="Who linked it: a person, or the first sign-in.")
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "single sign-on identity"
+        verbose_name_plural = "single sign-on identities"
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="one_account_per_external_identity")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"
+
+
+class ExternalSession(models.Model):
+    """One browser session signed in through single sign-on: the provider's tokens (kept here, not
+    in the session, so that concurrent requests saving the session cannot bring back a spent refresh
+    token) and when the provider last confirmed the person's roles."""
+
+    identity = models.ForeignKey(ExternalIdentity, on_delete=models.CASCADE, related_name="sessions")
+    access_token = models.TextField(blank=True)
+    refresh_token = models.TextField(blank=True)
+    checked_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Session of {self.identity}"

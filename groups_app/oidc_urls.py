@@ -4,7 +4,8 @@ import functools
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import Http404
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
 from django.urls import path
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
@@ -20,6 +21,17 @@ def sso_endpoint(view):
     return wrapper
 
 
+class SignInCallbackView(OIDCAuthenticationCallbackView):
+    """The provider's answer; a sign-in refused for a reason the person can act on (an account
+    with their email that an Administrator must link) says so instead of the generic message."""
+
+    def login_failure(self) -> HttpResponse:
+        message = getattr(self.request, "sso_refusal", "")
+        if message:
+            return render(self.request, "registration/sso_refused.html", {"message": message}, status=403)
+        return super().login_failure()
+
+
 urlpatterns = [
     path(
         "authenticate/",
@@ -28,7 +40,7 @@ urlpatterns = [
     ),
     path(
         "callback/",
-        sso_endpoint(OIDCAuthenticationCallbackView.as_view()),
+        sso_endpoint(SignInCallbackView.as_view()),
         name="oidc_authentication_callback",
     ),
 ]

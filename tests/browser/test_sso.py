@@ -3,15 +3,10 @@ provider process (oidc-provider-mock) that these tests start and stop."""
 
 import base64
 import json
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import quote
 
 import pytest
 import requests
@@ -19,68 +14,15 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from groups_app.models import AuditEntry, SignInFailure
+from groups_app.roles import ROLE_PERMISSIONS
 from tests.browser.conftest import screenshot
-
-CLIENT_ID = "group-admin"
-ROLE_MAP = {"groupadmin-admins": "Administrator", "it-helpdesk": "Help desk", "staff": "Viewer"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def provider(*args: str) -> Iterator[str]:
-    """A real OIDC provider on a loopback port, stopped when the block ends."""
-    port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - the test dependency's own CLI, fixed arguments
-        [sys.executable, "-m", "oidc_provider_mock", "--port", str(port), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                requests.get(f"{base}/.well-known/openid-configuration", timeout=1).raise_for_status()
-                break
-            except requests.RequestException:
-                if process.poll() is not None:
-                    pytest.fail("The OIDC provider did not start.")
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def use_provider(settings, base: str, token_endpoint: str | None = None) -> None:
-    settings.OIDC_ENABLED = True
-    settings.OIDC_PROVIDER_NAME = "Acme SSO"
-    settings.OIDC_OP_ISSUER = base
-    settings.OIDC_OP_AUTHORIZATION_ENDPOINT = f"{base}/oauth2/authorize"
-    settings.OIDC_OP_TOKEN_ENDPOINT = token_endpoint or f"{base}/oauth2/token"
-    settings.OIDC_OP_USER_ENDPOINT = f"{base}/userinfo"
-    settings.OIDC_OP_JWKS_ENDPOINT = f"{base}/jwks"
-    settings.OIDC_OP_LOGOUT_ENDPOINT = f"{base}/oauth2/end_session"
-    settings.OIDC_RP_CLIENT_ID = CLIENT_ID
-    settings.OIDC_RP_CLIENT_SECRET = "not-checked-by-the-test-provider"
-    settings.OIDC_ROLE_MAP = ROLE_MAP
-    settings.AUTHENTICATION_BACKENDS = [
-        "django.contrib.auth.backends.ModelBackend",
-        "groups_app.oidc.GroupAdminOIDCBackend",
-    ]
-    settings.SECURE_CSP = {**settings.SECURE_CSP, "form-action": ["'self'", base]}
+from tests.factories import administrator, role_group
+from tests.oidc_provider import person, provider, use_provider
 
 
 @pytest.fixture
 def roles(transactional_db):
     """The roles' Django groups (the migration creates them; a transactional test's flush drops them)."""
-    from groups_app.roles import ROLE_PERMISSIONS
-    from tests.factories import role_group
-
     for role in ROLE_PERMISSIONS:
         role_group(role)
 
@@ -90,12 +32,6 @@ def idp(settings, roles):
     with provider() as base:
         use_provider(settings, base)
         yield base
-
-
-def person(idp: str, sub: str, **claims) -> None:
-    """Tell the provider who `sub` is (the claims it will assert)."""
-    body = {"email": sub, "email_verified": True, **claims}
-    requests.put(f"{idp}/users/{quote(sub)}", json=body, timeout=5).raise_for_status()
 
 
 def sign_in_with_sso(page, live_server, sub: str) -> None:
@@ -242,3 +178,31 @@ def test_sign_out_ends_the_session_here_and_at_the_provider(page, live_server, i
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.goto(live_server.url + "/audit/")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_another_subject_with_an_administrators_email_is_asked_to_have_its_account_linked(
+    page, live_server, idp
+):
+    ada = administrator(username="ada", email="ada@acme.example")
+    person(idp, "someone-else", email="ADA@acme.example", groups=["staff"])
+
+    sign_in_with_sso(page, live_server, "someone-else")
+
+    expect(page.get_by_role("alert")).to_contain_text("ask an Administrator to link your account")
+    screenshot(page, "sso-ask-to-link")
+    assert set(ada.groups.values_list("name", flat=True)) == {"Administrator"}
+    assert get_user_model().objects.count() == 1
+
+
+def test_a_role_removed_at_the_provider_leaves_the_open_page_after_the_refresh_period(
+    page, live_server, idp, settings
+):
+    settings.OIDC_ROLE_REFRESH_SECONDS = 0
+    person(idp, "hana@acme.example", groups=["groupadmin-admins"])
+    sign_in_with_sso(page, live_server, "hana@acme.example")
+    expect(page.locator(".account .badge")).to_have_text("Administrator")
+
+    person(idp, "hana@acme.example", groups=["staff"])
+    page.reload()
+
+    expect(page.locator(".account .badge")).to_have_text("Viewer")

@@ -335,6 +335,8 @@ def test_role_grants_in_the_django_admin_are_audited(client):
             "date_joined_1": "00:00:00",
             "initial-date_joined_0": "2026-01-01",
             "initial-date_joined_1": "00:00:00",
+            "external_identities-TOTAL_FORMS": "0",
+            "external_identities-INITIAL_FORMS": "0",
         },
     )
 
