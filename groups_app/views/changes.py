@@ -48,6 +48,7 @@ from groups_app.services.proposals import proposal_approve, proposal_reject
 from groups_app.views.submit import Submission, change_permission_required, submit_change, submit_preview
 
 Action = AuditEntry.Action
+Resolution = AuditEntry.Resolution
 MEMBERS_CHANGED = "members-changed"
 MEMBER_DIALOG_DONE = "member-dialog-done"
 GROUP_CHANGED = "group-changed"
@@ -208,12 +209,18 @@ def members_remove_view(request: HttpRequest, group_id: str) -> HttpResponse:
         if submission.is_done
         else (form.initial.get("emails") or request.POST.getlist("emails"))
     )
-    if submission.is_done:
-        text = f"Removed {', '.join(emails)}." if len(emails) <= 3 else f"Removed {len(emails)} members."
-        messages.success(request, text)
+    applied = submission.uncertain is not None and submission.uncertain.entry.resolution == Resolution.APPLIED
+    if submission.is_done or applied:
+        if applied:  # Segment's answer was lost, reading back shows the removal happened
+            messages.warning(request, submission.uncertain.message)
+        else:
+            messages.success(
+                request,
+                f"Removed {', '.join(emails)}." if len(emails) <= 3 else f"Removed {len(emails)} members.",
+            )
         if not request.htmx:
             return redirect("groups:detail", group_id=group_id)
-        # The dialog closes (app.js) and the message shows in the page's banner.
+        # The dialog closes and empties (app.js), and the message in the banner takes focus.
         response = retarget(render(request, "base.html#banner"), "#banner")
         return _announce(response, submission, MEMBERS_CHANGED, GROUP_CHANGED, MEMBER_DIALOG_DONE)
     template = "groups_app/members_remove.html"
@@ -223,6 +230,8 @@ def members_remove_view(request: HttpRequest, group_id: str) -> HttpResponse:
         "form": form,
         "submission": submission,
         "emails": emails,
+        # Resending a change whose outcome is unknown is never offered; "not applied" renews the form.
+        "can_submit": submission.uncertain is None or submission.uncertain.may_resubmit,
         "group": group_get(group_id=group_id),
         "group_id": group_id,
         "is_page": not request.htmx,
