@@ -7,6 +7,7 @@ to show the form again.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -34,11 +35,13 @@ from groups_app.services.errors import ChangeOutcomeUnknown, ServiceError
 from groups_app.services.groups import group_get, group_membership, resource_catalog, roles_by_id
 from groups_app.services.manage import group_create, group_delete, group_rename
 from groups_app.services.membership import (
+    ReplacePreview,
     group_members_add,
     group_members_remove,
     group_members_replace,
     group_members_replace_preview,
 )
+from groups_app.services.mirror import known_workspace_users, mirrored_membership
 from groups_app.services.permissions import (
     group_permissions_add,
     group_permissions_preview,
@@ -297,8 +300,44 @@ def members_replace_view(request: HttpRequest, group_id: str) -> HttpResponse:
         "nav_section": "groups",
         "submission_key": uuid.uuid4().hex,
         "emails_text": ", ".join(preview.emails) if preview else "",
+        "people": _preview_people(preview) if preview else None,
     }
     return render(request, "groups_app/members_replace.html", context, status=submission.status)
+
+
+@dataclass(frozen=True)
+class PreviewPerson:
+    """One email of a replace preview, with what the mirror knows of it."""
+
+    email: str
+    name: str = ""
+    kind: str = ""  # "user", "invite", "new" (to add, never seen: invited), or "" (unknown)
+
+
+def _preview_people(preview: ReplacePreview) -> dict[str, list[PreviewPerson]]:
+    """The preview's emails with names and user/invite, from the mirror where it knows them.
+
+    Current members come from the group's mirrored membership; an email to add is a workspace
+    user if the mirror has seen one in any group, else it will be invited.
+    """
+    current = mirrored_membership(preview.group.id)
+    names = {user.email.lower(): user.name for user in current.users} if current else {}
+    invites = {email.lower() for email in current.invites} if current else set()
+    known_users = known_workspace_users(preview.to_add)
+
+    def person(email: str, *, adding: bool = False) -> PreviewPerson:
+        key = email.lower()
+        if adding:
+            return PreviewPerson(email, kind="user" if key in known_users else "new")
+        if key in names:
+            return PreviewPerson(email, name=names[key], kind="user")
+        return PreviewPerson(email, kind="invite" if key in invites else "")
+
+    return {
+        "to_add": [person(email, adding=True) for email in preview.to_add],
+        "to_remove": [person(email) for email in preview.to_remove],
+        "unchanged": [person(email) for email in preview.unchanged],
+    }
 
 
 # -- permissions --------------------------------------------------------------------------------

@@ -243,6 +243,45 @@ def test_remove_asks_for_confirmation_naming_who_loses_access(help_desk_client, 
     assert AuditEntry.objects.get().details["emails"] == sorted(emails, key=emails.index)
 
 
+def test_remove_whose_answer_is_lost_but_applied_closes_the_dialog_with_a_warning(help_desk_client, small):
+    email = small.memberships.values_list("user__email", flat=True).first()
+    confirm = help_desk_client.get(
+        url("members-remove", small), {"email": [email]}, headers={**HTMX, "HX-Target": "member-dialog"}
+    )
+    inject_fault("remove_users_from_user_group", "applied-500")
+
+    done = help_desk_client.post(
+        url("members-remove", small),
+        {"emails": [email], "submission_key": key(confirm)},
+        headers={**HTMX, "HX-Target": "member-dialog"},
+    )
+
+    assert done.status_code == 200 and done["HX-Retarget"] == "#banner"
+    assert "member-dialog-done" in done["HX-Trigger-After-Settle"]
+    assert "Reading the group back shows it was applied." in html(done)
+    assert not Membership.objects.filter(group=small, user__email=email).exists()
+
+
+def test_remove_with_an_unknown_outcome_offers_no_resend(help_desk_client, small, monkeypatch):
+    email = small.memberships.values_list("user__email", flat=True).first()
+    confirm = help_desk_client.get(
+        url("members-remove", small), {"email": [email]}, headers={**HTMX, "HX-Target": "member-dialog"}
+    )
+    inject_fault("remove_users_from_user_group", "500")
+    monkeypatch.setattr("groups_app.services.changes.reconcile_entry", lambda entry, **kwargs: entry)
+
+    answer = help_desk_client.post(
+        url("members-remove", small),
+        {"emails": [email], "submission_key": key(confirm)},
+        headers={**HTMX, "HX-Target": "member-dialog"},
+    )
+
+    page = html(answer)
+    assert page.strip().startswith('<dialog id="member-dialog"')
+    assert "Segment did not confirm the change." in page
+    assert "Remove 1 member</button>" not in page and ">Close</button>" in page
+
+
 def test_remove_without_choosing_anyone_says_so(help_desk_client, small):
     response = help_desk_client.get(url("members-remove", small))
 
@@ -502,6 +541,7 @@ def test_audit_log_filters(viewer_client, db):
     )
 
     assert "ada did" in by_actor and "bob did" not in by_actor
+    assert "ada did" not in html(viewer_client.get(reverse("groups:audit"), {"actor": "ad"}))  # whole names
     assert "bob did" in by_status and "ada did" not in by_status
     assert "bob did" in by_text
     assert bad_dates.status_code == 200 and "The end date is before the start date." in html(bad_dates)
@@ -688,6 +728,26 @@ def test_replace_lists_who_is_unchanged(help_desk_client, small):
 
     unchanged = html(preview).split("Unchanged (2)")[1].split("</details>")[0]
     assert all(email in unchanged for email in keep)
+
+
+def test_replace_preview_names_people_and_says_user_or_invite_from_the_mirror(help_desk_client, small):
+    stays = small.memberships.order_by("user__email").select_related("user").first().user
+    leaves = small.memberships.order_by("user__email").select_related("user").last().user
+    elsewhere = WorkspaceUser.objects.exclude(memberships__group=small).first()
+    invite = small.invites.first()
+    emails = [stays.email, elsewhere.email, "never.seen@partner.example"]
+
+    preview = html(help_desk_client.post(url("members-replace", small), {"emails": ", ".join(emails)}))
+
+    added = preview.split("To add (2)")[1].split("</ul>")[0]
+    removed = preview.split("To remove (")[1].split("</ul>")[0]
+    unchanged = preview.split("Unchanged (1)")[1].split("</details>")[0]
+    assert f'{stays.name} <span class="muted">{stays.email}</span>' in unchanged
+    assert f'{leaves.name} <span class="muted">{leaves.email}</span>' in removed
+    assert 'never.seen@partner.example <span class="badge">not seen in the workspace: invited</span>' in added
+    assert f'{elsewhere.email} <span class="badge">workspace user</span>' in added
+    if invite is not None:
+        assert f'{invite.email} <span class="badge">pending invite</span>' in removed
 
 
 def test_replace_can_empty_a_group_only_with_explicit_confirmation(help_desk_client, small):
