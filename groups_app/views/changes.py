@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,6 +27,7 @@ from groups_app.forms import (
     PermissionSetFormSet,
     RemoveMembersForm,
     ReplaceMembersForm,
+    parse_resources,
     permission_rows,
 )
 from groups_app.models import AuditEntry, ChangeProposal
@@ -447,9 +449,14 @@ def permissions_edit_view(request: HttpRequest, group_id: str) -> HttpResponse:
     elif request.method == "POST" and form.is_valid() and rows.is_valid():
         preview = group_permissions_preview(group_id=group_id, permissions=rows.permissions())
     group = group or (preview.group if preview else group_get(group_id=group_id))
+    catalog = resource_catalog()
+    names = catalog.names
     context = {
         "form": form,
         "rows": rows,
+        "rows_with_names": [(row, _row_resource_names(row, names)) for row in rows],
+        "catalog": catalog,
+        "resource_names": names,
         "preview": preview,
         "note": submission.stale.message if submission.stale else "",
         "group": group,
@@ -461,6 +468,16 @@ def permissions_edit_view(request: HttpRequest, group_id: str) -> HttpResponse:
     has_errors = bool(form.errors) or (rows.is_bound and (any(rows.errors) or bool(rows.non_form_errors())))
     status = submission.status if submission.status != 200 else (422 if has_errors else 200)
     return render(request, "groups_app/permissions_edit.html", context, status=status)
+
+
+def _row_resource_names(row, names: dict[tuple[str, str], str]) -> list[str]:
+    """The names of the resources a row of "Edit all" names, where the workspace's listings know them."""
+    resource_type = row["resource_type"].value() or ""
+    try:
+        resources = parse_resources(row["resource_ids"].value() or "", resource_type)
+    except ValidationError:
+        return []
+    return [names[(resource_type, r.id)] for r in resources if (resource_type, r.id) in names]
 
 
 def _roles_for_submitted(data) -> dict[str, IamRole]:

@@ -824,3 +824,30 @@ def test_a_picked_resource_of_another_type_is_refused(admin_user_client, small):
     assert response.status_code == 422 and "Pick resources of the type chosen above (Source)." in html(
         response
     )
+
+
+def test_edit_all_names_roles_and_resources_and_offers_a_picker(admin_user_client, small):
+    from sandbox.models import Resource
+
+    grant = small.permissions.first()
+    resource = grant.resources[0]
+    name = Resource.objects.get(id=resource["id"]).name
+    other = Resource.objects.exclude(id=resource["id"]).filter(type="SOURCE").order_by("name").first()
+
+    page = html(admin_user_client.get(url("permissions-edit", small)))
+
+    row = page.split(f'value="{grant.role.id}" selected>')[1].split("</tr>")[0]
+    assert row.startswith(grant.role.name)  # the role by name
+    assert f'<p class="helptext">{name}' in row  # the resources the row names, by name
+    assert f"{other.name} <code>{other.id}</code>" in page.split("Find resource ids by name")[1]
+
+    data = {
+        "rows-TOTAL_FORMS": "1",
+        "rows-INITIAL_FORMS": "0",
+        "rows-0-role": grant.role.id,
+        "rows-0-resource_type": resource["type"],
+        "rows-0-resource_ids": resource["id"],
+        "preview": "1",
+    }
+    preview = html(admin_user_client.post(url("permissions-edit", small), data))
+    assert f'<span class="resource-name">{name}</span> <code>{resource["id"]}</code>' in preview
