@@ -242,6 +242,14 @@ def _decision_message(action: str, access_request: AccessRequest) -> tuple[int, 
                 )
             return messages.SUCCESS, f"Approved: {email} was added to {group}."
         if status == Status.PROVISIONING_FAILED:
+            entry = access_request.provisioning_entry
+            if entry is not None and entry.status == AuditEntry.Status.REFUSED:
+                # Never sent: one of Group Admin's own rules (e.g. ALLOWED_EMAIL_DOMAINS) refused it.
+                return (
+                    messages.ERROR,
+                    f"Group Admin's rules do not allow adding {email}: {access_request.provisioning_error} "
+                    "Nothing was sent to Segment. Close the request, or retry once the rule allows it.",
+                )
             return (
                 messages.ERROR,
                 f"Segment did not add {email}: {access_request.provisioning_error} "

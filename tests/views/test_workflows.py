@@ -148,6 +148,21 @@ def test_an_approval_whose_answer_was_lost_says_invited_or_added(client, vera, t
     assert f"Approved: {email} {said} {team.name}" in html(response)
 
 
+def test_an_approval_outside_the_allowed_domains_is_group_admins_refusal(client, vera, team, settings):
+    request = AccessRequest.objects.create(
+        group_id=team.id, group_name=team.name, email="vera@example.com", requester=vera,
+        requester_username="vera", justification="j",
+    )  # fmt: skip
+    as_user(client, help_desk(username="hana", email="hana@example.com"))
+    settings.ALLOWED_EMAIL_DOMAINS = ["acme.example"]  # the policy changed after filing
+
+    page = html(client.post(reverse("groups:request-decide", args=[request.pk, "approve"]), follow=True))
+
+    assert "Group Admin&#x27;s rules do not allow adding vera@example.com: " in page
+    assert "Refused by Group Admin's rules (nothing was sent to Segment): " in page
+    assert "Segment did not add" not in page
+
+
 def test_self_approval_is_refused_with_a_message(client, team):
     hana = help_desk(username="hana", email="hana@example.com")
     request = AccessRequest.objects.create(
