@@ -293,3 +293,30 @@ def test_audit_export_carries_the_filter_just_applied(page, live_server, workspa
     page.get_by_label("Outcome").select_option(label="Failed")
     expect(page.locator("#audit-table")).to_contain_text("No entries match.")
     expect(export).to_have_attribute("href", re.compile(r"status=failed"))
+
+
+def test_focus_after_a_submit_goes_to_the_result_or_the_field_to_fix(
+    page, live_server, workspace, admin_account
+):
+    sign_in(page, live_server, "ada")
+    page.get_by_role("link", name="New group").click()
+    page.get_by_label("Name").fill(" ")
+    page.get_by_role("button", name="Create group").click()
+    expect(page.get_by_label("Name")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Name")).to_be_focused()
+
+    page.get_by_label("Name").fill("Focus Squad")
+    page.get_by_role("button", name="Create group").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Focus Squad")
+    expect(page.locator("#banner [data-autofocus]")).to_be_focused()
+    expect(page.locator("#banner [data-autofocus]")).to_have_text("Created the group Focus Squad.")
+
+    page.get_by_role("link", name="Replace all members…").click()
+    page.get_by_label("The complete list of members").fill("someone@partner.example")
+    page.get_by_role("button", name="Preview changes").click()
+    expect(page.locator("section[aria-labelledby='preview-heading']")).to_be_focused()
+    expect(page.locator(".email-list.added")).to_contain_text("not seen in the workspace: invited")
+
+    page.get_by_role("button", name="Apply: add 1, remove 0").click()
+    expect(page.locator("#banner [data-autofocus]")).to_be_focused()
+    expect(page.locator("#banner")).to_contain_text("Members replaced")
