@@ -34,11 +34,22 @@ def sideways_scroll(page) -> int:
 OVERLAPS = """
 (() => {
   // Every visible control of a form: none may reach past its form, nor cover another's box.
+  // Controls in a closed <details>, or scrolled out of a box that scrolls, are not shown.
+  const scrolledAway = (el) => {
+    const r = el.getBoundingClientRect();
+    for (let box = el.parentElement; box; box = box.parentElement) {
+      const style = getComputedStyle(box);
+      if (style.overflowX === "visible" && style.overflowY === "visible") continue;
+      const b = box.getBoundingClientRect();
+      if (r.bottom <= b.top || r.top >= b.bottom || r.right <= b.left || r.left >= b.right) return true;
+    }
+    return false;
+  };
   const problems = [];
   for (const form of document.querySelectorAll("main form")) {
     const box = form.getBoundingClientRect();
     const controls = [...form.querySelectorAll("input:not([type=hidden]), select, textarea, button, .button")]
-      .filter((el) => el.offsetParent !== null && !el.closest("table"));
+      .filter((el) => el.checkVisibility({ checkVisibilityCSS: true }) && !el.closest("table") && !scrolledAway(el));
     const rects = controls.map((el) => [el, el.getBoundingClientRect()]);
     for (const [el, r] of rects) {
       if (r.right > box.right + 1 || r.left < box.left - 1) problems.push(`${el.name || el.textContent.trim()} sticks out of its form`);
