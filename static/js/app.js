@@ -61,9 +61,9 @@ document.addEventListener("htmx:afterSettle", (event) => {
   if (remembered) {
     pending.delete(region.id);
     placeFocus(region, remembered);
+    announceCount(region);  // what the person's search or filter found; never a background refresh
   }
   showSelectAll();
-  announceCount(region);
 });
 
 function placeFocus(region, remembered) {

@@ -547,6 +547,21 @@ def test_audit_log_filters(viewer_client, db):
     assert bad_dates.status_code == 200 and "The end date is before the start date." in html(bad_dates)
 
 
+def test_the_filtered_audit_table_carries_an_export_link_with_its_filter(viewer_client, db):
+    AuditEntry.objects.create(actor_username="ada", action="group.create", status="failed", summary="x")
+
+    response = viewer_client.get(
+        reverse("groups:audit"),
+        {"actor": "ada", "status": "failed"},
+        headers={**HTMX, "HX-Target": "audit-table"},
+    )
+
+    page = html(response)
+    assert page.strip().startswith('<section id="audit-table"')
+    assert 'href="/audit/export.csv?actor=ada&amp;status=failed"' in page
+    assert "1 matching entry" in page and "aria-live" not in page
+
+
 def test_pending_entry_says_it_is_in_progress_and_what_happens_if_it_stays(viewer_client, db):
     entry = AuditEntry.objects.create(
         actor_username="ada", action="members.add", summary="ada added 1 member to G"
