@@ -235,6 +235,7 @@ def members_remove_view(request: HttpRequest, group_id: str) -> HttpResponse:
         "form": form,
         "submission": submission,
         "emails": emails,
+        "people": _members_as_known(group_id, emails),
         # Resending a change whose outcome is unknown is never offered; "not applied" renews the form.
         "can_submit": submission.uncertain is None or submission.uncertain.may_resubmit,
         "group": group_get(group_id=group_id),
@@ -309,36 +310,43 @@ def members_replace_view(request: HttpRequest, group_id: str) -> HttpResponse:
 
 @dataclass(frozen=True)
 class PreviewPerson:
-    """One email of a replace preview, with what the mirror knows of it."""
+    """One email a change names, with what the mirror knows of it."""
 
     email: str
     name: str = ""
     kind: str = ""  # "user", "invite", "new" (to add, never seen: invited), or "" (unknown)
 
 
+def _members_as_known(group_id: str, emails) -> list[PreviewPerson]:
+    """Current members of a group by name and user/invite, from the mirror where it knows them."""
+    current = mirrored_membership(group_id, among=emails) if emails else None
+    names = {user.email.lower(): user.name for user in current.users} if current else {}
+    invites = {email.lower() for email in current.invites} if current else set()
+    people = []
+    for email in emails:
+        key = email.lower()
+        if key in names:
+            people.append(PreviewPerson(email, name=names[key], kind="user"))
+        else:
+            people.append(PreviewPerson(email, kind="invite" if key in invites else ""))
+    return people
+
+
 def _preview_people(preview: ReplacePreview) -> dict[str, list[PreviewPerson]]:
     """The preview's emails with names and user/invite, from the mirror where it knows them.
 
-    Current members come from the group's mirrored membership; an email to add is a workspace
-    user if the mirror has seen one in any group, else it will be invited.
+    An email to add is a workspace user if the mirror has seen one in any group, else it
+    will be invited.
     """
-    current = mirrored_membership(preview.group.id)
-    names = {user.email.lower(): user.name for user in current.users} if current else {}
-    invites = {email.lower() for email in current.invites} if current else set()
     known_users = known_workspace_users(preview.to_add)
-
-    def person(email: str, *, adding: bool = False) -> PreviewPerson:
-        key = email.lower()
-        if adding:
-            return PreviewPerson(email, kind="user" if key in known_users else "new")
-        if key in names:
-            return PreviewPerson(email, name=names[key], kind="user")
-        return PreviewPerson(email, kind="invite" if key in invites else "")
-
+    current = _members_as_known(preview.group.id, [*preview.to_remove, *preview.unchanged])
     return {
-        "to_add": [person(email, adding=True) for email in preview.to_add],
-        "to_remove": [person(email) for email in preview.to_remove],
-        "unchanged": [person(email) for email in preview.unchanged],
+        "to_add": [
+            PreviewPerson(email, kind="user" if email.lower() in known_users else "new")
+            for email in preview.to_add
+        ],
+        "to_remove": current[: len(preview.to_remove)],
+        "unchanged": current[len(preview.to_remove) :],
     }
 
 

@@ -7,6 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from groups_app.models import AuditEntry, ChangeProposal
+from groups_app.services.mirror import refresh_group
 from sandbox.faults import inject_fault
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 from tests.factories import UserFactory, administrator, help_desk, viewer
@@ -280,6 +281,27 @@ def test_remove_with_an_unknown_outcome_offers_no_resend(help_desk_client, small
     assert page.strip().startswith('<dialog id="member-dialog"')
     assert "Segment did not confirm the change." in page
     assert "Remove 1 member</button>" not in page and ">Close</button>" in page
+
+
+def test_the_remove_dialog_names_people_one_a_line_with_cancel_beside_the_button(help_desk_client, small):
+    user = small.memberships.select_related("user").order_by("user__email").first().user
+    invite = small.invites.first() or Invite.objects.create(group=small, email="pending@partner.example")
+    refresh_group(small.id, trigger="test")  # the mirror knows who is a user and who an invite
+
+    page = html(
+        help_desk_client.get(
+            url("members-remove", small),
+            {"email": [user.email, invite.email]},
+            headers={**HTMX, "HX-Target": "member-dialog"},
+        )
+    )
+
+    people = page.split('<ul class="email-list single-column">')[1].split("</ul>")[0]
+    assert f'<li>{user.name} <span class="muted">{user.email}</span></li>' in people
+    assert f'<li>{invite.email} <span class="badge">pending invite</span></li>' in people
+    actions = page.split('<div class="actions">')[1]
+    assert actions.index("Remove 2 members</button>") < actions.index(">Cancel</button>")
+    assert actions.index(">Cancel</button>") < actions.index("</div>")
 
 
 def test_remove_without_choosing_anyone_says_so(help_desk_client, small):
