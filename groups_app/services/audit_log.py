@@ -66,8 +66,9 @@ def audit_entries(
 
 
 def audit_actor_choices() -> list[str]:
-    """Who the actor filter offers: every account, and the system (scheduled jobs)."""
-    usernames = get_user_model().objects.order_by("username").values_list("username", flat=True)
+    """Who the actor filter offers: every active account, and the system (scheduled jobs)."""
+    accounts = get_user_model().objects.filter(is_active=True).order_by("username")
+    usernames = accounts.values_list("username", flat=True)
     return [*usernames, SYSTEM_ACTOR]
 
 

@@ -564,6 +564,9 @@ def test_audit_log_filters(viewer_client, db):
 
     assert "ada did" in by_actor and "bob did" not in by_actor
     assert "ada did" not in html(viewer_client.get(reverse("groups:audit"), {"actor": "ad"}))  # whole names
+    assert "A whole username in any letter case" in by_actor  # the hint says so
+    assert '<datalist id="actor-choices">' in by_actor and '<option value="system">' in by_actor
+    assert 'list="actor-choices"' in by_actor
     assert "bob did" in by_status and "ada did" not in by_status
     assert "bob did" in by_text
     assert bad_dates.status_code == 200 and "The end date is before the start date." in html(bad_dates)
