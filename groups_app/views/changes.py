@@ -425,6 +425,8 @@ def permissions_edit_view(request: HttpRequest, group_id: str) -> HttpResponse:
         rows = PermissionSetFormSet(
             _with_extra_row(request.POST, "rows"), form_kwargs={"roles": roles}, prefix="rows"
         )
+        if rows.forms:  # the new row's role takes focus (app.js)
+            rows.forms[-1].fields["role"].widget.attrs["data-autofocus"] = ""
         form.is_valid()
     elif "confirm" in request.POST:
         submission = submit_change(

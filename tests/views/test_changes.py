@@ -460,6 +460,10 @@ def test_add_row_keeps_what_was_typed(admin_user_client, small):
 
     total = int(data["rows-TOTAL_FORMS"])
     assert f'name="rows-{total}-role"' in html(response)
+    assert re.search(
+        rf'<select name="rows-{total}-role"[^>]* data-autofocus', html(response)
+    )  # focus goes there
+    assert len(re.findall(r"<select[^>]* data-autofocus", html(response))) == 1
     assert not AuditEntry.objects.exists()
 
 
