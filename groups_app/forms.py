@@ -383,7 +383,13 @@ def permission_rows(permissions) -> list[dict]:
 
 class AuditFilterForm(forms.Form):
     q = forms.CharField(label="Text", required=False, max_length=200)
-    actor = forms.CharField(label="Actor", required=False, max_length=150)
+    actor = forms.CharField(
+        label="Actor",
+        required=False,
+        max_length=150,
+        widget=forms.TextInput(attrs={"list": "actor-choices", "autocomplete": "off"}),
+        help_text="A whole username in any letter case (ada, not ad); pick an account from the list.",
+    )
     action = forms.ChoiceField(label="Action", required=False)
     group = forms.CharField(label="Group (id or name)", required=False, max_length=200)
     status = forms.ChoiceField(label="Outcome", required=False)

@@ -81,11 +81,10 @@ UNAUTHENTICATED = Problem(
 )
 
 
-def entry_of_request(request_id: str) -> AuditEntry | None:
-    """The audit entry this very request wrote (the pipeline raises refusals without it)."""
-    if not request_id:
-        return None
-    return AuditEntry.objects.filter(request_id=request_id).order_by("-id").first()
+def entry_of(exc: Exception) -> AuditEntry | None:
+    """The audit entry that records the change an error came from (the pipeline puts it on
+    every error it raises)."""
+    return getattr(exc, "audit_entry", None) or getattr(exc, "entry", None)
 
 
 def _entry_members(entry: AuditEntry | None) -> dict[str, Any]:
@@ -109,7 +108,7 @@ def problem_for(exc: Exception, *, request_id: str = "", is_change: bool = False
             extensions=outcome,
         )
     if isinstance(exc, InvalidInput):
-        extensions = {**outcome, **(_entry_members(entry_of_request(request_id)) if is_change else {})}
+        extensions = {**outcome, **(_entry_members(entry_of(exc)) if is_change else {})}
         return Problem(
             422,
             "Invalid input",
@@ -149,7 +148,7 @@ def problem_for(exc: Exception, *, request_id: str = "", is_change: bool = False
     if isinstance(exc, AwaitingApproval):
         return Problem(202, "Filed for approval", exc.message, kind="filed", extensions={"outcome": "filed"})
     if isinstance(exc, NotAllowed):
-        extensions = {**outcome, **(_entry_members(entry_of_request(request_id)) if is_change else {})}
+        extensions = {**outcome, **(_entry_members(entry_of(exc)) if is_change else {})}
         if isinstance(exc, RuleRefused):
             extensions["rule"] = exc.decision.rule
         return Problem(403, "Refused", exc.message, kind="refused", extensions=extensions)
@@ -163,7 +162,7 @@ def problem_for(exc: Exception, *, request_id: str = "", is_change: bool = False
 def _segment_problem(exc: SegmentError, *, request_id: str, is_change: bool) -> Problem:
     extensions: dict[str, Any] = {}
     if is_change:
-        entry = entry_of_request(request_id)
+        entry = entry_of(exc)
         extensions = {"outcome": entry.status if entry is not None else "failed", **_entry_members(entry)}
     if isinstance(exc, ValidationFailed):
         errors = {name: [message] for name, message in exc.field_errors.items()}

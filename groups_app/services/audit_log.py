@@ -6,11 +6,12 @@ import json
 from collections.abc import Iterator
 from datetime import date, datetime, time
 
+from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from groups_app.models import AuditEntry
-from groups_app.services.audit import flush_refusal_tallies
+from groups_app.services.audit import SYSTEM_ACTOR, flush_refusal_tallies
 from groups_app.services.exports import csv_chunks
 
 CSV_COLUMNS = (
@@ -50,7 +51,8 @@ def audit_entries(
         # touched), kept lower-cased in one column a trigram index serves on PostgreSQL.
         entries = entries.filter(search_text__contains=text.strip().lower())
     if actor:
-        entries = entries.filter(actor_username__iexact=actor)
+        # A whole username (any letter case), never part of one: "ann" is not "joanna".
+        entries = entries.filter(actor_username__iexact=actor.strip())
     if action:
         entries = entries.filter(action=action)
     if group:
@@ -63,6 +65,13 @@ def audit_entries(
     if date_to:
         entries = entries.filter(created_at__lte=datetime.combine(date_to, time.max, tz))
     return entries
+
+
+def audit_actor_choices() -> list[str]:
+    """Who the actor filter offers: every active account, and the system (scheduled jobs)."""
+    accounts = get_user_model().objects.filter(is_active=True).order_by("username")
+    usernames = accounts.values_list("username", flat=True)
+    return [*usernames, SYSTEM_ACTOR]
 
 
 def audit_csv_rows(entries: QuerySet[AuditEntry]) -> Iterator[str]:

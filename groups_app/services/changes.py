@@ -118,6 +118,7 @@ class ChangeAttempt:
     approval: Approval | None = None
     review: Any = None
     record: AuditRecord | None = None
+    unsent_entry: AuditEntry | None = None  # the entry of an attempt that was never sent
     is_checked: bool = False
 
     @property
@@ -310,18 +311,28 @@ def change_attempt(
     except SecondPersonNeeded as exc:
         if not attempt.is_sent:
             exc.entry = _record_unsent(attempt, AuditEntry.Status.FILED, exc)
+        exc.audit_entry = exc.entry
         raise
     except ServiceError as exc:
         if not attempt.is_sent:
             _record_unsent(attempt, AuditEntry.Status.REFUSED, exc)
+        _carry_entry(exc, attempt)
         raise
     except Exception as exc:
         if not attempt.is_sent:
             _record_unsent(attempt, AuditEntry.Status.FAILED, exc)
+        _carry_entry(exc, attempt)
         raise
     finally:
         if attempt.is_sent:
             _refresh_touched_group(attempt)
+
+
+def _carry_entry(exc: Exception, attempt: ChangeAttempt) -> None:
+    """Every error a change raises carries the audit entry that records it (`audit_entry`), so
+    callers link exactly that entry and never look one up."""
+    if getattr(exc, "audit_entry", None) is None:
+        exc.audit_entry = attempt.entry or attempt.unsent_entry
 
 
 def _record_unsent(attempt: ChangeAttempt, status: str, exc: Exception) -> AuditEntry:
@@ -330,9 +341,11 @@ def _record_unsent(attempt: ChangeAttempt, status: str, exc: Exception) -> Audit
     label = "filed for approval" if status == AuditEntry.Status.FILED else "not sent"
     fields["summary"] = f"{attempt.summary or AuditEntry.Action(attempt.action).label} ({label})"
     if status == AuditEntry.Status.REFUSED:
-        return record_refused(reason=getattr(exc, "message", str(exc)), **fields)
+        attempt.unsent_entry = record_refused(reason=getattr(exc, "message", str(exc)), **fields)
+        return attempt.unsent_entry
     entry = write_pending(**fields)
     complete(AuditRecord(entry=entry), status, exc)
+    attempt.unsent_entry = entry
     return entry
 
 

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from groups_app.forms import AccessRequestForm, CloseRequestForm, DenyForm, RequestQueueFilter
 from groups_app.models import AccessRequest, AuditEntry
 from groups_app.roles import HANDLE_ACCESS_REQUESTS
+from groups_app.rules.identity import same_identity
 from groups_app.segment import SegmentError, ValidationFailed, check_id
 from groups_app.services.approvals.access_requests import (
     access_request_approve,
@@ -28,7 +29,11 @@ from groups_app.services.approvals.access_requests import (
 from groups_app.services.changes import change_refused
 from groups_app.services.errors import InvalidInput, NotAllowed
 from groups_app.services.groups import group_choices, group_get
-from groups_app.services.mirror.selectors import group_seen_missing, mirrored_group_or_none
+from groups_app.services.mirror.selectors import (
+    group_seen_missing,
+    known_workspace_users,
+    mirrored_group_or_none,
+)
 from groups_app.views.submit import show_errors
 
 Status = AccessRequest.Status
@@ -221,6 +226,19 @@ def request_decide_view(request: HttpRequest, access_request_id: int, action: st
     return redirect("groups:request", access_request_id=access_request_id)
 
 
+def _was_invited(entry: AuditEntry, email: str) -> bool:
+    """Whether the addition made `email` a pending invite (Segment invites an email that is not a
+    workspace user yet) rather than a member."""
+    evidence = entry.evidence or {}
+    invited = [*(entry.details.get("invited") or ()), *(evidence.get("invited") or ())]
+    if any(same_identity(email, other) for other in invited):
+        return True
+    if entry.status != AuditEntry.Status.UNKNOWN or "invited" in evidence:
+        return False
+    # Segment's answer was lost, so the entry cannot say: the mirror knows the workspace's users.
+    return not known_workspace_users([email])
+
+
 def _decision_message(action: str, access_request: AccessRequest) -> tuple[int, str]:
     """Words that say what happened, and whether it went well (a failure is never shown as success)."""
     email, group = access_request.email, access_request.group_name
@@ -228,7 +246,7 @@ def _decision_message(action: str, access_request: AccessRequest) -> tuple[int, 
     if action in ("approve", "retry", "reconcile"):
         if status == Status.PROVISIONED:
             entry = access_request.provisioning_entry
-            if entry is not None and email in (entry.details.get("invited") or ()):
+            if entry is not None and _was_invited(entry, email):
                 return (
                     messages.SUCCESS,
                     f"Approved: {email} was invited to {group}; the access starts when they accept "
@@ -236,6 +254,14 @@ def _decision_message(action: str, access_request: AccessRequest) -> tuple[int, 
                 )
             return messages.SUCCESS, f"Approved: {email} was added to {group}."
         if status == Status.PROVISIONING_FAILED:
+            entry = access_request.provisioning_entry
+            if entry is not None and entry.status == AuditEntry.Status.REFUSED:
+                # Never sent: one of Group Admin's own rules (e.g. ALLOWED_EMAIL_DOMAINS) refused it.
+                return (
+                    messages.ERROR,
+                    f"Group Admin's rules do not allow adding {email}: {access_request.provisioning_error} "
+                    "Nothing was sent to Segment. Close the request, or retry once the rule allows it.",
+                )
             return (
                 messages.ERROR,
                 f"Segment did not add {email}: {access_request.provisioning_error} "

@@ -16,7 +16,7 @@ from groups_app.forms import AuditFilterForm
 from groups_app.models import AuditEntry
 from groups_app.roles import VIEW
 from groups_app.services.audit_details import detail_sections
-from groups_app.services.audit_log import audit_csv_rows, audit_entries
+from groups_app.services.audit_log import audit_actor_choices, audit_csv_rows, audit_entries
 from groups_app.services.changes import ACTION_PERMISSIONS, entry_check_again
 from groups_app.services.errors import InvalidInput, NotAllowed
 from groups_app.views.downloads import csv_download
@@ -38,7 +38,7 @@ def _filtered(request: HttpRequest):
             "date_from": data["date_from"],
             "date_to": data["date_to"],
         }
-    return form, audit_entries(**filters)
+    return form, audit_entries(**filters), any(filters.values())
 
 
 @require_GET
@@ -46,12 +46,15 @@ def _filtered(request: HttpRequest):
 @vary_on_headers("HX-Request", "HX-Target")
 def audit_list_view(request: HttpRequest) -> HttpResponse:
     """Every change made through the dashboard, newest first, filtered and paged."""
-    form, entries = _filtered(request)
+    form, entries, is_filtered = _filtered(request)
     page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
     template = "groups_app/audit_list.html"
     if request.htmx and request.htmx.target == "audit-table":
         template += "#audit-table"
-    return render(request, template, {"form": form, "page": page, "nav_section": "audit"})
+    context = {"form": form, "page": page, "filtered": is_filtered, "nav_section": "audit"}
+    if not template.endswith("#audit-table"):
+        context["actor_choices"] = audit_actor_choices()
+    return render(request, template, context)
 
 
 @require_GET
@@ -94,6 +97,6 @@ def audit_entry_check_view(request: HttpRequest, entry_id: int) -> HttpResponse:
 @permission_required(VIEW, raise_exception=True)
 def audit_export_view(request: HttpRequest) -> HttpResponse:
     """The filtered entries as a CSV download, streamed."""
-    _, entries = _filtered(request)
+    _, entries, _ = _filtered(request)
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
     return csv_download(request, audit_csv_rows(entries), f"group-admin-audit-{stamp}.csv")

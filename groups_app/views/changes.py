@@ -7,8 +7,10 @@ to show the form again.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,6 +28,7 @@ from groups_app.forms import (
     ProposalRejectForm,
     RemoveMembersForm,
     ReplaceMembersForm,
+    parse_resources,
     permission_rows,
 )
 from groups_app.models import AuditEntry, ChangeProposal
@@ -41,14 +44,17 @@ from groups_app.services.errors import ChangeOutcomeUnknown, ServiceError
 from groups_app.services.groups import group_get, group_membership, resource_catalog, roles_by_id
 from groups_app.services.manage import group_create, group_delete, group_rename
 from groups_app.services.membership import (
+    ReplacePreview,
     group_members_remove,
     group_members_replace,
     group_members_replace_preview,
 )
+from groups_app.services.mirror.selectors import known_workspace_users, mirrored_membership
 from groups_app.services.permissions import group_permissions_preview
 from groups_app.views.submit import Submission, change_permission_required, submit_change, submit_preview
 
 Action = AuditEntry.Action
+Resolution = AuditEntry.Resolution
 MEMBERS_CHANGED = "members-changed"
 MEMBER_DIALOG_DONE = "member-dialog-done"
 GROUP_CHANGED = "group-changed"
@@ -209,12 +215,18 @@ def members_remove_view(request: HttpRequest, group_id: str) -> HttpResponse:
         if submission.is_done
         else (form.initial.get("emails") or request.POST.getlist("emails"))
     )
-    if submission.is_done:
-        text = f"Removed {', '.join(emails)}." if len(emails) <= 3 else f"Removed {len(emails)} members."
-        messages.success(request, text)
+    applied = submission.uncertain is not None and submission.uncertain.entry.resolution == Resolution.APPLIED
+    if submission.is_done or applied:
+        if applied:  # Segment's answer was lost, reading back shows the removal happened
+            messages.warning(request, submission.uncertain.message)
+        else:
+            messages.success(
+                request,
+                f"Removed {', '.join(emails)}." if len(emails) <= 3 else f"Removed {len(emails)} members.",
+            )
         if not request.htmx:
             return redirect("groups:detail", group_id=group_id)
-        # The dialog closes (app.js) and the message shows in the page's banner.
+        # The dialog closes and empties (app.js), and the message in the banner takes focus.
         response = retarget(render(request, "base.html#banner"), "#banner")
         return _announce(response, submission, MEMBERS_CHANGED, GROUP_CHANGED, MEMBER_DIALOG_DONE)
     template = "groups_app/members_remove.html"
@@ -224,6 +236,9 @@ def members_remove_view(request: HttpRequest, group_id: str) -> HttpResponse:
         "form": form,
         "submission": submission,
         "emails": emails,
+        "people": _members_as_known(group_id, emails),
+        # Resending a change whose outcome is unknown is never offered; "not applied" renews the form.
+        "can_submit": submission.uncertain is None or submission.uncertain.may_resubmit,
         "group": group_get(group_id=group_id),
         "group_id": group_id,
         "is_page": not request.htmx,
@@ -289,8 +304,51 @@ def members_replace_view(request: HttpRequest, group_id: str) -> HttpResponse:
         "nav_section": "groups",
         "submission_key": uuid.uuid4().hex,
         "emails_text": ", ".join(preview.emails) if preview else "",
+        "people": _preview_people(preview) if preview else None,
     }
     return render(request, "groups_app/members_replace.html", context, status=submission.status)
+
+
+@dataclass(frozen=True)
+class PreviewPerson:
+    """One email a change names, with what the mirror knows of it."""
+
+    email: str
+    name: str = ""
+    kind: str = ""  # "user", "invite", "new" (to add, never seen: invited), or "" (unknown)
+
+
+def _members_as_known(group_id: str, emails) -> list[PreviewPerson]:
+    """Current members of a group by name and user/invite, from the mirror where it knows them."""
+    current = mirrored_membership(group_id, among=emails) if emails else None
+    names = {user.email.lower(): user.name for user in current.users} if current else {}
+    invites = {email.lower() for email in current.invites} if current else set()
+    people = []
+    for email in emails:
+        key = email.lower()
+        if key in names:
+            people.append(PreviewPerson(email, name=names[key], kind="user"))
+        else:
+            people.append(PreviewPerson(email, kind="invite" if key in invites else ""))
+    return people
+
+
+def _preview_people(preview: ReplacePreview) -> dict[str, list[PreviewPerson]]:
+    """The preview's emails with names and user/invite, from the mirror where it knows them.
+
+    An email to add is a workspace user if the mirror has seen one in any group, else it
+    will be invited.
+    """
+    known_users = known_workspace_users(preview.to_add)
+    current = _members_as_known(preview.group.id, [*preview.to_remove, *preview.unchanged])
+    return {
+        "to_add": [
+            PreviewPerson(email, kind="user" if email.lower() in known_users else "new")
+            for email in preview.to_add
+        ],
+        "to_remove": current[: len(preview.to_remove)],
+        "unchanged": current[len(preview.to_remove) :],
+    }
 
 
 # -- permissions --------------------------------------------------------------------------------
@@ -369,6 +427,8 @@ def permissions_edit_view(request: HttpRequest, group_id: str) -> HttpResponse:
         rows = PermissionSetFormSet(
             _with_extra_row(request.POST, "rows"), form_kwargs={"roles": roles}, prefix="rows"
         )
+        if rows.forms:  # the new row's role takes focus (app.js)
+            rows.forms[-1].fields["role"].widget.attrs["data-autofocus"] = ""
         form.is_valid()
     elif "confirm" in request.POST:
         submission = submit_change(
@@ -402,9 +462,14 @@ def permissions_edit_view(request: HttpRequest, group_id: str) -> HttpResponse:
     elif request.method == "POST" and form.is_valid() and rows.is_valid():
         preview = group_permissions_preview(group_id=group_id, permissions=rows.permissions())
     group = group or (preview.group if preview else group_get(group_id=group_id))
+    catalog = resource_catalog()
+    names = catalog.names
     context = {
         "form": form,
         "rows": rows,
+        "rows_with_names": [(row, _row_resource_names(row, names)) for row in rows],
+        "catalog": catalog,
+        "resource_names": names,
         "preview": preview,
         "note": submission.stale.message if submission.stale else "",
         "group": group,
@@ -416,6 +481,16 @@ def permissions_edit_view(request: HttpRequest, group_id: str) -> HttpResponse:
     has_errors = bool(form.errors) or (rows.is_bound and (any(rows.errors) or bool(rows.non_form_errors())))
     status = submission.status if submission.status != 200 else (422 if has_errors else 200)
     return render(request, "groups_app/permissions_edit.html", context, status=status)
+
+
+def _row_resource_names(row, names: dict[tuple[str, str], str]) -> list[str]:
+    """The names of the resources a row of "Edit all" names, where the workspace's listings know them."""
+    resource_type = row["resource_type"].value() or ""
+    try:
+        resources = parse_resources(row["resource_ids"].value() or "", resource_type)
+    except ValidationError:
+        return []
+    return [names[(resource_type, r.id)] for r in resources if (resource_type, r.id) in names]
 
 
 def _roles_for_submitted(data) -> dict[str, IamRole]:

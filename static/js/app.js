@@ -54,12 +54,15 @@ function focusFirst(element) {
 document.addEventListener("htmx:afterSettle", (event) => {
   // Dispatched on the content that settled: only that region's remembered focus applies.
   const region = event.target;
+  // Only the dialog's own swap opens it (before focus is placed inside it): a table refreshing
+  // after a removal never does.
+  if (region && region.id === "member-dialog") openMemberDialog(region);
   const remembered = region && region.id ? pending.get(region.id) : null;
   if (remembered) {
     pending.delete(region.id);
     placeFocus(region, remembered);
+    announceCount(region);  // what the person's search or filter found; never a background refresh
   }
-  openMemberDialog();
   showSelectAll();
 });
 
@@ -72,31 +75,58 @@ function placeFocus(region, remembered) {
   focusFirst(region);
 }
 
-// -- The remove dialog: modal, focus inside, Escape closes it, focus returns to where it was --------
-let dialogOpener = null;
+// A page loaded after a form was sent (a redirect with a message, or the form again with its
+// errors): focus what the person needs to read or fix, as after an htmx swap.
+document.addEventListener("DOMContentLoaded", () => {
+  if (document.activeElement && document.activeElement !== document.body) return;
+  focusFirst(document.querySelector("#banner [data-autofocus], main [aria-invalid='true'], main [data-autofocus]"));
+});
 
-function openMemberDialog() {
-  const dialog = document.getElementById("member-dialog");
-  if (!dialog || dialog.open || !dialog.querySelector("h2")) return;
+// -- The remove dialog: modal, focus inside, Escape closes it, focus returns to where it was --------
+// The opener is remembered by id too: a table refreshed meanwhile holds a new copy of it.
+let dialogOpener = null;
+let dialogOpenerId = "";
+
+function openMemberDialog(dialog) {
+  if (dialog.open || !dialog.querySelector("h2")) return;
   dialog.showModal();
 }
 
 document.addEventListener("htmx:beforeRequest", (event) => {
-  if (event.detail.target && event.detail.target.id === "member-dialog" && !document.getElementById("member-dialog").open) {
+  const dialog = document.getElementById("member-dialog");
+  if (event.detail.target && event.detail.target.id === "member-dialog" && dialog && !dialog.open) {
     dialogOpener = document.activeElement;
+    dialogOpenerId = dialogOpener && dialogOpener !== document.body ? dialogOpener.id : "";
   }
 });
 
 document.addEventListener("close", (event) => {
-  if (event.target.id !== "member-dialog") return;
-  if (dialogOpener && dialogOpener.isConnected) dialogOpener.focus();
+  if (event.target.id !== "member-dialog" || event.target.dataset.done) return;
+  const opener = dialogOpener && dialogOpener.isConnected ? dialogOpener : document.getElementById(dialogOpenerId);
+  focusFirst(opener || document.getElementById("users-panel") || document.getElementById("main"));
 }, true);
 
+// The change went through: the dialog closes and empties (it cannot come back with the spent
+// form), and focus goes to the result message in the banner.
 document.body.addEventListener("member-dialog-done", () => {
   const dialog = document.getElementById("member-dialog");
-  if (dialog && dialog.open) dialog.close();
+  if (dialog) {
+    dialog.dataset.done = "true";
+    if (dialog.open) dialog.close();
+    dialog.replaceChildren();
+  }
+  dialogOpener = null;
   focusFirst(document.querySelector("#banner [data-autofocus]"));
 });
+
+// -- Counts are announced; the tables around them are not live regions --------------------------
+function announceCount(region) {
+  const status = document.getElementById("live-status");
+  const count = region && region.querySelector ? region.querySelector("[data-live-count]") : null;
+  if (!status || !count) return;
+  const text = count.textContent.replace(/\s+/g, " ").trim();
+  if (status.textContent !== text) status.textContent = text;
+}
 
 // -- Selecting members: select all on a page, and a button that says how many are selected -------
 function showSelectAll() {

@@ -6,6 +6,8 @@ import re
 
 from playwright.sync_api import expect
 
+from groups_app.models import AuditEntry
+from sandbox.faults import inject_fault
 from sandbox.models import GroupPermission, Invite, Membership, UserGroup, WorkspaceUser
 from tests.browser.conftest import screenshot, sign_in
 
@@ -52,7 +54,18 @@ def test_add_members_bad_email_then_good_ones(page, live_server, workspace, help
     screenshot(page, "members-added")
 
 
-def test_remove_one_member_with_confirmation(page, live_server, workspace, help_desk_account):
+def settled(page):
+    """Wait until the refreshes a change set off have come back and settled (no htmx work left)."""
+    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added")).to_have_count(0)
+
+
+def focused_text(page) -> str:
+    return page.evaluate("document.activeElement.textContent.trim()")
+
+
+def test_remove_one_member_closes_the_dialog_and_focuses_the_result(
+    page, live_server, workspace, help_desk_account
+):
     team = a_team(workspace)
     member = team.memberships.order_by("user__email").first().user
     sign_in(page, live_server, "hana")
@@ -64,28 +77,94 @@ def test_remove_one_member_with_confirmation(page, live_server, workspace, help_
     expect(dialog).to_contain_text(member.email)
     assert Membership.objects.filter(group=team, user=member).exists()
     expect(dialog).to_be_visible()
-    assert page.evaluate("document.getElementById('member-dialog').contains(document.activeElement)")
+    expect(dialog.get_by_role("button", name="Remove 1 member")).to_be_focused()
     dialog.get_by_role("button", name="Remove 1 member").click()
 
-    expect(dialog).to_be_hidden()
-    expect(page.locator("#banner")).to_contain_text(f"Removed {member.email}.")
+    # The tables and the history refresh after the removal; none of that brings the dialog back.
+    expect(page.locator("#history-panel")).to_contain_text(f"hana removed 1 member from {team.name}")
     expect(page.locator("#users-panel")).not_to_contain_text(member.email)
+    settled(page)
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#banner [data-autofocus]")).to_be_focused()
+    assert focused_text(page) == f"Removed {member.email}."
     assert not Membership.objects.filter(group=team, user=member).exists()
+    assert AuditEntry.objects.filter(action="members.remove").count() == 1
 
 
-def test_remove_several_selected(page, live_server, workspace, help_desk_account):
+def test_cancelling_the_dialog_returns_focus_to_the_remove_link(
+    page, live_server, workspace, help_desk_account
+):
+    team = a_team(workspace)
+    member = team.memberships.order_by("user__email").first().user
+    sign_in(page, live_server, "hana")
+    open_group(page, live_server, team)
+    remove = page.get_by_role("link", name=f"Remove {member.email}")
+
+    remove.click()
+    expect(page.locator("#member-dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+
+    expect(page.locator("#member-dialog")).to_be_hidden()
+    expect(remove).to_be_focused()
+    assert Membership.objects.filter(group=team, user=member).exists()
+
+
+def test_remove_selected_by_keyboard(page, live_server, workspace, help_desk_account):
     team = a_team(workspace)
     first, second = [m.user.email for m in team.memberships.order_by("user__email")[:2]]
     sign_in(page, live_server, "hana")
     open_group(page, live_server, team)
 
-    page.get_by_label(f"Select {first}").check()
-    page.get_by_label(f"Select {second}").check()
-    page.locator("#users-panel").get_by_role("button", name="Remove 2 selected…").click()
-    page.locator("#member-dialog").get_by_role("button", name="Remove 2 members").click()
+    page.get_by_label(f"Select {first}").focus()
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")  # the row's Remove link
+    page.keyboard.press("Tab")  # the next row's check box
+    page.keyboard.press("Space")
+    expect(page.get_by_label(f"Select {second}")).to_be_checked()
+    remove_selected = page.locator("#users-panel").get_by_role("button", name="Remove 2 selected…")
+    remove_selected.focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("#member-dialog")
+    expect(dialog.get_by_role("button", name="Remove 2 members")).to_be_focused()
+    # Cancel sits beside the button, and names are listed one a line.
+    expect(dialog.locator(".actions").get_by_role("button", name="Cancel")).to_be_visible()
+    page.keyboard.press("Enter")
 
-    expect(page.locator("#banner")).to_contain_text(f"Removed {first}, {second}.")
+    expect(page.locator("#history-panel")).to_contain_text(f"hana removed 2 members from {team.name}")
+    settled(page)
+    expect(dialog).to_be_hidden()
+    assert focused_text(page) == f"Removed {first}, {second}."
+    # Enter again does nothing more: no second attempt, no refused entry.
+    page.keyboard.press("Enter")
+    settled(page)
+    expect(dialog).to_be_hidden()
     assert not Membership.objects.filter(group=team, user__email__in=[first, second]).exists()
+    assert list(AuditEntry.objects.filter(action="members.remove").values_list("status", flat=True)) == [
+        "succeeded"
+    ]
+
+
+def test_remove_whose_answer_is_lost_closes_the_dialog_when_reading_back_shows_it_applied(
+    page, live_server, workspace, help_desk_account
+):
+    team = a_team(workspace)
+    member = team.memberships.order_by("user__email").first().user
+    sign_in(page, live_server, "hana")
+    open_group(page, live_server, team)
+    page.get_by_role("link", name=f"Remove {member.email}").click()
+    dialog = page.locator("#member-dialog")
+    expect(dialog).to_be_visible()
+
+    inject_fault("remove_users_from_user_group", "applied-500")
+    dialog.get_by_role("button", name="Remove 1 member").click()
+
+    expect(page.locator("#banner")).to_contain_text("Reading the group back shows it was applied.")
+    expect(page.locator("#users-panel")).not_to_contain_text(member.email)
+    settled(page)
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#banner [data-autofocus]")).to_be_focused()
+    assert not Membership.objects.filter(group=team, user=member).exists()
+    assert not AuditEntry.objects.filter(status="refused").exists()
 
 
 def test_replace_members_with_a_diff_preview(page, live_server, workspace, help_desk_account):

@@ -1,6 +1,8 @@
 """Keeping the person's place: the confirmation where they are, focus after every swap, selections
 across both tables, and state that survives search, paging and Back/Forward."""
 
+import csv
+import io
 import re
 
 from playwright.sync_api import expect
@@ -220,3 +222,101 @@ def test_rename_in_place_puts_focus_in_the_name_field(page, live_server, workspa
     page.get_by_role("link", name="Rename").click()
 
     expect(page.get_by_label("Name")).to_be_focused()
+
+
+def history_length(page) -> int:
+    return page.evaluate("history.length")
+
+
+def test_typing_a_search_replaces_the_address_and_sorting_adds_a_history_entry(
+    page, live_server, workspace, viewer_account
+):
+    sign_in(page, live_server, "vera")
+    before = history_length(page)
+    search = page.get_by_label("Search by name")
+
+    for typed in ("e", "em", "emp"):
+        search.fill(typed)
+        expect(page).to_have_url(re.compile(rf"q={typed}(&|$)"))
+    assert history_length(page) == before
+
+    page.locator("#sort-members").click()
+    expect(page).to_have_url(re.compile(r"sort=members"))
+    assert history_length(page) == before + 1
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"q=emp(&|$)"))
+    expect(search).to_have_value("emp")
+
+
+def test_typing_a_member_search_adds_no_history_entry(page, live_server, workspace, viewer_account):
+    group = workspace["All Employees"]
+    sign_in(page, live_server, "vera")
+    page.goto(f"{live_server.url}/groups/{group.id}/")
+    before = history_length(page)
+    search = page.get_by_label("Search members")
+
+    search.fill("a")
+    expect(page.locator("#member-search-results caption")).to_contain_text("matching “a”")
+    search.fill("zz-nobody")
+    expect(page.locator("#member-search-results")).to_contain_text("No member's email or name contains")
+
+    assert history_length(page) == before
+    # The count, not the table, is what a screen reader hears.
+    expect(page.locator("#live-status")).to_contain_text("No member's email or name contains “zz-nobody”")
+    expect(page.locator("#member-search-results[aria-live]")).to_have_count(0)
+
+
+def test_audit_export_carries_the_filter_just_applied(page, live_server, workspace, viewer_account):
+    AuditEntry.objects.create(
+        actor_username="ada", action="group.create", summary="ada created Growth", status="succeeded"
+    )
+    AuditEntry.objects.create(
+        actor_username="adam", action="group.create", summary="adam created Sales", status="succeeded"
+    )
+    sign_in(page, live_server, "vera")
+    page.goto(f"{live_server.url}/audit/")
+    before = history_length(page)
+
+    page.get_by_label("Actor").fill("ada")
+    page.get_by_role("button", name="Filter").click()
+
+    expect(page.locator("#audit-table")).not_to_contain_text("adam created Sales")  # a whole username
+    expect(page.locator("#audit-count")).to_have_text("1 matching entry")
+    export = page.get_by_role("link", name=re.compile("^Export CSV"))
+    expect(export).to_have_attribute("href", re.compile(r"^/audit/export\.csv\?.*actor=ada(&|$)"))
+    with page.expect_download() as download_info:
+        export.click()
+    rows = list(csv.DictReader(io.StringIO(download_info.value.path().read_text(encoding="utf-8"))))
+    assert [row["summary"] for row in rows] == ["ada created Growth"]
+    assert history_length(page) == before
+
+    page.get_by_label("Outcome").select_option(label="Failed")
+    expect(page.locator("#audit-table")).to_contain_text("No entries match.")
+    expect(export).to_have_attribute("href", re.compile(r"status=failed"))
+
+
+def test_focus_after_a_submit_goes_to_the_result_or_the_field_to_fix(
+    page, live_server, workspace, admin_account
+):
+    sign_in(page, live_server, "ada")
+    page.get_by_role("link", name="New group").click()
+    page.get_by_label("Name").fill(" ")
+    page.get_by_role("button", name="Create group").click()
+    expect(page.get_by_label("Name")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Name")).to_be_focused()
+
+    page.get_by_label("Name").fill("Focus Squad")
+    page.get_by_role("button", name="Create group").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Focus Squad")
+    expect(page.locator("#banner [data-autofocus]")).to_be_focused()
+    expect(page.locator("#banner [data-autofocus]")).to_have_text("Created the group Focus Squad.")
+
+    page.get_by_role("link", name="Replace all members…").click()
+    page.get_by_label("The complete list of members").fill("someone@partner.example")
+    page.get_by_role("button", name="Preview changes").click()
+    expect(page.locator("section[aria-labelledby='preview-heading']")).to_be_focused()
+    expect(page.locator(".email-list.added")).to_contain_text("not seen in the workspace: invited")
+
+    page.get_by_role("button", name="Apply: add 1, remove 0").click()
+    expect(page.locator("#banner [data-autofocus]")).to_be_focused()
+    expect(page.locator("#banner")).to_contain_text("Members replaced")

@@ -7,6 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from groups_app.models import AuditEntry, ChangeProposal
+from groups_app.services.mirror.sync import refresh_group
 from sandbox.faults import inject_fault
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 from tests.factories import UserFactory, administrator, help_desk, viewer
@@ -246,6 +247,66 @@ def test_remove_asks_for_confirmation_naming_who_loses_access(help_desk_client, 
     assert AuditEntry.objects.get().details["emails"] == sorted(emails, key=emails.index)
 
 
+def test_remove_whose_answer_is_lost_but_applied_closes_the_dialog_with_a_warning(help_desk_client, small):
+    email = small.memberships.values_list("user__email", flat=True).first()
+    confirm = help_desk_client.get(
+        url("members-remove", small), {"email": [email]}, headers={**HTMX, "HX-Target": "member-dialog"}
+    )
+    inject_fault("remove_users_from_user_group", "applied-500")
+
+    done = help_desk_client.post(
+        url("members-remove", small),
+        {"emails": [email], "submission_key": key(confirm)},
+        headers={**HTMX, "HX-Target": "member-dialog"},
+    )
+
+    assert done.status_code == 200 and done["HX-Retarget"] == "#banner"
+    assert "member-dialog-done" in done["HX-Trigger-After-Settle"]
+    assert "Reading the group back shows it was applied." in html(done)
+    assert not Membership.objects.filter(group=small, user__email=email).exists()
+
+
+def test_remove_with_an_unknown_outcome_offers_no_resend(help_desk_client, small, monkeypatch):
+    email = small.memberships.values_list("user__email", flat=True).first()
+    confirm = help_desk_client.get(
+        url("members-remove", small), {"email": [email]}, headers={**HTMX, "HX-Target": "member-dialog"}
+    )
+    inject_fault("remove_users_from_user_group", "500")
+    monkeypatch.setattr("groups_app.services.changes.reconcile_entry", lambda entry, **kwargs: entry)
+
+    answer = help_desk_client.post(
+        url("members-remove", small),
+        {"emails": [email], "submission_key": key(confirm)},
+        headers={**HTMX, "HX-Target": "member-dialog"},
+    )
+
+    page = html(answer)
+    assert page.strip().startswith('<dialog id="member-dialog"')
+    assert "Segment did not confirm the change." in page
+    assert "Remove 1 member</button>" not in page and ">Close</button>" in page
+
+
+def test_the_remove_dialog_names_people_one_a_line_with_cancel_beside_the_button(help_desk_client, small):
+    user = small.memberships.select_related("user").order_by("user__email").first().user
+    invite = small.invites.first() or Invite.objects.create(group=small, email="pending@partner.example")
+    refresh_group(small.id, trigger="test")  # the mirror knows who is a user and who an invite
+
+    page = html(
+        help_desk_client.get(
+            url("members-remove", small),
+            {"email": [user.email, invite.email]},
+            headers={**HTMX, "HX-Target": "member-dialog"},
+        )
+    )
+
+    people = page.split('<ul class="email-list single-column">')[1].split("</ul>")[0]
+    assert f'<li>{user.name} <span class="muted">{user.email}</span></li>' in people
+    assert f'<li>{invite.email} <span class="badge">pending invite</span></li>' in people
+    actions = page.split('<div class="actions">')[1]
+    assert actions.index("Remove 2 members</button>") < actions.index(">Cancel</button>")
+    assert actions.index(">Cancel</button>") < actions.index("</div>")
+
+
 def test_remove_without_choosing_anyone_says_so(help_desk_client, small):
     response = help_desk_client.get(url("members-remove", small))
 
@@ -415,6 +476,10 @@ def test_add_row_keeps_what_was_typed(admin_user_client, small):
 
     total = int(data["rows-TOTAL_FORMS"])
     assert f'name="rows-{total}-role"' in html(response)
+    assert re.search(
+        rf'<select name="rows-{total}-role"[^>]* data-autofocus', html(response)
+    )  # focus goes there
+    assert len(re.findall(r"<select[^>]* data-autofocus", html(response))) == 1
     assert not AuditEntry.objects.exists()
 
 
@@ -518,9 +583,28 @@ def test_audit_log_filters(viewer_client, db):
     )
 
     assert "ada did" in by_actor and "bob did" not in by_actor
+    assert "ada did" not in html(viewer_client.get(reverse("groups:audit"), {"actor": "ad"}))  # whole names
+    assert "A whole username in any letter case" in by_actor  # the hint says so
+    assert '<datalist id="actor-choices">' in by_actor and '<option value="system">' in by_actor
+    assert 'list="actor-choices"' in by_actor
     assert "bob did" in by_status and "ada did" not in by_status
     assert "bob did" in by_text
     assert bad_dates.status_code == 200 and "The end date is before the start date." in html(bad_dates)
+
+
+def test_the_filtered_audit_table_carries_an_export_link_with_its_filter(viewer_client, db):
+    AuditEntry.objects.create(actor_username="ada", action="group.create", status="failed", summary="x")
+
+    response = viewer_client.get(
+        reverse("groups:audit"),
+        {"actor": "ada", "status": "failed"},
+        headers={**HTMX, "HX-Target": "audit-table"},
+    )
+
+    page = html(response)
+    assert page.strip().startswith('<section id="audit-table"')
+    assert 'href="/audit/export.csv?actor=ada&amp;status=failed"' in page
+    assert "1 matching entry" in page and "aria-live" not in page
 
 
 def test_pending_entry_says_it_is_in_progress_and_what_happens_if_it_stays(viewer_client, db):
@@ -713,6 +797,26 @@ def test_replace_lists_who_is_unchanged(help_desk_client, small):
     assert all(email in unchanged for email in keep)
 
 
+def test_replace_preview_names_people_and_says_user_or_invite_from_the_mirror(help_desk_client, small):
+    stays = small.memberships.order_by("user__email").select_related("user").first().user
+    leaves = small.memberships.order_by("user__email").select_related("user").last().user
+    elsewhere = WorkspaceUser.objects.exclude(memberships__group=small).first()
+    invite = small.invites.first()
+    emails = [stays.email, elsewhere.email, "never.seen@partner.example"]
+
+    preview = html(help_desk_client.post(url("members-replace", small), {"emails": ", ".join(emails)}))
+
+    added = preview.split("To add (2)")[1].split("</ul>")[0]
+    removed = preview.split("To remove (")[1].split("</ul>")[0]
+    unchanged = preview.split("Unchanged (1)")[1].split("</details>")[0]
+    assert f'{stays.name} <span class="muted">{stays.email}</span>' in unchanged
+    assert f'{leaves.name} <span class="muted">{leaves.email}</span>' in removed
+    assert 'never.seen@partner.example <span class="badge">not seen in the workspace: invited</span>' in added
+    assert f'{elsewhere.email} <span class="badge">workspace user</span>' in added
+    if invite is not None:
+        assert f'{invite.email} <span class="badge">pending invite</span>' in removed
+
+
 def test_replace_can_empty_a_group_only_with_explicit_confirmation(help_desk_client, small):
     preview = help_desk_client.post(url("members-replace", small), {"emails": ""})
     page = html(preview)
@@ -787,3 +891,30 @@ def test_a_picked_resource_of_another_type_is_refused(admin_user_client, small):
     assert response.status_code == 422 and "Pick resources of the type chosen above (Source)." in html(
         response
     )
+
+
+def test_edit_all_names_roles_and_resources_and_offers_a_picker(admin_user_client, small):
+    from sandbox.models import Resource
+
+    grant = small.permissions.first()
+    resource = grant.resources[0]
+    name = Resource.objects.get(id=resource["id"]).name
+    other = Resource.objects.exclude(id=resource["id"]).filter(type="SOURCE").order_by("name").first()
+
+    page = html(admin_user_client.get(url("permissions-edit", small)))
+
+    row = page.split(f'value="{grant.role.id}" selected>')[1].split("</tr>")[0]
+    assert row.startswith(grant.role.name)  # the role by name
+    assert f'<p class="helptext">{name}' in row  # the resources the row names, by name
+    assert f"{other.name} <code>{other.id}</code>" in page.split("Find resource ids by name")[1]
+
+    data = {
+        "rows-TOTAL_FORMS": "1",
+        "rows-INITIAL_FORMS": "0",
+        "rows-0-role": grant.role.id,
+        "rows-0-resource_type": resource["type"],
+        "rows-0-resource_ids": resource["id"],
+        "preview": "1",
+    }
+    preview = html(admin_user_client.post(url("permissions-edit", small), data))
+    assert f'<span class="resource-name">{name}</span> <code>{resource["id"]}</code>' in preview

@@ -61,6 +61,18 @@ def test_list_search_is_case_insensitive_substring(viewer_client, demo_workspace
     assert "New Hires" not in page
 
 
+def test_search_as_you_type_replaces_the_address_and_sorting_pushes_it(viewer_client, demo_workspace):
+    page = html(viewer_client.get(LIST))
+
+    search_form = page.split('id="group-search"')[1].split(">")[0]
+    assert 'hx-replace-url="true"' in search_form and "hx-push-url" not in search_form
+    sort_link = page.split('id="sort-name"')[1].split(">")[0]
+    assert 'hx-push-url="true"' in sort_link
+    # The count is what is announced; the table is not a live region.
+    assert "aria-live" not in page.split('id="groups-table"')[1].split(">")[0]
+    assert "<span data-live-count>4 groups</span>" in page
+
+
 def test_empty_search_says_so_and_offers_to_clear(viewer_client, demo_workspace):
     page = html(viewer_client.get(LIST, {"q": "no such team"}))
 

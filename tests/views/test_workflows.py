@@ -128,6 +128,42 @@ def test_approve_from_the_detail_page(client, vera, team):
     assert request.status == "provisioned"
 
 
+@pytest.mark.parametrize(
+    ("email", "said"),
+    [("new.person@partner.example", "was invited to"), (None, "was added to")],
+)
+def test_an_approval_whose_answer_was_lost_says_invited_or_added(client, vera, team, email, said):
+    from sandbox.faults import inject_fault
+    from sandbox.models import WorkspaceUser
+
+    email = email or WorkspaceUser.objects.exclude(memberships__group=team).first().email
+    request = AccessRequest.objects.create(
+        group_id=team.id, group_name=team.name, email=email, requester=vera,
+        requester_username="vera", justification="j",
+    )  # fmt: skip
+    as_user(client, help_desk(username="hana", email="hana@example.com"))
+    inject_fault("add_users_to_user_group", "applied-500")
+
+    response = client.post(reverse("groups:request-decide", args=[request.pk, "approve"]), follow=True)
+
+    assert f"Approved: {email} {said} {team.name}" in html(response)
+
+
+def test_an_approval_outside_the_allowed_domains_is_group_admins_refusal(client, vera, team, settings):
+    request = AccessRequest.objects.create(
+        group_id=team.id, group_name=team.name, email="vera@example.com", requester=vera,
+        requester_username="vera", justification="j",
+    )  # fmt: skip
+    as_user(client, help_desk(username="hana", email="hana@example.com"))
+    settings.ALLOWED_EMAIL_DOMAINS = ["acme.example"]  # the policy changed after filing
+
+    page = html(client.post(reverse("groups:request-decide", args=[request.pk, "approve"]), follow=True))
+
+    assert "Group Admin&#x27;s rules do not allow adding vera@example.com: " in page
+    assert "Refused by Group Admin's rules (nothing was sent to Segment): " in page
+    assert "Segment did not add" not in page
+
+
 def test_self_approval_is_refused_with_a_message(client, team):
     hana = help_desk(username="hana", email="hana@example.com")
     request = AccessRequest.objects.create(

@@ -259,10 +259,11 @@ def _provision(
         entry = exc.entry
     except (SegmentError, ServiceError) as exc:
         error = exc.message
-    except Exception:  # a crash must not leave the request in flight with no way out
+        entry = getattr(exc, "audit_entry", None)
+    except Exception as exc:  # a crash must not leave the request in flight with no way out
         logger.exception("Provisioning access request #%s crashed", access_request.pk)
         error = "Provisioning stopped because of an internal error; the audit log has the details."
-    entry = entry or AuditEntry.objects.filter(submission_key=key).first()
+        entry = getattr(exc, "audit_entry", None)
     if entry is not None:
         settle_access_request(entry)
     access_request.refresh_from_db()
