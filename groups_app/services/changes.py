@@ -186,8 +186,16 @@ class ChangeAttempt:
         self.is_checked = True
         return change
 
-    def send[T](self, call: Callable[[], T], *, submission_key: str | None = None) -> Changed[T]:
+    def send[T](
+        self,
+        call: Callable[[], T],
+        *,
+        submission_key: str | None = None,
+        summary_on_success: Callable[[T], str] | None = None,
+    ) -> Changed[T]:
         """Commit the pending entry, make the upstream call, and record its outcome once.
+
+        `summary_on_success` words the completed entry from the result (what Segment reported).
 
         Raises:
             DuplicateSubmission: this form was already submitted (its outcome is on the error).
@@ -217,6 +225,8 @@ class ChangeAttempt:
         except BaseException as exc:  # the process is stopping: the outcome is unknown
             complete(self.record, AuditEntry.Status.UNKNOWN, exc)
             raise
+        if summary_on_success is not None:
+            self.record.summary = summary_on_success(result)
         complete(self.record, AuditEntry.Status.SUCCEEDED)
         return Changed(result, self.record.entry)
 

@@ -193,7 +193,17 @@ def group_members_add(
             record_invites(group_id, invited)
             return AddResult(updated, added, invited, already)
 
-        changed = attempt.send(add, submission_key=submission_key)
+        def reported(result: AddResult) -> str:
+            """What was sent and what became of it, for the completed entry."""
+            count = len(result.added_users) + len(result.invited)
+            text = f"{actor_name(actor)} added {plural(count, 'member')} to {group.name}"
+            if len(to_send) != count:
+                text += (
+                    f" ({plural(len(to_send), 'address', 'addresses')} sent; {len(already)} already in it)"
+                )
+            return text
+
+        changed = attempt.send(add, submission_key=submission_key, summary_on_success=reported)
         note_members_added(group_id, users=changed.result.added_users, invites=changed.result.invited)
         return changed
 

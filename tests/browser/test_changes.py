@@ -197,6 +197,9 @@ def test_add_a_permission_rename_and_see_it_in_history(page, live_server, worksp
     page.get_by_label("Resource type").select_option("SOURCE")
     page.get_by_label("Resource ids").fill("srcTracking1")
     page.get_by_role("button", name="Grant").click()
+    expect(page.get_by_text("Not found in this workspace: srcTracking1 (Source)").first).to_be_visible()
+    page.get_by_label("Grant anyway").check()
+    page.get_by_role("button", name="Grant").click()
     expect(page.locator(".permission-list").first).to_contain_text("Tracking Plan Admin")
     assert GroupPermission.objects.filter(group=team, role__name="Tracking Plan Admin").exists()
 

@@ -32,6 +32,8 @@ def test_edit_all_on_a_labelled_grant_keeps_the_label(page, live_server, workspa
     expect(page.get_by_role("heading", name="Granted (1)")).to_be_visible()
     expect(page.get_by_role("heading", name="Unchanged (1)")).to_be_visible()
     screenshot(page, "permissions-edit-labels")
+    expect(page.get_by_text("Not found in this workspace: srcNew1 (Source)")).to_be_visible()
+    page.get_by_label("Grant anyway").check()
     page.get_by_role("button", name="Apply these changes").click()
 
     expect(page.get_by_text("Permissions replaced: 1 added, 0 removed.")).to_be_visible()

@@ -103,7 +103,7 @@ def test_add_members_reports_users_invites_and_existing_and_audits(team, hana, e
     assert (
         entry.actor_username == "hana" and entry.group_name == "Data Engineering" and entry.group_id == GROUP
     )
-    assert entry.summary == "hana sent 2 addresses to add to Data Engineering"
+    assert entry.summary == "hana added 2 members to Data Engineering"
     assert entry.details["added_users"] == ["carol@example.com"]
     assert entry.details["invited"] == ["stranger@example.org"]
     assert entry.details["already_members"] == ["alice@example.com"]

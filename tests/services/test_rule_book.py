@@ -139,7 +139,7 @@ def test_the_change_service_sends_every_typed_address_but_the_book_sees_them_all
     changed = group_members_add(actor=hana, group_id=READERS, emails=["alice@example.com", "new@example.com"])
 
     assert changed.entry.details["emails"] == ["alice@example.com", "new@example.com"]
-    assert changed.entry.summary == "hana sent 2 addresses to add to Readers"
+    assert changed.entry.summary == "hana added 1 member to Readers (2 addresses sent; 1 already in it)"
 
 
 def test_a_decision_names_its_rule():

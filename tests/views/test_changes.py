@@ -563,8 +563,8 @@ def test_changes_show_in_the_audit_log_and_group_history(help_desk_client, small
     history = html(help_desk_client.get(url("detail", small)))
     detail = html(help_desk_client.get(reverse("groups:audit-entry", args=[entry.pk])))
 
-    assert f"hana sent 1 address to add to {small.name}" in log
-    assert f"hana sent 1 address to add to {small.name}" in history
+    assert f"hana added 1 member to {small.name}" in log
+    assert f"hana added 1 member to {small.name}" in history
     assert "Invited (not yet workspace users) (1)" in detail and "audited@example.org" in detail
     assert entry.request_id and entry.client_ip == "127.0.0.1"
 
