@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class GroupsAppConfig(AppConfig):
@@ -6,6 +7,7 @@ class GroupsAppConfig(AppConfig):
     verbose_name = "Group Admin"
 
     def ready(self) -> None:
-        from groups_app import signals
+        from groups_app import checks, database_roles, signals  # noqa: F401 - checks register on import
 
         signals.connect()
+        post_migrate.connect(database_roles.grant_after_migrate, sender=self)

@@ -24,6 +24,47 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
         database.setdefault("OPTIONS", {})["timeout"] = 20
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """On PostgreSQL, Django's flush after each transactional test empties the tables with TRUNCATE,
+    which the audit log refuses (migration 0016): the test database lets it. tests/test_database_roles.py
+    checks the refusal.
+
+    With DATABASE_APP_ROLE set, the suite then runs as that role, as the web and worker do: the test
+    database is migrated (and the role granted) as DATABASE_URL's user, and every connection after
+    that switches to the app role, except for the flush, which only the test harness runs."""
+    from django.conf import settings
+    from django.core.management.commands import flush
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE groups_app_auditentry DISABLE TRIGGER groups_app_auditentry_no_truncate")
+    role = settings.DATABASE_APP_ROLE
+    if not role:
+        yield
+        return
+    flush_as_app_role = flush.Command.handle
+
+    def flush_as_owner(self, **options):
+        with connection.cursor() as cursor:
+            cursor.execute("SET ROLE NONE")
+        try:
+            return flush_as_app_role(self, **options)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET ROLE")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(connection.settings_dict.setdefault("OPTIONS", {}), "options", f"-c role={role}")
+        patch.setattr(flush.Command, "handle", flush_as_owner)
+        connection.close()
+        yield
+    connection.close()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Each test starts with an empty cache (cached reads, sandbox rate-limit budget)."""
