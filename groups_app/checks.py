@@ -17,7 +17,7 @@ HINT = (
 )
 
 WHO_AM_I = """
-SELECT current_user, r.rolsuper, c.relowner::regrole::text, pg_has_role(current_user, c.relowner, 'USAGE')
+SELECT current_user, r.rolsuper, c.relowner::regrole::text, pg_has_role(current_user, c.relowner, 'MEMBER')
 FROM pg_roles r LEFT JOIN pg_class c ON c.oid = to_regclass(%s)
 WHERE r.rolname = current_user
 """
