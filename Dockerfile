@@ -31,4 +31,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "scripts/probe", "/healthz"]
 
+# Serves only: apply migrations first, as the owner of the tables (compose's `migrate` service, or
+# `docker run … python manage.py migrate` with DATABASE_URL naming the owner); see README, Deploy.
 CMD ["scripts/docker-entrypoint"]

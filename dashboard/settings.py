@@ -91,12 +91,18 @@ TEMPLATES = [
 
 # Database: SQLite in the project folder unless DATABASE_URL says otherwise.
 # ATOMIC_REQUESTS stays off: audit entries must commit before the upstream call.
+# On PostgreSQL, each process logs in as one role: `migrate` as the owner of the tables
+# (DATABASE_URL names the owner there), the web and worker processes as the role named by
+# DATABASE_APP_ROLE (their DATABASE_URL names it), which every migrate grants only what the
+# dashboard needs: it can never delete, truncate or alter the audit log (groups_app/database_roles.py).
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Empty: no grants are made (the app then runs with the owner's rights; check --deploy warns).
+DATABASE_APP_ROLE = env.str("DATABASE_APP_ROLE", default="").strip()
 
 # SQLite (the default): the worker writes beside the server. WAL lets readers go on while one
 # process writes; IMMEDIATE transactions take the write lock when they begin rather than failing

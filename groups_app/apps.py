@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class GroupsAppConfig(AppConfig):
@@ -6,8 +7,10 @@ class GroupsAppConfig(AppConfig):
     verbose_name = "Group Admin"
 
     def ready(self) -> None:
-        """Connect the signal handlers, and register the background tasks with the queue that
-        services enqueue them through (services never import the tasks)."""
-        from groups_app import signals, tasks  # noqa: F401 - importing registers the tasks
+        """Connect the signal handlers and the grants made after each migrate, register the system
+        checks, and register the background tasks with the queue that services enqueue them
+        through (services never import the tasks)."""
+        from groups_app import checks, database_roles, signals, tasks  # noqa: F401 - importing registers them
 
         signals.connect()
+        post_migrate.connect(database_roles.grant_after_migrate, sender=self)

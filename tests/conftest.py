@@ -24,6 +24,48 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
         database.setdefault("OPTIONS", {})["timeout"] = 20
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """On PostgreSQL, Django's flush after each transactional test empties the tables with TRUNCATE,
+    which the audit log refuses, even to its owner (migration 0016): the flush switches the refusal
+    off while it runs, and on again.
+
+    With DATABASE_APP_ROLE set, the suite runs as that role, as the web and worker do: the test
+    database is migrated (and the role granted) as DATABASE_URL's user, then every connection
+    switches to the app role; only the flush, which the test harness alone runs, is the owner's."""
+    from django.conf import settings
+    from django.core.management.commands import flush
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        yield
+        return
+    flush_every_table = flush.Command.handle
+    guard = "TRIGGER groups_app_auditentry_no_truncate"
+
+    def flush_as_owner_past_the_guard(self, **options):
+        with connection.cursor() as cursor:
+            cursor.execute("SET ROLE NONE")
+            cursor.execute(f"ALTER TABLE groups_app_auditentry DISABLE {guard}")
+        try:
+            return flush_every_table(self, **options)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(f"ALTER TABLE groups_app_auditentry ENABLE {guard}")
+                cursor.execute("RESET ROLE")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flush.Command, "handle", flush_as_owner_past_the_guard)
+        if settings.DATABASE_APP_ROLE:
+            options = connection.settings_dict.setdefault("OPTIONS", {})
+            patch.setitem(options, "options", f"-c role={settings.DATABASE_APP_ROLE}")
+            with django_db_blocker.unblock():
+                connection.close()
+        yield
+    with django_db_blocker.unblock():
+        connection.close()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Each test starts with an empty cache (cached reads, sandbox rate-limit budget)."""

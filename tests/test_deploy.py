@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,3 +117,20 @@ def test_the_container_probe_sends_the_allowed_host(live_server, settings):
     )
 
     assert result.returncode == 0, result.stderr
+
+
+def test_compose_migrates_once_as_the_owner_then_serves_as_the_app_role():
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    migrate, web, worker, db = (services[name] for name in ("migrate", "web", "worker", "db"))
+
+    assert migrate["command"] == ["python", "manage.py", "migrate", "--no-input"]
+    assert migrate["restart"] == "no"
+    assert migrate["environment"]["DATABASE_URL"].startswith("postgres://groupadmin:")
+    app_role = migrate["environment"]["DATABASE_APP_ROLE"]
+    assert app_role == db["environment"]["POSTGRES_APP_USER"] != db["environment"]["POSTGRES_USER"]
+    for service in (web, worker):
+        assert service["environment"]["DATABASE_URL"].startswith(f"postgres://{app_role}:")
+        assert service["environment"]["POSTGRES_PASSWORD"] == ""  # not the owner's, from .env
+    assert web["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    assert worker["depends_on"]["web"] == {"condition": "service_healthy"}
+    assert "manage.py migrate" not in (ROOT / "scripts" / "docker-entrypoint").read_text()
