@@ -482,3 +482,11 @@ class CopyAccessForm(forms.Form):
         strip=True,
         widget=forms.EmailInput(attrs={"placeholder": "colleague@example.com", "autocomplete": "off"}),
     )
+
+
+class OwnerForm(forms.Form):
+    owner = forms.CharField(
+        label="Owner's email or username",
+        max_length=320,
+        help_text="Someone without an account yet is named by email; they own the group once they sign in.",
+    )

@@ -5,6 +5,8 @@ import json
 from django.conf import settings
 from django.db import models
 
+from groups_app.rules.identity import InvalidIdentity, canonical_identity
+
 
 class Dashboard(models.Model):
     """Carries the dashboard's custom permissions; it has no table of its own.
@@ -96,6 +98,9 @@ class AuditEntry(models.Model):
         ACCOUNT_ROLE_REMOVE = "account.role_remove", "Remove a dashboard role"
         ACCOUNT_PASSWORD_RESET = "account.password_reset", "Password reset requested"
         OBSERVED = "observed", "Observed outside Group Admin"
+        OWNER_ADD = "owner.add", "Add a group owner"
+        OWNER_REMOVE = "owner.remove", "Remove a group owner"
+        UNDO = "undo", "Undo a change observed outside Group Admin"
         REFUSALS_OVER_LIMIT = "refusals.over_limit", "Refused attempts over the limit"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -261,6 +266,12 @@ class AccessRequest(models.Model):
         max_length=64, blank=True, help_text="The submission key of the latest provisioning attempt."
     )
     expired_at = models.DateTimeField(null=True, blank=True)
+    owner_approved_by_username = models.CharField(
+        max_length=150,
+        blank=True,
+        help_text="An owner's approval of a request for a privileged group, waiting for an Administrator.",
+    )
+    owner_approved_at = models.DateTimeField(null=True, blank=True)
 
     objects = AccessRequestQuerySet.as_manager()
 
@@ -613,3 +624,68 @@ class PeriodicJob(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class GroupOwnerQuerySet(models.QuerySet):
+    def of_account(self, account) -> GroupOwnerQuerySet:
+        """Ownerships of an account: by the account itself, or by its email's canonical identity."""
+        if not getattr(account, "pk", None):
+            return self.none()
+        try:
+            identity = canonical_identity(getattr(account, "email", "") or "")
+        except InvalidIdentity:
+            identity = ""
+        matches = models.Q(user_id=account.pk)
+        if identity:
+            matches |= models.Q(identity=identity)
+        return self.filter(matches)
+
+    def owns(self, account, group_id: str) -> bool:
+        """Whether `account` owns the group `group_id`."""
+        return bool(group_id) and self.of_account(account).filter(group_id=group_id).exists()
+
+
+class GroupOwner(models.Model):
+    """An owner of a group: decides its access requests and changes its members (not a
+    privileged group's), whatever their dashboard role. Named by account, or by email for
+    someone who has not signed in yet; accounts match on the email's canonical identity."""
+
+    group_id = models.CharField(max_length=64, db_index=True)
+    group_name = models.CharField(max_length=200, help_text="The group's name when the owner was set.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="owned_groups"
+    )
+    email = models.EmailField(blank=True, help_text="As given, or the account's email then.")
+    identity = models.CharField(
+        max_length=254, blank=True, db_index=True, help_text="The email's canonical identity."
+    )
+    added_by_username = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = GroupOwnerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["group_id", "email", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group_id", "identity"],
+                condition=~models.Q(identity=""),
+                name="one_owner_per_identity_and_group",
+            ),
+            models.UniqueConstraint(
+                fields=["group_id", "user"],
+                condition=models.Q(user__isnull=False),
+                name="one_owner_per_account_and_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} owns {self.group_name}"
+
+    @property
+    def label(self) -> str:
+        """How the owner is shown: the account's username and email, or the email alone."""
+        if self.user_id and self.user is not None:
+            email = self.user.email or self.email
+            return f"{self.user.get_username()} ({email})" if email else self.user.get_username()
+        return self.email

@@ -20,6 +20,7 @@ from groups_app.views.changes import (
     proposal_decide_view,
 )
 from groups_app.views.groups import group_detail_view, group_list_view, group_member_search_view
+from groups_app.views.owners import group_owner_remove_view, group_owners_view, owned_groups_view
 from groups_app.views.people import people_view, person_add_view, person_remove_view, person_view
 from groups_app.views.reviews import (
     review_assign_view,
@@ -67,6 +68,13 @@ urlpatterns = [
         proposal_decide_view,
         name="proposal-decide",
     ),
+    path("groups/<segment_id:group_id>/owners/", group_owners_view, name="owners"),
+    path(
+        "groups/<segment_id:group_id>/owners/<int:owner_id>/remove/",
+        group_owner_remove_view,
+        name="owner-remove",
+    ),
+    path("owned/", owned_groups_view, name="owned"),
     path("groups/<segment_id:group_id>/reviews/start/", review_start_view, name="review-start"),
     path("requests/", request_list_view, name="requests"),
     path("requests/new/", request_new_view, name="request-new"),

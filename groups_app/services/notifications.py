@@ -122,3 +122,25 @@ def notify_observed_changes(entries: list) -> bool:
         lines.append(f"  {site_url()}{reverse('groups:audit-entry', args=[entry.pk])}")
     subject = f"{len(entries)} change{'s' if len(entries) != 1 else ''} observed outside Group Admin"
     return _send(subject, "\n".join(lines), administrators_emails())
+
+
+def notify_new_requests_to_owners(requests: list[AccessRequest], owner_emails: list[str]) -> bool:
+    """Tell a group's owners that requests for it are waiting; False when it has no owner to tell."""
+    if not requests or not owner_emails:
+        return False
+    first = requests[0]
+    lines = [f"{first.requester_username} asked for access to {first.group_name}, a group you own, for:"]
+    lines += [f"  - {r.email}: {_link(r)}" for r in requests]
+    lines += ["", f"Justification: {first.justification}"]
+    if first.needed_until:
+        lines.append(f"Needed until: {first.needed_until:%Y-%m-%d}")
+    return _send(f"Access request for a group you own: {first.group_name}", "\n".join(lines), owner_emails)
+
+
+def notify_owner_approved(request: AccessRequest) -> bool:
+    """Tell the Administrators that an owner approved a request for a privileged group."""
+    body = (
+        f"{request.owner_approved_by_username} approved, as an owner, access to {request.group_name} "
+        f"for {request.email}. It is a privileged group: an Administrator must approve too.\n\n{_link(request)}"
+    )
+    return _send(f"Owner approved, your approval needed: {request.group_name}", body, administrators_emails())

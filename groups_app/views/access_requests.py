@@ -14,6 +14,7 @@ from groups_app.models import AccessRequest, AuditEntry
 from groups_app.roles import HANDLE_ACCESS_REQUESTS
 from groups_app.segment import SegmentError, ValidationFailed, check_id
 from groups_app.services.approvals.access_requests import (
+    ROLE_DENIED_DECIDING,
     access_request_approve,
     access_request_cancel,
     access_request_close,
@@ -24,6 +25,7 @@ from groups_app.services.approvals.access_requests import (
     access_request_retry,
     is_stuck,
     may_decide,
+    may_handle,
 )
 from groups_app.services.changes import change_refused
 from groups_app.services.errors import InvalidInput, NotAllowed
@@ -118,7 +120,7 @@ def _visible_request(request: HttpRequest, access_request_id: int) -> AccessRequ
     user = request.user
     own_email = (user.email or "").lower()
     if not (
-        user.has_perm(HANDLE_ACCESS_REQUESTS)
+        may_handle(user, access_request.group_id)
         or access_request.requester_id == user.pk
         or access_request.email == own_email
     ):
@@ -128,7 +130,7 @@ def _visible_request(request: HttpRequest, access_request_id: int) -> AccessRequ
 
 def _detail_context(request: HttpRequest, access_request: AccessRequest, **forms) -> dict:
     """The request, its history, and the actions the signed-in person may take on it now."""
-    is_approver = request.user.has_perm(HANDLE_ACCESS_REQUESTS)
+    is_approver = may_handle(request.user, access_request.group_id)
     status = access_request.status
     can_provision = is_approver and may_decide(access_request, request.user)
     return {
@@ -169,15 +171,15 @@ def request_decide_view(request: HttpRequest, access_request_id: int, action: st
     if action not in ACTIONS:
         raise Http404("Unknown action.")
     access_request = _visible_request(request, access_request_id)
-    if action != "cancel" and not request.user.has_perm(HANDLE_ACCESS_REQUESTS):
+    if action != "cancel" and not may_handle(request.user, access_request.group_id):
         change_refused(
             actor=request.user,
             action=ACTIONS[action],
-            reason="Your role does not allow deciding access requests.",
+            reason=ROLE_DENIED_DECIDING,
             group_id=access_request.group_id,
             path=request.path,
         )
-        raise PermissionDenied("Your role does not allow deciding access requests.")
+        raise PermissionDenied(ROLE_DENIED_DECIDING)
     deny_form = DenyForm(request.POST if action == "deny" else None)
     close_form = CloseRequestForm(request.POST if action == "close" else None)
     actor = request.user
@@ -217,6 +219,12 @@ def _decision_message(action: str, access_request: AccessRequest) -> tuple[int, 
     email, group = access_request.email, access_request.group_name
     status = access_request.status
     if action in ("approve", "retry", "reconcile"):
+        if status == Status.PENDING and access_request.owner_approved_by_username:
+            return (
+                messages.SUCCESS,
+                f"Your approval as an owner is recorded. {group} is a privileged group: an Administrator "
+                f"must approve too before {email} is added.",
+            )
         if status == Status.PROVISIONED:
             entry = access_request.provisioning_entry
             if entry is not None and email in (entry.details.get("invited") or ()):

@@ -15,6 +15,7 @@ from django_htmx.http import push_url
 
 from groups_app.forms import AddMembersForm, GroupDetailQuery, GroupListQuery
 from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUPS, RUN_REVIEWS, VIEW
+from groups_app.rules import book
 from groups_app.segment import Page, ValidationFailed
 from groups_app.services.approvals.proposals import may_decide, proposals_open
 from groups_app.services.audit import audit_entries_for_group
@@ -142,7 +143,7 @@ def group_detail_view(request: HttpRequest, group_id: str) -> HttpResponse:
         return _table_fragment(request, group_id, prefix=target.removesuffix("-panel"))
     if target == "group-header":
         group = group_get(group_id=group_id)
-        context = {"group": group, **_privilege(group), **_abilities(request.user)}
+        context = {"group": group, **_privilege(group), **_abilities(request.user, group_id)}
         return render(request, "groups_app/group_detail.html#group-header", context)
     if target == "history-panel":
         context = {"group_id": group_id, "history": audit_entries_for_group(group_id)}
@@ -158,7 +159,7 @@ def group_detail_view(request: HttpRequest, group_id: str) -> HttpResponse:
         "add_members_form": AddMembersForm(),
         "history": audit_entries_for_group(group_id),
         "proposals": [(p, may_decide(p, request.user)) for p in proposals_open(group_id=group_id)],
-        **_abilities(request.user),
+        **_abilities(request.user, group_id),
     }
     try:
         detail = _detail(group_id, params)
@@ -213,7 +214,7 @@ def _table_fragment(request: HttpRequest, group_id: str, *, prefix: str) -> Http
         "panel_notes": notes,
         "query": query,
         "group_id": group_id,
-        **_abilities(request.user),
+        **_abilities(request.user, group_id),
     }
     response = render(request, f"groups_app/group_detail.html#{prefix}-panel", context)
     if is_refresh:
@@ -225,10 +226,10 @@ def _privilege(group) -> dict:
     return {"is_privileged": group_is_privileged(group), "privileged_roles": settings.PRIVILEGED_ROLES}
 
 
-def _abilities(user) -> dict[str, bool]:
+def _abilities(user, group_id: str = "") -> dict[str, bool]:
     """What the signed-in person may change; templates only show what is allowed."""
     return {
-        "can_change_membership": user.has_perm(CHANGE_MEMBERSHIP),
+        "can_change_membership": book.may_act(user, CHANGE_MEMBERSHIP, group_id=group_id),
         "can_change_permissions": user.has_perm(CHANGE_PERMISSIONS),
         "can_manage_groups": user.has_perm(MANAGE_GROUPS),
         "can_run_reviews": user.has_perm(RUN_REVIEWS),
@@ -276,7 +277,12 @@ def _pager(prefix: str, page: Page, params: dict) -> TablePager:
 def group_member_search_view(request: HttpRequest, group_id: str) -> HttpResponse:
     """Search within a group's members (from the mirror); htmx swaps the results into the detail page."""
     search = group_members_search(group_id=group_id, query=request.GET.get("q", "")[:254])
-    context = {"search": search, "group_id": group_id, "nav_section": "groups", **_abilities(request.user)}
+    context = {
+        "search": search,
+        "group_id": group_id,
+        "nav_section": "groups",
+        **_abilities(request.user, group_id),
+    }
     template = "groups_app/member_search.html"
     if request.htmx:
         template += "#member-search-results"

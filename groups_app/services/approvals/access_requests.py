@@ -28,14 +28,20 @@ from groups_app.emails import address_problem
 from groups_app.models import AccessRequest, AuditEntry
 from groups_app.roles import CHANGE_MEMBERSHIP, HANDLE_ACCESS_REQUESTS
 from groups_app.rules import book
-from groups_app.rules.book import Approval, ProposedChange, Verdict
+from groups_app.rules.book import Approval, Decision, OwnerApprovalRule, ProposedChange, Verdict
 from groups_app.segment import SegmentClient, SegmentError, UserGroup
 from groups_app.services.audit import SYSTEM, actor_name, audited
 from groups_app.services.audit_details import details_for
 from groups_app.services.errors import ChangeOutcomeUnknown, InvalidInput, NotAllowed, ServiceError
 from groups_app.services.groups import group_membership
 from groups_app.services.membership import checked_emails, group_members_add, group_members_remove
-from groups_app.services.notifications import notify_decision, notify_new_requests
+from groups_app.services.notifications import (
+    notify_decision,
+    notify_new_requests,
+    notify_new_requests_to_owners,
+    notify_owner_approved,
+)
+from groups_app.services.owners import owner_emails
 from groups_app.services.reconcile import abandoned_before, reconcile_entry, settle_access_request
 from groups_app.services.segment_client import get_client
 from groups_app.services.transitions import transition
@@ -152,7 +158,9 @@ def access_request_file(
         ):
             pass
         filed.append(access_request)
-    notify_new_requests(filed)
+    # The group's owners decide first; a group without owners goes to Help desk and Administrators.
+    if filed and not notify_new_requests_to_owners(filed, owner_emails(group.id)):
+        notify_new_requests(filed)
     return FileResult(tuple(filed), already, tuple(duplicates))
 
 
@@ -201,9 +209,17 @@ def _decide(access_request: AccessRequest, actor: Any, status: str, reason: str 
     )
 
 
-def _check_role(actor: Any) -> None:
-    if not actor.has_perm(HANDLE_ACCESS_REQUESTS):
-        raise NotAllowed("Your role does not allow deciding access requests.")
+ROLE_DENIED_DECIDING = "Your role does not allow deciding access requests, and you do not own this group."
+
+
+def may_handle(actor: Any, group_id: str) -> bool:
+    """Whether `actor` may decide requests for this group: by role, or as one of its owners."""
+    return book.may_act(actor, HANDLE_ACCESS_REQUESTS, group_id=group_id)
+
+
+def _check_role(actor: Any, access_request: AccessRequest) -> None:
+    if not may_handle(actor, access_request.group_id):
+        raise NotAllowed(ROLE_DENIED_DECIDING)
 
 
 def approval_for(access_request: AccessRequest, approver: Any) -> Approval:
@@ -281,9 +297,10 @@ def _provision(
         )
 
 
-def _check_may_provision(access_request: AccessRequest, actor: Any, client: SegmentClient) -> UserGroup:
+def _check_may_provision(access_request: AccessRequest, actor: Any, client: SegmentClient) -> Decision:
     """Ask the rule book whether `actor`'s approval may add this request's email (self-approval,
-    a privileged group) before anything is decided; returns the group read.
+    a privileged group) before anything is decided; returns its decision (an owner's approval of
+    a privileged group's request needs an Administrator too).
 
     Raises:
         NotAllowed: the rule book refused the approver.
@@ -301,7 +318,11 @@ def _check_may_provision(access_request: AccessRequest, actor: Any, client: Segm
     # reason, and the request can be closed as not possible.
     if decision.verdict == Verdict.REFUSED and not decision.field:
         raise NotAllowed(decision.reason)
-    return group
+    return decision
+
+
+def _is_owner_approval(decision: Decision) -> bool:
+    return decision.verdict == Verdict.NEEDS_SECOND_PERSON and decision.rule == OwnerApprovalRule.name
 
 
 def access_request_approve(
@@ -309,10 +330,13 @@ def access_request_approve(
 ) -> AccessRequest:
     """Approve a pending request and add the email to the group.
 
-    If Segment fails, the request shows it and offers Retry, reconciliation or closing.
+    If Segment fails, the request shows it and offers Retry, reconciliation or closing. An
+    owner's approval of a request for a privileged group is recorded and the request waits for
+    an Administrator's (the rule book's two people).
 
     Raises:
-        NotAllowed (self-approval, a privileged group for Help desk; audited as refused), InvalidInput.
+        NotAllowed (self-approval, a privileged group for Help desk, neither the role nor an owner
+        of the group; audited as refused), InvalidInput.
     """
     client = client or get_client()
     access_request = _open_request(access_request_id, Status.PENDING)
@@ -323,14 +347,34 @@ def access_request_approve(
         summary=f"{actor_name(actor)} approved access to {access_request.group_name} for {access_request.email}",
     ) as record:
         try:
-            _check_role(actor)
-            _check_may_provision(access_request, actor, client)
+            _check_role(actor, access_request)
+            decision = _check_may_provision(access_request, actor, client)
         except NotAllowed:
             record.summary = (
                 f"{actor_name(actor)} was refused approving access to {access_request.group_name} "
                 f"for {access_request.email}"
             )
             raise
+        if _is_owner_approval(decision):
+            if access_request.owner_approved_by_username:
+                raise InvalidInput(
+                    f"{access_request.owner_approved_by_username} approved this request as an owner "
+                    "already; it waits for an Administrator."
+                )
+            record.summary = (
+                f"{actor_name(actor)} approved access to {access_request.group_name} for "
+                f"{access_request.email} as an owner; an Administrator must approve too"
+            )
+            record.details = {"owner_approval": True}
+            transition(
+                access_request,
+                from_=(Status.PENDING,),
+                to=Status.PENDING,
+                owner_approved_by_username=actor_name(actor),
+                owner_approved_at=timezone.now(),
+            )
+            notify_owner_approved(access_request)
+            return access_request
         _decide(access_request, actor, Status.APPROVED)
     _provision(access_request, actor, (Status.APPROVED,), client)
     notify_decision(access_request, requester_email or _requester_email(access_request))
@@ -354,8 +398,10 @@ def access_request_retry(
         summary=f"{actor_name(actor)} retried provisioning {access_request.email} in {access_request.group_name}",
         retry=True,
     ):
-        _check_role(actor)
-        _check_may_provision(access_request, actor, client)
+        _check_role(actor, access_request)
+        decision = _check_may_provision(access_request, actor, client)
+        if _is_owner_approval(decision):
+            raise NotAllowed(decision.reason)
     _provision(access_request, actor, (Status.PROVISIONING_FAILED, *AccessRequest.IN_FLIGHT), client)
     if access_request.status == Status.PROVISIONED:
         notify_decision(access_request, _requester_email(access_request))
@@ -370,8 +416,8 @@ def access_request_reconcile(
     Raises:
         NotAllowed, InvalidInput.
     """
-    _check_role(actor)
     access_request = _open_request(access_request_id, Status.OUTCOME_UNKNOWN)
+    _check_role(actor, access_request)
     entry = access_request.provisioning_entry
     if entry is not None:
         entry = reconcile_entry(entry, by=actor, client=client)
@@ -395,7 +441,7 @@ def access_request_close(*, actor: Any, access_request_id: int, reason: str) -> 
         summary=f"{actor_name(actor)} closed the request for {access_request.email} to join {access_request.group_name} as not possible",
         reason=reason,
     ):
-        _check_role(actor)
+        _check_role(actor, access_request)
         if not reason:
             raise InvalidInput("Say why it is not possible.", {"reason": "Say why it is not possible."})
         transition(
@@ -420,7 +466,7 @@ def access_request_deny(*, actor: Any, access_request_id: int, reason: str) -> A
         summary=f"{actor_name(actor)} denied access to {access_request.group_name} for {access_request.email}",
         reason=reason,
     ):
-        _check_role(actor)
+        _check_role(actor, access_request)
         if not reason:
             raise InvalidInput("Give a reason for the denial.", {"reason": "Give a reason for the denial."})
         _decide(access_request, actor, Status.DENIED, reason)
