@@ -24,6 +24,7 @@ from groups_app.services.membership import group_members_remove
 from groups_app.services.mirror.selectors import mirrored_group, mirrored_membership
 from groups_app.services.mirror.sync import refresh_group
 from groups_app.services.notifications import notify_review_due
+from groups_app.services.owners import group_owners
 from groups_app.services.segment_client import get_client
 from groups_app.services.text import plural
 
@@ -97,6 +98,7 @@ def _snapshot(actor: Any, group_id: str, client: SegmentClient) -> Review:
             started_by_username=actor_name(actor),
             expected_count=group.member_count,
             snapshot_count=snapshot,
+            **_default_reviewer(group.id),
         )
         items = {
             u.email.lower(): ReviewItem(review=review, email=u.email.lower(), name=u.name, user_id=u.id)
@@ -107,6 +109,14 @@ def _snapshot(actor: Any, group_id: str, client: SegmentClient) -> Review:
         ReviewItem.objects.bulk_create(items.values())
         record.review = review
     return review
+
+
+def _default_reviewer(group_id: str) -> dict[str, Any]:
+    """A group's first owner with an active account reviews it unless someone else is named."""
+    for owner in group_owners(group_id):
+        if owner.user is not None and owner.user.is_active:
+            return {"reviewer": owner.user, "reviewer_username": owner.user.get_username()}
+    return {}
 
 
 def _open_review(review_id: int) -> Review:

@@ -27,6 +27,7 @@ from groups_app.services.owners import (
     owners_import,
     requests_for_owned_groups,
 )
+from groups_app.services.reviews import review_start
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 from tests.factories import UserFactory, administrator, help_desk, viewer
 
@@ -390,3 +391,10 @@ def test_an_owner_without_any_role_decides_requests_for_their_group(workspace, b
     access_request_approve(actor=nobody, access_request_id=filed.pk)
 
     assert "bob@example.com" in emails_of(READERS)
+
+
+def test_an_owner_is_the_default_reviewer_of_their_group(workspace, olga, admin):
+    review = review_start(actor=admin, group_id=READERS).review
+
+    assert review.reviewer == olga and review.reviewer_username == "olga"
+    assert review_start(actor=admin, group_id=OTHERS).review.reviewer is None
