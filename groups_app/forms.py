@@ -490,3 +490,7 @@ class OwnerForm(forms.Form):
         max_length=320,
         help_text="Someone without an account yet is named by email; they own the group once they sign in.",
     )
+
+
+class UndoForm(SubmissionKeyMixin):
+    """Confirms the undo previewed; its key keeps a double click from undoing twice."""

@@ -33,6 +33,7 @@ from groups_app.views.reviews import (
     review_retry_view,
     review_start_view,
 )
+from groups_app.views.undo import audit_undo_view
 
 
 class SegmentIdConverter:
@@ -99,5 +100,6 @@ urlpatterns = [
     path("audit/", audit_list_view, name="audit"),
     path("audit/export.csv", audit_export_view, name="audit-export"),
     path("audit/<int:entry_id>/", audit_entry_view, name="audit-entry"),
+    path("audit/<int:entry_id>/undo/", audit_undo_view, name="audit-undo"),
     path("audit/sign-ins/", sign_in_failures_view, name="sign-in-failures"),
 ]
