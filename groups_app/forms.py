@@ -110,6 +110,12 @@ class AddMembersForm(SubmissionKeyMixin):
         help_text="Separate with commas, spaces, semicolons or new lines. People who are not yet "
         "workspace users get an invite.",
     )
+    ends_on = forms.DateField(
+        label="Access ends after (optional)",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="People added are removed after this day; they and the group's owners are told before.",
+    )
 
 
 class RemoveMembersForm(SubmissionKeyMixin):
@@ -494,3 +500,31 @@ class OwnerForm(forms.Form):
 
 class UndoForm(SubmissionKeyMixin):
     """Confirms the undo previewed; its key keeps a double click from undoing twice."""
+
+
+class RenewForm(forms.Form):
+    """Renew memberships (one or several ticked), or let them expire."""
+
+    ids = forms.TypedMultipleChoiceField(coerce=int, label="Memberships", choices=())
+    action = forms.ChoiceField(choices=[("renew", "Renew"), ("let_expire", "Let it expire")])
+    ends_on = forms.DateField(
+        label="New end date", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    reason = forms.CharField(
+        label="Reason (for a renewal)",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args, choices: list[int] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["ids"].choices = [(pk, pk) for pk in choices]
+        self.fields["ids"].error_messages["required"] = "Tick at least one membership."
+
+
+class RenewalAskForm(forms.Form):
+    ends_on = forms.DateField(label="Needed until", widget=forms.DateInput(attrs={"type": "date"}))
+    justification = forms.CharField(
+        label="Why is it still needed?", max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )

@@ -101,6 +101,9 @@ class AuditEntry(models.Model):
         OWNER_ADD = "owner.add", "Add a group owner"
         OWNER_REMOVE = "owner.remove", "Remove a group owner"
         UNDO = "undo", "Undo a change observed outside Group Admin"
+        ACCESS_END_SET = "access.end_set", "Set an end date on access"
+        ACCESS_RENEW = "access.renew", "Renew time-bound access"
+        ACCESS_LET_EXPIRE = "access.let_expire", "Let time-bound access expire"
         REFUSALS_OVER_LIMIT = "refusals.over_limit", "Refused attempts over the limit"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -272,6 +275,15 @@ class AccessRequest(models.Model):
         help_text="An owner's approval of a request for a privileged group, waiting for an Administrator.",
     )
     owner_approved_at = models.DateTimeField(null=True, blank=True)
+    is_direct = models.BooleanField(
+        default=False, help_text="Recorded for a direct addition with an end date, not asked for."
+    )
+    expiry_notified_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The last notice sent before the end date (days before it)."
+    )
+    expiry_notices_stopped = models.BooleanField(
+        default=False, help_text="Let it expire: no further notices before the end date."
+    )
 
     objects = AccessRequestQuerySet.as_manager()
 

@@ -20,7 +20,7 @@ from django_tasks_db.backend import DatabaseBackend
 
 from groups_app.models import SyncRun
 from groups_app.services import queue, reconcile
-from groups_app.services.approvals import access_requests
+from groups_app.services.approvals import access_requests, expiry
 from groups_app.services.mirror import sync, write_through
 from groups_app.services.reviews import reviews_remind
 
@@ -68,6 +68,13 @@ def expire_access() -> dict[str, Any]:
     """End provisioned access requests past their end date."""
     result = access_requests.access_requests_expire()
     return {"expired": len(result.expired), "failed": len(result.failed)}
+
+
+@queue.register
+@task
+def notify_expiring() -> dict[str, Any]:
+    """Mail the members and owners of time-bound access ending soon."""
+    return {"notified": len(expiry.expiry_notices_send())}
 
 
 @queue.register

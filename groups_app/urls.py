@@ -19,6 +19,7 @@ from groups_app.views.changes import (
     permissions_edit_view,
     proposal_decide_view,
 )
+from groups_app.views.expiring import expiring_view, renewal_ask_view
 from groups_app.views.groups import group_detail_view, group_list_view, group_member_search_view
 from groups_app.views.owners import group_owner_remove_view, group_owners_view, owned_groups_view
 from groups_app.views.people import people_view, person_add_view, person_remove_view, person_view
@@ -76,6 +77,8 @@ urlpatterns = [
         name="owner-remove",
     ),
     path("owned/", owned_groups_view, name="owned"),
+    path("expiring/", expiring_view, name="expiring"),
+    path("expiring/<int:access_request_id>/renewal/", renewal_ask_view, name="renewal-ask"),
     path("groups/<segment_id:group_id>/reviews/start/", review_start_view, name="review-start"),
     path("requests/", request_list_view, name="requests"),
     path("requests/new/", request_new_view, name="request-new"),

@@ -144,3 +144,15 @@ def notify_owner_approved(request: AccessRequest) -> bool:
         f"for {request.email}. It is a privileged group: an Administrator must approve too.\n\n{_link(request)}"
     )
     return _send(f"Owner approved, your approval needed: {request.group_name}", body, administrators_emails())
+
+
+def notify_access_ending(request: AccessRequest, recipients: list[str], days_left: int) -> bool:
+    """Tell the member and the group's owners that a membership ends soon."""
+    when = "today" if days_left == 0 else "tomorrow" if days_left == 1 else f"in {days_left} days"
+    body = (
+        f"The access of {request.email} to {request.group_name} ends {when} ({request.needed_until:%Y-%m-%d}).\n\n"
+        "Owners, Help desk and Administrators can renew it with a new end date or let it expire:\n"
+        f"{site_url()}{reverse('groups:expiring')}\n\n"
+        "If it is your access and you still need it, ask for a renewal on the same page."
+    )
+    return _send(f"Access ending {when}: {request.group_name}", body, recipients)

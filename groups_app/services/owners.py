@@ -23,6 +23,7 @@ from groups_app.roles import MANAGE_GROUPS
 from groups_app.rules import book
 from groups_app.rules.identity import InvalidIdentity, canonical_identity
 from groups_app.services.audit import actor_name, audited
+from groups_app.services.audit_details import details_for
 from groups_app.services.errors import InvalidInput, NotAllowed
 
 Action = AuditEntry.Action
@@ -111,12 +112,12 @@ def group_owner_add(*, actor: Any, group_id: str, group_name: str, owner: str) -
         summary=f"{actor_name(actor)} made {(owner or '').strip()[:100]} an owner of {group_name}",
         group_id=group_id,
         group_name=group_name,
-        details={"owner": (owner or "").strip()[:MAX_CELL]},
+        details=details_for(Action.OWNER_ADD, owner=(owner or "").strip()[:MAX_CELL]),
     ) as record:
         _check_administrator(actor)
         candidate = owner_resolve(owner)
         record.summary = f"{actor_name(actor)} made {candidate.label} an owner of {group_name}"
-        record.details = {"owner": candidate.label, "email": candidate.email}
+        record.details = details_for(Action.OWNER_ADD, owner=candidate.label, email=candidate.email)
         return _create(actor, group_id, group_name, candidate)
 
 
@@ -152,7 +153,7 @@ def group_owner_remove(*, actor: Any, group_id: str, owner_id: int) -> GroupOwne
         summary=f"{actor_name(actor)} removed {owner.label} as an owner of {owner.group_name}",
         group_id=group_id,
         group_name=owner.group_name,
-        details={"owner": owner.label, "email": owner.email},
+        details=details_for(Action.OWNER_REMOVE, owner=owner.label, email=owner.email),
     ):
         _check_administrator(actor)
         owner.delete()
@@ -326,6 +327,8 @@ def _import_one(actor: Any, row: ImportRow) -> None:
         summary=f"{actor_name(actor)} made {candidate.label} an owner of {row.group_name} (imported)",
         group_id=row.group_id,
         group_name=row.group_name,
-        details={"owner": candidate.label, "email": candidate.email, "imported": True, "line": row.line},
+        details=details_for(
+            Action.OWNER_ADD, owner=candidate.label, email=candidate.email, imported=True, line=row.line
+        ),
     ):
         _create(actor, row.group_id, row.group_name, candidate)

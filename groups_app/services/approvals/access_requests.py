@@ -101,12 +101,14 @@ def access_request_file(
     needed_until: date | None = None,
     group: UserGroup | None = None,
     members: Membership | None = None,
+    renewal: bool = False,
     client: SegmentClient | None = None,
 ) -> FileResult:
     """File requests for the actor (no emails) or, for Help desk, for others: one per email.
 
-    Emails already in the group, or with a pending request for it, are not filed. A caller
-    that has just read the group and its members passes them, so they are not read again.
+    Emails already in the group, or with a pending request for it, are not filed (but a
+    `renewal`: a member asking to keep time-bound access longer). A caller that has just read
+    the group and its members passes them, so they are not read again.
 
     Raises:
         NotAllowed, InvalidInput, NotFound, SegmentError.
@@ -122,7 +124,7 @@ def access_request_file(
     emails = _for_whom(actor, emails)
     client = client or get_client()
     group = group or client.get_user_group(group_id)
-    current = (members or group_membership(group_id=group_id, client=client)).emails
+    current = () if renewal else (members or group_membership(group_id=group_id, client=client)).emails
     already = tuple(e for e in emails if e in current)
     pending = {
         r.email: r
@@ -155,6 +157,7 @@ def access_request_file(
             summary=f"{actor_name(actor)} requested access to {group.name} for {email}",
             justification=justification,
             needed_until=str(needed_until or ""),
+            **({"renewal": True} if renewal else {}),
         ):
             pass
         filed.append(access_request)
@@ -365,7 +368,7 @@ def access_request_approve(
                 f"{actor_name(actor)} approved access to {access_request.group_name} for "
                 f"{access_request.email} as an owner; an Administrator must approve too"
             )
-            record.details = {"owner_approval": True}
+            record.details = details_for(Action.REQUEST_APPROVE, owner_approval=True)
             transition(
                 access_request,
                 from_=(Status.PENDING,),

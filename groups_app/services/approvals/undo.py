@@ -25,6 +25,7 @@ from groups_app.segment import Permission, SegmentClient, SegmentError
 from groups_app.services.approvals.access_requests import access_request_file
 from groups_app.services.approvals.changes import members_add_or_file, permissions_replace_or_propose
 from groups_app.services.audit import actor_name, audited
+from groups_app.services.audit_details import details_for
 from groups_app.services.changes import Changed
 from groups_app.services.errors import (
     AwaitingApproval,
@@ -178,7 +179,7 @@ def undo_apply(
         summary=f"{actor_name(actor)} undid the change observed outside Group Admin in {entry.group_name} (#{entry.pk})",
         group_id=entry.group_id,
         group_name=entry.group_name,
-        details={"undoes": entry.pk},
+        details=details_for(Action.UNDO, undoes=entry.pk),
         submission_key=submission_key,
     ) as record:
         if not book.may_act(actor, MANAGE_GROUPS, group_id=entry.group_id):
