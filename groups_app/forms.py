@@ -528,3 +528,22 @@ class RenewalAskForm(forms.Form):
     justification = forms.CharField(
         label="Why is it still needed?", max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
     )
+
+
+class GroupAboutForm(forms.Form):
+    description = forms.CharField(
+        label="What it gives access to",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    purpose = forms.CharField(
+        label="Who should ask for it, and why",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+class CatalogueQuery(forms.Form):
+    q = forms.CharField(label="Search", required=False, max_length=200)

@@ -104,6 +104,7 @@ class AuditEntry(models.Model):
         ACCESS_END_SET = "access.end_set", "Set an end date on access"
         ACCESS_RENEW = "access.renew", "Renew time-bound access"
         ACCESS_LET_EXPIRE = "access.let_expire", "Let time-bound access expire"
+        GROUP_DESCRIBE = "group.describe", "Describe a group for the catalogue"
         REFUSALS_OVER_LIMIT = "refusals.over_limit", "Refused attempts over the limit"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -701,3 +702,17 @@ class GroupOwner(models.Model):
             email = self.user.email or self.email
             return f"{self.user.get_username()} ({email})" if email else self.user.get_username()
         return self.email
+
+
+class GroupAbout(models.Model):
+    """What a group is for, kept in Group Admin (Segment has no field for it): the catalogue
+    of what people can request shows it."""
+
+    group_id = models.CharField(max_length=64, primary_key=True)
+    description = models.TextField(blank=True, help_text="What the group gives access to.")
+    purpose = models.TextField(blank=True, help_text="Who should ask for it, and why.")
+    updated_by_username = models.CharField(max_length=150, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"About {self.group_id}"

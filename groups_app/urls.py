@@ -8,6 +8,7 @@ from groups_app.views.access_requests import (
 )
 from groups_app.views.accounts import sign_in_failures_view
 from groups_app.views.audit import audit_entry_view, audit_export_view, audit_list_view
+from groups_app.views.catalogue import catalogue_view, group_about_view
 from groups_app.views.changes import (
     group_create_view,
     group_delete_view,
@@ -77,6 +78,8 @@ urlpatterns = [
         name="owner-remove",
     ),
     path("owned/", owned_groups_view, name="owned"),
+    path("catalogue/", catalogue_view, name="catalogue"),
+    path("groups/<segment_id:group_id>/about/", group_about_view, name="catalogue-about"),
     path("expiring/", expiring_view, name="expiring"),
     path("expiring/<int:access_request_id>/renewal/", renewal_ask_view, name="renewal-ask"),
     path("groups/<segment_id:group_id>/reviews/start/", review_start_view, name="review-start"),

@@ -38,7 +38,7 @@ import idna
 from django.conf import settings
 
 from groups_app.models import GroupOwner
-from groups_app.roles import CHANGE_MEMBERSHIP, HANDLE_ACCESS_REQUESTS, is_administrator
+from groups_app.roles import CHANGE_MEMBERSHIP, HANDLE_ACCESS_REQUESTS, MANAGE_GROUPS, is_administrator
 from groups_app.rules.identity import InvalidIdentity, canonical_identity
 from groups_app.segment import UserGroup
 from groups_app.services.audit import SystemActor
@@ -353,3 +353,10 @@ def may_act(actor: Any, permission: str, *, group_id: str = "") -> bool:
     """Whether the actor's role, or their ownership of `group_id`, allows this kind of change
     (the gate of a page or a decision; the change itself is still decided in full)."""
     return RoleRule().check(ProposedChange(actor=actor, permission=permission, group_id=group_id)) is None
+
+
+def may_describe(actor: Any, *, group_id: str) -> bool:
+    """Whether `actor` may write what a group is for (the catalogue): Administrators, its owners."""
+    if may_act(actor, MANAGE_GROUPS):
+        return True
+    return ProposedChange(actor=actor, permission=MANAGE_GROUPS, group_id=group_id).is_group_owner

@@ -119,6 +119,7 @@ SCHEMAS: dict[str, dict[str, tuple[str, str] | None]] = {
         "line": ("CSV line", "text"),
     },
     Action.OWNER_REMOVE: {"owner": ("Owner", "text"), "email": ("Email", "text")},
+    Action.GROUP_DESCRIBE: {"description": ("Description", "text"), "purpose": ("Purpose", "text")},
     Action.UNDO: {
         "undoes": ("Undoes entry", "text"),
         "complete": ("Every step done or filed", "text"),

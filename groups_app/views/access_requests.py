@@ -27,6 +27,7 @@ from groups_app.services.approvals.access_requests import (
     may_decide,
     may_handle,
 )
+from groups_app.services.catalogue import catalogue_entry
 from groups_app.services.changes import change_refused
 from groups_app.services.errors import InvalidInput, NotAllowed
 from groups_app.services.groups import group_choices, group_get
@@ -87,7 +88,9 @@ def request_new_view(request: HttpRequest) -> HttpResponse:
                         request, f"{duplicate.email} already has a pending request (#{duplicate.pk})."
                     )
                 return redirect("groups:requests")
-    context = {"form": form, "result": result, "nav_section": "requests"}
+    chosen = form.data.get("group") if form.is_bound else form.initial.get("group")
+    entry = catalogue_entry(chosen) if chosen and chosen in dict(groups) else None
+    context = {"form": form, "result": result, "entry": entry, "nav_section": "requests"}
     return render(request, "groups_app/request_new.html", context, status=422 if form.errors else 200)
 
 
@@ -135,6 +138,7 @@ def _detail_context(request: HttpRequest, access_request: AccessRequest, **forms
     can_provision = is_approver and may_decide(access_request, request.user)
     return {
         "access_request": access_request,
+        "entry": catalogue_entry(access_request.group_id),
         "history": access_request.audit_entries.order_by("created_at", "id"),
         "can_decide": can_provision and status == Status.PENDING,
         "is_own_pending": is_approver and status == Status.PENDING and not can_provision,

@@ -33,6 +33,7 @@ def _panel_context(request: HttpRequest, group_id: str, form: OwnerForm | None =
         "group_id": group_id,
         "owners": group_owners(group_id),
         "can_set_owners": book.may_act(request.user, MANAGE_GROUPS),
+        "can_describe": book.may_describe(request.user, group_id=group_id),
         "owner_form": form or OwnerForm(),
     }
 
