@@ -547,3 +547,39 @@ class GroupAboutForm(forms.Form):
 
 class CatalogueQuery(forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=200)
+
+
+class CampaignForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=200, help_text="For example: Q1 access review.")
+    scope = forms.ChoiceField(
+        label="Which groups",
+        widget=forms.RadioSelect,
+        choices=[
+            ("chosen", "The groups chosen below"),
+            ("privileged", "Every privileged group"),
+            ("owned", "Every group with owners"),
+        ],
+        initial="privileged",
+    )
+    groups = forms.MultipleChoiceField(
+        label="Groups", required=False, widget=forms.SelectMultiple(attrs={"size": 10}), choices=()
+    )
+    reviewer = forms.ModelChoiceField(
+        label="Reviewer",
+        queryset=None,
+        required=False,
+        empty_label="Each group's owners",
+        help_text="Groups without owners and no reviewer named here are reviewed by whoever runs reviews.",
+    )
+    due_date = forms.DateField(label="Due", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, groups: list[tuple[str, str]] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["groups"].choices = list(groups)
+        self.fields["reviewer"].queryset = ReviewAssignForm().fields["reviewer"].queryset
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("scope") == "chosen" and not cleaned.get("groups"):
+            self.add_error("groups", "Choose at least one group.")
+        return cleaned

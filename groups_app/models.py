@@ -105,6 +105,7 @@ class AuditEntry(models.Model):
         ACCESS_RENEW = "access.renew", "Renew time-bound access"
         ACCESS_LET_EXPIRE = "access.let_expire", "Let time-bound access expire"
         GROUP_DESCRIBE = "group.describe", "Describe a group for the catalogue"
+        CAMPAIGN_START = "campaign.start", "Start a review campaign"
         REFUSALS_OVER_LIMIT = "refusals.over_limit", "Refused attempts over the limit"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -311,6 +312,44 @@ class AccessRequest(models.Model):
         return f"{self.email} → {self.group_name}"
 
 
+class ReviewCampaign(models.Model):
+    """Reviews of many groups at once (chosen, every privileged group, or every group with
+    owners), each assigned to the group's owners or a named reviewer, due on one date."""
+
+    class Scope(models.TextChoices):
+        CHOSEN = "chosen", "Chosen groups"
+        PRIVILEGED = "privileged", "Every privileged group"
+        OWNED = "owned", "Every group with owners"
+
+    class Status(models.TextChoices):
+        OPENING = "opening", "Opening its reviews"
+        OPEN = "open", "Open"
+
+    name = models.CharField(max_length=200)
+    scope = models.CharField(max_length=12, choices=Scope.choices)
+    group_ids = models.JSONField(default=list, help_text="The groups it covers, as planned when started.")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewer_username = models.CharField(max_length=150, blank=True, help_text="Empty: each group's owners.")
+    due_date = models.DateField()
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_by_username = models.CharField(max_length=150)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPENING)
+    problems = models.JSONField(
+        default=dict, blank=True, help_text="Groups whose review could not open, and why."
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Review(models.Model):
     """A snapshot of a group's users and invites, each to be kept or removed."""
 
@@ -336,6 +375,9 @@ class Review(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reviewer_username = models.CharField(max_length=150, blank=True)
+    campaign = models.ForeignKey(
+        ReviewCampaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews"
+    )
     reminded_at = models.DateTimeField(
         null=True, blank=True, help_text="When the due-date reminder was sent."
     )

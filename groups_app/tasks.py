@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
 
 from groups_app.models import SyncRun
-from groups_app.services import queue, reconcile
+from groups_app.services import queue, reconcile, reviews
 from groups_app.services.approvals import access_requests, expiry
 from groups_app.services.mirror import sync, write_through
 from groups_app.services.reviews import reviews_remind
@@ -75,6 +75,14 @@ def expire_access() -> dict[str, Any]:
 def notify_expiring() -> dict[str, Any]:
     """Mail the members and owners of time-bound access ending soon."""
     return {"notified": len(expiry.expiry_notices_send())}
+
+
+@queue.register
+@task
+def open_campaign_reviews(campaign_id: int) -> dict[str, Any]:
+    """Open the reviews of a campaign's groups."""
+    campaign = reviews.campaign_open_reviews(campaign_id=campaign_id)
+    return {"reviews": campaign.reviews.count(), "problems": len(campaign.problems)}
 
 
 @queue.register

@@ -8,6 +8,13 @@ from groups_app.views.access_requests import (
 )
 from groups_app.views.accounts import sign_in_failures_view
 from groups_app.views.audit import audit_entry_view, audit_export_view, audit_list_view
+from groups_app.views.campaigns import (
+    campaign_detail_view,
+    campaign_export_view,
+    campaign_list_view,
+    campaign_new_view,
+    campaign_print_view,
+)
 from groups_app.views.catalogue import catalogue_view, group_about_view
 from groups_app.views.changes import (
     group_create_view,
@@ -92,6 +99,11 @@ urlpatterns = [
         name="request-decide",
     ),
     path("reviews/", review_list_view, name="reviews"),
+    path("reviews/campaigns/", campaign_list_view, name="campaigns"),
+    path("reviews/campaigns/new/", campaign_new_view, name="campaign-new"),
+    path("reviews/campaigns/<int:campaign_id>/", campaign_detail_view, name="campaign"),
+    path("reviews/campaigns/<int:campaign_id>/print/", campaign_print_view, name="campaign-print"),
+    path("reviews/campaigns/<int:campaign_id>/evidence.csv", campaign_export_view, name="campaign-export"),
     path("reviews/<int:review_id>/", review_detail_view, name="review"),
     path("reviews/<int:review_id>/items/<int:item_id>/", review_decide_view, name="review-decide"),
     path("reviews/<int:review_id>/keep-page/", review_keep_page_view, name="review-keep-page"),

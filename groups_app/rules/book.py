@@ -10,7 +10,7 @@ The rules, in the order they are asked (the first refusal wins; a second person 
 when nothing refuses):
 
 - `RoleRule`: the actor's role carries the permission the change needs, or the actor owns the
-  group and the change is one an owner makes (its members, its access requests);
+  group and the change is one an owner makes (its members, its access requests, its reviews);
 - `ActorIdentityRule`: an account that changes anything has an email with an identity, so the
   self rules can hold;
 - `PrivilegedGroupRule`: only Administrators change a group that grants a privileged role (an
@@ -38,7 +38,13 @@ import idna
 from django.conf import settings
 
 from groups_app.models import GroupOwner
-from groups_app.roles import CHANGE_MEMBERSHIP, HANDLE_ACCESS_REQUESTS, MANAGE_GROUPS, is_administrator
+from groups_app.roles import (
+    CHANGE_MEMBERSHIP,
+    HANDLE_ACCESS_REQUESTS,
+    MANAGE_GROUPS,
+    RUN_REVIEWS,
+    is_administrator,
+)
 from groups_app.rules.identity import InvalidIdentity, canonical_identity
 from groups_app.segment import UserGroup
 from groups_app.services.audit import SystemActor
@@ -67,8 +73,9 @@ OWNER_APPROVAL = (
     "must approve too before {who} is added."
 )
 
-# What owning a group allows without a role carrying it: its members and its access requests.
-OWNER_PERMISSIONS = frozenset({CHANGE_MEMBERSHIP, HANDLE_ACCESS_REQUESTS})
+# What owning a group allows without a role carrying it: its members, its access requests and
+# its reviews.
+OWNER_PERMISSIONS = frozenset({CHANGE_MEMBERSHIP, HANDLE_ACCESS_REQUESTS, RUN_REVIEWS})
 
 
 class Verdict(enum.StrEnum):

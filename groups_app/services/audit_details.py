@@ -119,6 +119,13 @@ SCHEMAS: dict[str, dict[str, tuple[str, str] | None]] = {
         "line": ("CSV line", "text"),
     },
     Action.OWNER_REMOVE: {"owner": ("Owner", "text"), "email": ("Email", "text")},
+    Action.CAMPAIGN_START: {
+        "name": ("Campaign", "text"),
+        "scope": ("Groups", "text"),
+        "group_count": ("Groups covered", "text"),
+        "reviewer": ("Reviewer", "text"),
+        "due": ("Due", "text"),
+    },
     Action.GROUP_DESCRIBE: {"description": ("Description", "text"), "purpose": ("Purpose", "text")},
     Action.UNDO: {
         "undoes": ("Undoes entry", "text"),

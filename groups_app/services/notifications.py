@@ -156,3 +156,13 @@ def notify_access_ending(request: AccessRequest, recipients: list[str], days_lef
         "If it is your access and you still need it, ask for a renewal on the same page."
     )
     return _send(f"Access ending {when}: {request.group_name}", body, recipients)
+
+
+def notify_campaign_review(review, campaign, recipients: list[str]) -> bool:
+    """Tell a group's owners (and its named reviewer) that a campaign asks them to review it."""
+    body = (
+        f"The review campaign {campaign.name} asks you to review who is in {review.group_name} "
+        f"by {campaign.due_date:%Y-%m-%d}: keep or remove each user and invite.\n\n"
+        f"{site_url()}{reverse('groups:review', args=[review.pk])}"
+    )
+    return _send(f"Review {review.group_name} by {campaign.due_date:%Y-%m-%d}", body, recipients)
