@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from groups_app.models import AccessRequest, AuditEntry, GroupOwner
 from groups_app.services.approvals.access_requests import access_request_file
+from groups_app.services.reviews import review_start
 from sandbox.models import Membership, UserGroup, WorkspaceUser
 from tests.factories import administrator, viewer
 
@@ -138,3 +139,19 @@ def test_an_owner_passes_the_members_gate_of_their_group_only(client, groups, ol
     )
     assert other.status_code == 403
     assert AuditEntry.objects.filter(group_id=OTHERS, status=AuditEntry.Status.REFUSED).exists()
+
+
+def test_an_owner_decides_the_review_of_their_group_but_not_of_another(client, groups, olga):
+    ada = administrator(username="ada", email="ada@example.com")
+    mine = review_start(actor=ada, group_id=READERS).review
+    other = review_start(actor=ada, group_id=OTHERS).review
+    client.force_login(olga)
+    item = mine.items.get()
+
+    decided = client.post(reverse("groups:review-decide", args=[mine.pk, item.pk]), {"decision": "keep"})
+    refused = client.post(reverse("groups:review-complete", args=[other.pk]))
+
+    item.refresh_from_db()
+    assert decided.status_code in (200, 302) and item.decision == "keep"
+    assert refused.status_code == 403
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.REVIEW_COMPLETE, status="refused").exists()
