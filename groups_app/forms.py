@@ -492,7 +492,7 @@ class CopyAccessForm(forms.Form):
 
 class OwnerForm(forms.Form):
     owner = forms.CharField(
-        label="Owner's email or username",
+        label="Owner to add (email or login)",
         max_length=320,
         help_text="Someone without an account yet is named by email; they own the group once they sign in.",
     )

@@ -38,7 +38,7 @@ def test_an_owner_named_on_the_group_page_approves_a_request_for_it(browser, liv
     sign_in(page, live_server, "ada")
     page.goto(f"{live_server.url}/groups/{READERS}/")
     panel = page.locator("#owners-panel")
-    panel.get_by_label("Owner's email or username").fill("olga")
+    panel.get_by_label("Owner to add (email or login)").fill("olga")
     panel.get_by_role("button", name="Add owner").click()
     expect(panel.get_by_text("olga (olga@example.com)", exact=True)).to_be_visible()
     context.close()
