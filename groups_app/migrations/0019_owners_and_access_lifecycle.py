@@ -6,93 +6,237 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('groups_app', '0018_audit_actions'),
+        ("groups_app", "0018_audit_actions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='GroupAbout',
+            name="GroupAbout",
             fields=[
-                ('group_id', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('description', models.TextField(blank=True, help_text='What the group gives access to.')),
-                ('purpose', models.TextField(blank=True, help_text='Who should ask for it, and why.')),
-                ('updated_by_username', models.CharField(blank=True, max_length=150)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("group_id", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("description", models.TextField(blank=True, help_text="What the group gives access to.")),
+                ("purpose", models.TextField(blank=True, help_text="Who should ask for it, and why.")),
+                ("updated_by_username", models.CharField(blank=True, max_length=150)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.AddField(
-            model_name='accessrequest',
-            name='expiry_notices_stopped',
-            field=models.BooleanField(default=False, help_text='Let it expire: no further notices before the end date.'),
+            model_name="accessrequest",
+            name="expiry_notices_stopped",
+            field=models.BooleanField(
+                default=False, help_text="Let it expire: no further notices before the end date."
+            ),
         ),
         migrations.AddField(
-            model_name='accessrequest',
-            name='expiry_notified_days',
-            field=models.PositiveSmallIntegerField(blank=True, help_text='The last notice sent before the end date (days before it).', null=True),
+            model_name="accessrequest",
+            name="expiry_notified_days",
+            field=models.PositiveSmallIntegerField(
+                blank=True, help_text="The last notice sent before the end date (days before it).", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='accessrequest',
-            name='is_direct',
-            field=models.BooleanField(default=False, help_text='Recorded for a direct addition with an end date, not asked for.'),
+            model_name="accessrequest",
+            name="is_direct",
+            field=models.BooleanField(
+                default=False, help_text="Recorded for a direct addition with an end date, not asked for."
+            ),
         ),
         migrations.AddField(
-            model_name='accessrequest',
-            name='owner_approved_at',
+            model_name="accessrequest",
+            name="owner_approved_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='accessrequest',
-            name='owner_approved_by_username',
-            field=models.CharField(blank=True, help_text="An owner's approval of a request for a privileged group, waiting for an Administrator.", max_length=150),
+            model_name="accessrequest",
+            name="owner_approved_by_username",
+            field=models.CharField(
+                blank=True,
+                help_text="An owner's approval of a request for a privileged group, waiting for an Administrator.",
+                max_length=150,
+            ),
         ),
         migrations.AlterField(
-            model_name='auditentry',
-            name='action',
-            field=models.CharField(choices=[('group.create', 'Create group'), ('group.rename', 'Rename group'), ('group.delete', 'Delete group'), ('members.add', 'Add members'), ('members.remove', 'Remove members'), ('members.replace', 'Replace members'), ('permissions.add', 'Add permissions'), ('permissions.replace', 'Replace permissions'), ('permissions.propose', 'Propose a privileged grant'), ('permissions.approve', 'Approve a proposed grant'), ('permissions.reject', 'Reject a proposed grant'), ('request.file', 'File access request'), ('request.approve', 'Approve access request'), ('request.deny', 'Deny access request'), ('request.cancel', 'Cancel access request'), ('request.close', 'Close access request as not possible'), ('request.expire', 'Expire access'), ('review.start', 'Start review'), ('review.assign', 'Assign a review'), ('review.complete', 'Complete review'), ('account.role_grant', 'Grant a dashboard role'), ('account.role_remove', 'Remove a dashboard role'), ('account.password_reset', 'Password reset requested'), ('observed', 'Observed outside Group Admin'), ('owner.add', 'Add a group owner'), ('owner.remove', 'Remove a group owner'), ('undo', 'Undo an outside change'), ('access.end_set', 'Set an access end date'), ('access.renew', 'Renew access'), ('access.let_expire', 'Let access expire'), ('group.describe', 'Describe a group'), ('campaign.start', 'Start a review campaign'), ('refusals.over_limit', 'Refused attempts over the limit')], db_index=True, max_length=40),
+            model_name="auditentry",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("group.create", "Create group"),
+                    ("group.rename", "Rename group"),
+                    ("group.delete", "Delete group"),
+                    ("members.add", "Add members"),
+                    ("members.remove", "Remove members"),
+                    ("members.replace", "Replace members"),
+                    ("permissions.add", "Add permissions"),
+                    ("permissions.replace", "Replace permissions"),
+                    ("permissions.propose", "Propose a privileged grant"),
+                    ("permissions.approve", "Approve a proposed grant"),
+                    ("permissions.reject", "Reject a proposed grant"),
+                    ("request.file", "File access request"),
+                    ("request.approve", "Approve access request"),
+                    ("request.deny", "Deny access request"),
+                    ("request.cancel", "Cancel access request"),
+                    ("request.close", "Close access request as not possible"),
+                    ("request.expire", "Expire access"),
+                    ("review.start", "Start review"),
+                    ("review.assign", "Assign a review"),
+                    ("review.complete", "Complete review"),
+                    ("account.role_grant", "Grant a dashboard role"),
+                    ("account.role_remove", "Remove a dashboard role"),
+                    ("account.password_reset", "Password reset requested"),
+                    ("observed", "Observed outside Group Admin"),
+                    ("owner.add", "Add a group owner"),
+                    ("owner.remove", "Remove a group owner"),
+                    ("undo", "Undo an outside change"),
+                    ("access.end_set", "Set an access end date"),
+                    ("access.renew", "Renew access"),
+                    ("access.let_expire", "Let access expire"),
+                    ("group.describe", "Describe a group"),
+                    ("campaign.start", "Start a review campaign"),
+                    ("refusals.over_limit", "Refused attempts over the limit"),
+                ],
+                db_index=True,
+                max_length=40,
+            ),
         ),
         migrations.CreateModel(
-            name='ReviewCampaign',
+            name="ReviewCampaign",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('scope', models.CharField(choices=[('chosen', 'Chosen groups'), ('privileged', 'Every privileged group'), ('owned', 'Every group with owners')], max_length=12)),
-                ('group_ids', models.JSONField(default=list, help_text='The groups it covers, as planned when started.')),
-                ('reviewer_username', models.CharField(blank=True, help_text="Empty: each group's owners.", max_length=150)),
-                ('due_date', models.DateField()),
-                ('started_by_username', models.CharField(max_length=150)),
-                ('started_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('status', models.CharField(choices=[('opening', 'Opening its reviews'), ('open', 'Open')], default='opening', max_length=12)),
-                ('problems', models.JSONField(blank=True, default=dict, help_text='Groups whose review could not open, and why.')),
-                ('reviewer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('started_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "scope",
+                    models.CharField(
+                        choices=[
+                            ("chosen", "Chosen groups"),
+                            ("privileged", "Every privileged group"),
+                            ("owned", "Every group with owners"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "group_ids",
+                    models.JSONField(
+                        default=list, help_text="The groups it covers, as planned when started."
+                    ),
+                ),
+                (
+                    "reviewer_username",
+                    models.CharField(blank=True, help_text="Empty: each group's owners.", max_length=150),
+                ),
+                ("due_date", models.DateField()),
+                ("started_by_username", models.CharField(max_length=150)),
+                ("started_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("opening", "Opening its reviews"), ("open", "Open")],
+                        default="opening",
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "problems",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Groups whose review could not open, and why."
+                    ),
+                ),
+                (
+                    "reviewer",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "started_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-started_at', '-id'],
+                "ordering": ["-started_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='review',
-            name='campaign',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='reviews', to='groups_app.reviewcampaign'),
+            model_name="review",
+            name="campaign",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="reviews",
+                to="groups_app.reviewcampaign",
+            ),
         ),
         migrations.CreateModel(
-            name='GroupOwner',
+            name="GroupOwner",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('group_id', models.CharField(db_index=True, max_length=64)),
-                ('group_name', models.CharField(help_text="The group's name when the owner was set.", max_length=200)),
-                ('email', models.EmailField(blank=True, help_text="As given, or the account's email then.", max_length=254)),
-                ('identity', models.CharField(blank=True, db_index=True, help_text="The email's canonical identity.", max_length=254)),
-                ('added_by_username', models.CharField(max_length=150)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='owned_groups', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("group_id", models.CharField(db_index=True, max_length=64)),
+                (
+                    "group_name",
+                    models.CharField(help_text="The group's name when the owner was set.", max_length=200),
+                ),
+                (
+                    "email",
+                    models.EmailField(
+                        blank=True, help_text="As given, or the account's email then.", max_length=254
+                    ),
+                ),
+                (
+                    "identity",
+                    models.CharField(
+                        blank=True, db_index=True, help_text="The email's canonical identity.", max_length=254
+                    ),
+                ),
+                ("added_by_username", models.CharField(max_length=150)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="owned_groups",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['group_id', 'email', 'id'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('identity', ''), _negated=True), fields=('group_id', 'identity'), name='one_owner_per_identity_and_group'), models.UniqueConstraint(condition=models.Q(('user__isnull', False)), fields=('group_id', 'user'), name='one_owner_per_account_and_group')],
+                "ordering": ["group_id", "email", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("identity", ""), _negated=True),
+                        fields=("group_id", "identity"),
+                        name="one_owner_per_identity_and_group",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("user__isnull", False)),
+                        fields=("group_id", "user"),
+                        name="one_owner_per_account_and_group",
+                    ),
+                ],
             },
         ),
     ]

@@ -54,8 +54,19 @@ def _check_administrator(actor: Any) -> None:
         raise NotAllowed(NOT_ADMINISTRATOR)
 
 
-def owner_resolve(text: str) -> OwnerCandidate:
+def accounts_by_identity() -> dict[str, Any]:
+    """Active accounts by their email's canonical identity (to resolve many owners at once)."""
+    found = {}
+    for user in get_user_model().objects.filter(is_active=True).exclude(email="").order_by("pk"):
+        found.setdefault(_identity_or_blank(user.email), user)
+    found.pop("", None)
+    return found
+
+
+def owner_resolve(text: str, *, accounts: dict[str, Any] | None = None) -> OwnerCandidate:
     """The person `text` names: an email (an account with the same identity, if any) or a username.
+
+    `accounts` (from `accounts_by_identity`) saves reading every account for each name.
 
     Raises:
         InvalidInput (field `owner`): empty, not an address, an address without identity, an
@@ -77,7 +88,7 @@ def owner_resolve(text: str) -> OwnerCandidate:
         identity = canonical_identity(text)
     except InvalidIdentity as exc:
         raise _owner_error(exc.reason) from None
-    match = next((u for u in users.exclude(email="") if _identity_or_blank(u.email) == identity), None)
+    match = (accounts if accounts is not None else accounts_by_identity()).get(identity)
     return OwnerCandidate(match, (match.email if match else text).strip().lower(), identity)
 
 
@@ -106,13 +117,14 @@ def group_owner_add(*, actor: Any, group_id: str, group_name: str, owner: str) -
         NotAllowed: the actor is not an Administrator (audited as refused).
         InvalidInput (field `owner`): nobody usable is named, or they own the group already.
     """
+    shown = (owner or "").replace("\x00", "").strip()[:MAX_CELL]  # as typed, storable
     with audited(
         actor=actor,
         action=Action.OWNER_ADD,
-        summary=f"{actor_name(actor)} made {(owner or '').strip()[:100]} an owner of {group_name}",
+        summary=f"{actor_name(actor)} made {shown[:100]} an owner of {group_name}",
         group_id=group_id,
         group_name=group_name,
-        details=details_for(Action.OWNER_ADD, owner=(owner or "").strip()[:MAX_CELL]),
+        details=details_for(Action.OWNER_ADD, owner=shown),
     ) as record:
         _check_administrator(actor)
         candidate = owner_resolve(owner)
@@ -291,6 +303,7 @@ def owners_import(*, actor: Any, rows: list[tuple[int, str, str]], apply: bool =
     for group in groups:
         by_name.setdefault(group.name, []).append(group)
     result = ImportResult(applied=apply)
+    accounts = accounts_by_identity()
     planned: set[tuple[str, str]] = set()
     for line, group_text, owner_text in rows:
         row = ImportRow(line=line, group_text=group_text, owner_text=owner_text)
@@ -298,7 +311,7 @@ def owners_import(*, actor: Any, rows: list[tuple[int, str, str]], apply: bool =
         try:
             group = _find_group(group_text, by_id, by_name)
             row.group_id, row.group_name = group.group_id, group.name
-            row.candidate = owner_resolve(owner_text)
+            row.candidate = owner_resolve(owner_text, accounts=accounts)
         except InvalidInput as exc:
             row.outcome, row.problem = "problem", exc.message
             continue

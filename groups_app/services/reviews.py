@@ -472,7 +472,7 @@ def campaign_start(
     with audited(
         actor=actor,
         action=AuditEntry.Action.CAMPAIGN_START,
-        summary=f"{actor_name(actor)} started the review campaign {name[:100]}",
+        summary=f"{actor_name(actor)} started the review campaign {name.replace(chr(0), '')[:100]}",
         details=details_for(
             AuditEntry.Action.CAMPAIGN_START,
             name=name[:200].replace("\x00", ""),

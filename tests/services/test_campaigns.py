@@ -165,3 +165,10 @@ def test_a_group_whose_review_cannot_open_is_recorded_and_the_others_still_open(
     campaign.refresh_from_db()
     assert list(campaign.problems) == [OWNERS]
     assert [g.state for g in campaign_progress(campaign).groups] == ["could not open", "open"]
+
+
+def test_a_campaign_name_with_a_nul_byte_is_refused_by_its_field(workspace, ada):
+    with pytest.raises(InvalidInput) as refused:
+        campaign_start(actor=ada, name="Q1\x00", scope="owned", due_date=due())
+
+    assert set(refused.value.field_errors) == {"name"}

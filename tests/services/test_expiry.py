@@ -19,7 +19,8 @@ from groups_app.services.approvals.expiry import (
     expiry_notices_send,
 )
 from groups_app.services.errors import InvalidInput, NotAllowed
-from sandbox.models import Invite, Membership, UserGroup, WorkspaceUser
+from groups_app.services.mirror.sync import sync_workspace
+from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 from tests.factories import administrator, help_desk, viewer
 
 pytestmark = pytest.mark.django_db
@@ -209,8 +210,6 @@ def test_only_the_member_asks_to_renew_their_own_access(workspace, hana):
 
 
 def test_a_privileged_additions_end_date_goes_with_the_filed_requests(db, settings):
-    from sandbox.models import GroupPermission, Role
-
     role = Role.objects.create(id="roleOwner00000000000000000001", name="Workspace Owner")
     group = UserGroup.objects.create(id=READERS, name="Readers")
     GroupPermission.objects.create(group=group, role=role, resources=[{"id": "ws1", "type": "WORKSPACE"}])
@@ -222,3 +221,24 @@ def test_a_privileged_additions_end_date_goes_with_the_filed_requests(db, settin
 
     filed = AccessRequest.objects.get(email="bob@example.com")
     assert filed.status == AccessRequest.Status.PENDING and filed.needed_until == end
+
+
+def test_an_owner_cannot_renew_access_to_a_privileged_group(db):
+    role = Role.objects.create(id="roleOwner00000000000000000001", name="Workspace Owner")
+    group = UserGroup.objects.create(id=READERS, name="Readers")
+    GroupPermission.objects.create(group=group, role=role, resources=[{"id": "ws1", "type": "WORKSPACE"}])
+    sync_workspace(trigger="test")
+    olga = viewer(username="olga", email="olga@example.com")
+    GroupOwner.objects.create(
+        group_id=READERS, group_name="Readers", user=olga, email=olga.email, identity=olga.email
+    )
+    access = AccessRequest.objects.create(
+        group_id=READERS, group_name="Readers", email="bob@example.com", requester_username="x",
+        justification="x", status=AccessRequest.Status.PROVISIONED, needed_until=today() + timedelta(days=3),
+    )  # fmt: skip
+
+    result = access_renew(
+        actor=olga, access_request_ids=[access.pk], ends_on=today() + timedelta(days=30), reason="x"
+    )
+
+    assert result.done == () and "privileged group" in result.refused[0][1]
