@@ -312,9 +312,7 @@ def test_an_owner_that_names_nobody_is_refused_next_to_the_field(admin, typed, m
 
 def test_a_look_alike_address_is_refused_as_an_owner(admin):
     with pytest.raises(InvalidInput):
-        group_owner_add(
-            actor=admin, group_id=READERS, group_name="Readers", owner="olga@ex\u0430mple.com"
-        )
+        group_owner_add(actor=admin, group_id=READERS, group_name="Readers", owner="olga@ex\u0430mple.com")
 
 
 CSV = """group,owner
