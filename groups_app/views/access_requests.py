@@ -140,7 +140,10 @@ def _detail_context(request: HttpRequest, access_request: AccessRequest, **forms
         "access_request": access_request,
         "entry": catalogue_entry(access_request.group_id),
         "history": access_request.audit_entries.order_by("created_at", "id"),
-        "can_decide": can_provision and status == Status.PENDING,
+        # An owner who approved a privileged group's request already waits for an Administrator.
+        "can_decide": can_provision
+        and status == Status.PENDING
+        and access_request.owner_approved_by_username != request.user.get_username(),
         "is_own_pending": is_approver and status == Status.PENDING and not can_provision,
         "can_retry": can_provision and (status == Status.PROVISIONING_FAILED or is_stuck(access_request)),
         "can_reconcile": is_approver and status == Status.OUTCOME_UNKNOWN,

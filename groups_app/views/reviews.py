@@ -95,10 +95,12 @@ def _review_context(request: HttpRequest, review: Review) -> dict:
 
 
 @require_GET
-@permission_required(VIEW, raise_exception=True)
 @vary_on_headers("HX-Request", "HX-Target")
 def review_detail_view(request: HttpRequest, review_id: int) -> HttpResponse:
     review = get_object_or_404(Review, pk=review_id)
+    # Everyone with a role reads reviews; an owner without one reads their groups'.
+    if not (request.user.has_perm(VIEW) or may_review(request.user, review.group_id)):
+        raise PermissionDenied("Your role does not allow reading reviews.")
     template = "groups_app/review_detail.html"
     if request.htmx and request.htmx.target in ("review-table", "review-progress"):
         template += f"#{request.htmx.target}"
