@@ -90,3 +90,14 @@ def test_help_desk_cannot_start_a_campaign(client, readers):
         == 403
     )
     assert not ReviewCampaign.objects.exists()
+
+
+def test_the_campaign_pages_list_and_offer_starting_to_administrators(client, readers):
+    client.force_login(administrator(username="ada", email="ada@example.com"))
+
+    form = client.get(reverse("groups:campaign-new"))
+    listing = client.get(reverse("groups:campaigns"))
+
+    assert form.status_code == 200 and "Every group with owners" in html(form) and "Readers" in html(form)
+    assert listing.status_code == 200 and "No campaign yet." in html(listing)
+    assert reverse("groups:campaign-new") in html(listing)

@@ -72,3 +72,12 @@ def test_an_administrator_writes_what_the_group_is_for_and_a_viewer_cannot(clien
 
     assert "Saved what On-call &lt;Owners&gt; is for." in html(response)
     assert GroupAbout.objects.get(group_id=OWNERS).description == "Everything"
+
+
+def test_the_about_form_shows_what_is_written_and_the_groups_card(client, group):
+    client.force_login(administrator(username="ada", email="ada@example.com"))
+
+    response = client.get(reverse("groups:catalogue-about", args=[OWNERS]))
+
+    assert response.status_code == 200
+    assert "Full control</textarea>" in html(response) and "Workspace Owner" in html(response)
