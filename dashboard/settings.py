@@ -432,6 +432,10 @@ check_site_url()
 STALE_INVITE_DAYS = env.int("STALE_INVITE_DAYS", default=14)
 # The reviewer of an open review is reminded by email this many days before its due date.
 REVIEW_REMINDER_DAYS = env.int("REVIEW_REMINDER_DAYS", default=3)
+# Time-bound access: the member and the group's owners are mailed this many days before it ends.
+EXPIRY_NOTICE_DAYS = sorted(
+    {max(0, days) for days in env.list("EXPIRY_NOTICE_DAYS", cast=int, default=[7, 1])}, reverse=True
+)
 
 # Password of the demo accounts that `make run` creates; empty = generate one and print it once.
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="")
@@ -467,6 +471,7 @@ MIRROR_SYNC_EVERY = env.int("MIRROR_SYNC_EVERY", default=900)
 RECONCILE_EVERY = env.int("RECONCILE_EVERY", default=300)
 EXPIRE_ACCESS_EVERY = env.int("EXPIRE_ACCESS_EVERY", default=3600)
 REMIND_REVIEWS_EVERY = env.int("REMIND_REVIEWS_EVERY", default=3600)
+NOTIFY_EXPIRING_EVERY = env.int("NOTIFY_EXPIRING_EVERY", default=3600)
 # Days finished background tasks and mirror sync records are kept (pruned daily by the worker).
 KEEP_TASK_HISTORY_DAYS = env.int("KEEP_TASK_HISTORY_DAYS", default=30)
 

@@ -151,6 +151,12 @@ class AddMembersForm(SubmissionKeyMixin):
         help_text="Separate with commas, spaces, semicolons or new lines. People who are not yet "
         "workspace users get an invite.",
     )
+    ends_on = forms.DateField(
+        label="Access ends after (optional)",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="People added are removed after this day; they and the group's owners are told before.",
+    )
 
 
 class RemoveMembersForm(SubmissionKeyMixin):
@@ -583,3 +589,98 @@ class ApiTokenForm(forms.Form):
         initial=90,
         help_text="Empty: never (revoke it when it is no longer needed).",
     )
+
+
+class OwnerForm(forms.Form):
+    owner = forms.CharField(
+        label="Owner to add (email or login)",
+        max_length=320,
+        help_text="Someone without an account yet is named by email; they own the group once they sign in.",
+    )
+
+
+class UndoForm(SubmissionKeyMixin):
+    """Confirms the undo previewed; its key keeps a double click from undoing twice."""
+
+
+class RenewForm(forms.Form):
+    """Renew memberships (one or several ticked), or let them expire."""
+
+    ids = forms.TypedMultipleChoiceField(coerce=int, label="Memberships", choices=())
+    action = forms.ChoiceField(choices=[("renew", "Renew"), ("let_expire", "Let it expire")])
+    ends_on = forms.DateField(
+        label="New end date", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    reason = forms.CharField(
+        label="Reason (for a renewal)",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args, choices: list[int] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["ids"].choices = [(pk, pk) for pk in choices]
+        self.fields["ids"].error_messages["required"] = "Tick at least one membership."
+
+
+class RenewalAskForm(forms.Form):
+    ends_on = forms.DateField(label="Needed until", widget=forms.DateInput(attrs={"type": "date"}))
+    justification = forms.CharField(
+        label="Why is it still needed?", max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class GroupAboutForm(forms.Form):
+    description = forms.CharField(
+        label="What it gives access to",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    purpose = forms.CharField(
+        label="Who should ask for it, and why",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+class CatalogueQuery(forms.Form):
+    q = forms.CharField(label="Search", required=False, max_length=200)
+
+
+class CampaignForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=200, help_text="For example: Q1 access review.")
+    scope = forms.ChoiceField(
+        label="Which groups",
+        widget=forms.RadioSelect,
+        choices=[
+            ("chosen", "The groups chosen below"),
+            ("privileged", "Every privileged group"),
+            ("owned", "Every group with owners"),
+        ],
+        initial="privileged",
+    )
+    groups = forms.MultipleChoiceField(
+        label="Groups", required=False, widget=forms.SelectMultiple(attrs={"size": 10}), choices=()
+    )
+    reviewer = forms.ModelChoiceField(
+        label="Reviewer",
+        queryset=None,
+        required=False,
+        empty_label="Each group's owners",
+        help_text="Groups without owners and no reviewer named here are reviewed by whoever runs reviews.",
+    )
+    due_date = forms.DateField(label="Due", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, groups: list[tuple[str, str]] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["groups"].choices = list(groups)
+        self.fields["reviewer"].queryset = ReviewAssignForm().fields["reviewer"].queryset
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("scope") == "chosen" and not cleaned.get("groups"):
+            self.add_error("groups", "Choose at least one group.")
+        return cleaned

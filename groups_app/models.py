@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 from django.db import models
 
 from groups_app import roles
+from groups_app.rules.identity import InvalidIdentity, canonical_identity
 
 
 class Dashboard(models.Model):
@@ -107,6 +108,14 @@ class AuditEntry(models.Model):
         IDENTITY_LINK = "account.identity_link", "Link a single sign-on identity"
         IDENTITY_UNLINK = "account.identity_unlink", "Unlink a single sign-on identity"
         OBSERVED = "observed", "Observed outside Group Admin"
+        OWNER_ADD = "owner.add", "Add a group owner"
+        OWNER_REMOVE = "owner.remove", "Remove a group owner"
+        UNDO = "undo", "Undo an outside change"
+        ACCESS_END_SET = "access.end_set", "Set an access end date"
+        ACCESS_RENEW = "access.renew", "Renew access"
+        ACCESS_LET_EXPIRE = "access.let_expire", "Let access expire"
+        GROUP_DESCRIBE = "group.describe", "Describe a group"
+        CAMPAIGN_START = "campaign.start", "Start a review campaign"
         REFUSALS_OVER_LIMIT = "refusals.over_limit", "Refused attempts over the limit"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -278,6 +287,21 @@ class AccessRequest(models.Model):
         max_length=64, blank=True, help_text="The submission key of the latest provisioning attempt."
     )
     expired_at = models.DateTimeField(null=True, blank=True)
+    owner_approved_by_username = models.CharField(
+        max_length=150,
+        blank=True,
+        help_text="An owner's approval of a request for a privileged group, waiting for an Administrator.",
+    )
+    owner_approved_at = models.DateTimeField(null=True, blank=True)
+    is_direct = models.BooleanField(
+        default=False, help_text="Recorded for a direct addition with an end date, not asked for."
+    )
+    expiry_notified_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The last notice sent before the end date (days before it)."
+    )
+    expiry_notices_stopped = models.BooleanField(
+        default=False, help_text="Let it expire: no further notices before the end date."
+    )
 
     objects = AccessRequestQuerySet.as_manager()
 
@@ -302,6 +326,44 @@ class AccessRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} → {self.group_name}"
+
+
+class ReviewCampaign(models.Model):
+    """Reviews of many groups at once (chosen, every privileged group, or every group with
+    owners), each assigned to the group's owners or a named reviewer, due on one date."""
+
+    class Scope(models.TextChoices):
+        CHOSEN = "chosen", "Chosen groups"
+        PRIVILEGED = "privileged", "Every privileged group"
+        OWNED = "owned", "Every group with owners"
+
+    class Status(models.TextChoices):
+        OPENING = "opening", "Opening its reviews"
+        OPEN = "open", "Open"
+
+    name = models.CharField(max_length=200)
+    scope = models.CharField(max_length=12, choices=Scope.choices)
+    group_ids = models.JSONField(default=list, help_text="The groups it covers, as planned when started.")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewer_username = models.CharField(max_length=150, blank=True, help_text="Empty: each group's owners.")
+    due_date = models.DateField()
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_by_username = models.CharField(max_length=150)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPENING)
+    problems = models.JSONField(
+        default=dict, blank=True, help_text="Groups whose review could not open, and why."
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Review(models.Model):
@@ -329,6 +391,9 @@ class Review(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reviewer_username = models.CharField(max_length=150, blank=True)
+    campaign = models.ForeignKey(
+        ReviewCampaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews"
+    )
     reminded_at = models.DateTimeField(
         null=True, blank=True, help_text="When the due-date reminder was sent."
     )
@@ -779,3 +844,82 @@ class ExternalSession(models.Model):
 
     def __str__(self) -> str:
         return f"Session of {self.identity}"
+
+
+class GroupOwnerQuerySet(models.QuerySet):
+    def of_account(self, account) -> GroupOwnerQuerySet:
+        """Ownerships of an account: by the account itself, or by its email's canonical identity."""
+        if not getattr(account, "pk", None):
+            return self.none()
+        try:
+            identity = canonical_identity(getattr(account, "email", "") or "")
+        except InvalidIdentity:
+            identity = ""
+        matches = models.Q(user_id=account.pk)
+        if identity:
+            matches |= models.Q(identity=identity)
+        return self.filter(matches)
+
+    def owns(self, account, group_id: str) -> bool:
+        """Whether `account` owns the group `group_id`."""
+        return bool(group_id) and self.of_account(account).filter(group_id=group_id).exists()
+
+
+class GroupOwner(models.Model):
+    """An owner of a group: decides its access requests and changes its members (not a
+    privileged group's), whatever their dashboard role. Named by account, or by email for
+    someone who has not signed in yet; accounts match on the email's canonical identity."""
+
+    group_id = models.CharField(max_length=64, db_index=True)
+    group_name = models.CharField(max_length=200, help_text="The group's name when the owner was set.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="owned_groups"
+    )
+    email = models.EmailField(blank=True, help_text="As given, or the account's email then.")
+    identity = models.CharField(
+        max_length=254, blank=True, db_index=True, help_text="The email's canonical identity."
+    )
+    added_by_username = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = GroupOwnerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["group_id", "email", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group_id", "identity"],
+                condition=~models.Q(identity=""),
+                name="one_owner_per_identity_and_group",
+            ),
+            models.UniqueConstraint(
+                fields=["group_id", "user"],
+                condition=models.Q(user__isnull=False),
+                name="one_owner_per_account_and_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} owns {self.group_name}"
+
+    @property
+    def label(self) -> str:
+        """How the owner is shown: the account's username and email, or the email alone."""
+        if self.user_id and self.user is not None:
+            email = self.user.email or self.email
+            return f"{self.user.get_username()} ({email})" if email else self.user.get_username()
+        return self.email
+
+
+class GroupAbout(models.Model):
+    """What a group is for, kept in Group Admin (Segment has no field for it): the catalogue
+    of what people can request shows it."""
+
+    group_id = models.CharField(max_length=64, primary_key=True)
+    description = models.TextField(blank=True, help_text="What the group gives access to.")
+    purpose = models.TextField(blank=True, help_text="Who should ask for it, and why.")
+    updated_by_username = models.CharField(max_length=150, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"About {self.group_id}"

@@ -19,8 +19,8 @@ from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
 
 from groups_app.models import SyncRun
-from groups_app.services import notifications, queue, reconcile, webhooks
-from groups_app.services.approvals import access_requests
+from groups_app.services import notifications, queue, reconcile, reviews, webhooks
+from groups_app.services.approvals import access_requests, expiry
 from groups_app.services.mirror import sync, write_through
 from groups_app.services.reviews import reviews_remind
 
@@ -72,6 +72,21 @@ def expire_access() -> dict[str, Any]:
     """End provisioned access requests past their end date."""
     result = access_requests.access_requests_expire()
     return {"expired": len(result.expired), "failed": len(result.failed)}
+
+
+@queue.register
+@task
+def notify_expiring() -> dict[str, Any]:
+    """Mail the members and owners of time-bound access ending soon."""
+    return {"notified": len(expiry.expiry_notices_send())}
+
+
+@queue.register
+@task
+def open_campaign_reviews(campaign_id: int) -> dict[str, Any]:
+    """Open the reviews of a campaign's groups."""
+    campaign = reviews.campaign_open_reviews(campaign_id=campaign_id)
+    return {"reviews": campaign.reviews.count(), "problems": len(campaign.problems)}
 
 
 @queue.register

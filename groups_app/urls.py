@@ -14,6 +14,14 @@ from groups_app.views.audit import (
     audit_export_view,
     audit_list_view,
 )
+from groups_app.views.campaigns import (
+    campaign_detail_view,
+    campaign_export_view,
+    campaign_list_view,
+    campaign_new_view,
+    campaign_print_view,
+)
+from groups_app.views.catalogue import catalogue_view, group_about_view
 from groups_app.views.changes import (
     group_create_view,
     group_delete_view,
@@ -25,8 +33,10 @@ from groups_app.views.changes import (
     permissions_edit_view,
     proposal_decide_view,
 )
+from groups_app.views.expiring import expiring_view, renewal_ask_view
 from groups_app.views.groups import group_detail_view, group_list_view, group_member_search_view
 from groups_app.views.inbox import inbox_view
+from groups_app.views.owners import group_owner_remove_view, group_owners_view, owned_groups_view
 from groups_app.views.people import (
     people_view,
     person_add_view,
@@ -45,6 +55,7 @@ from groups_app.views.reviews import (
     review_retry_view,
     review_start_view,
 )
+from groups_app.views.undo import audit_undo_view
 from groups_app.views.webhooks import webhook_deliveries_view
 
 
@@ -95,6 +106,17 @@ urlpatterns = [
         proposal_decide_view,
         name="proposal-decide",
     ),
+    path("groups/<segment_id:group_id>/owners/", group_owners_view, name="owners"),
+    path(
+        "groups/<segment_id:group_id>/owners/<int:owner_id>/remove/",
+        group_owner_remove_view,
+        name="owner-remove",
+    ),
+    path("owned/", owned_groups_view, name="owned"),
+    path("catalogue/", catalogue_view, name="catalogue"),
+    path("groups/<segment_id:group_id>/about/", group_about_view, name="catalogue-about"),
+    path("expiring/", expiring_view, name="expiring"),
+    path("expiring/<int:access_request_id>/renewal/", renewal_ask_view, name="renewal-ask"),
     path("groups/<segment_id:group_id>/reviews/start/", review_start_view, name="review-start"),
     path("inbox/", inbox_view, name="inbox"),
     path("requests/", request_list_view, name="requests"),
@@ -106,6 +128,11 @@ urlpatterns = [
         name="request-decide",
     ),
     path("reviews/", review_list_view, name="reviews"),
+    path("reviews/campaigns/", campaign_list_view, name="campaigns"),
+    path("reviews/campaigns/new/", campaign_new_view, name="campaign-new"),
+    path("reviews/campaigns/<int:campaign_id>/", campaign_detail_view, name="campaign"),
+    path("reviews/campaigns/<int:campaign_id>/print/", campaign_print_view, name="campaign-print"),
+    path("reviews/campaigns/<int:campaign_id>/evidence.csv", campaign_export_view, name="campaign-export"),
     path("reviews/<int:review_id>/", review_detail_view, name="review"),
     path("reviews/<int:review_id>/items/<int:item_id>/", review_decide_view, name="review-decide"),
     path("reviews/<int:review_id>/keep-page/", review_keep_page_view, name="review-keep-page"),
@@ -122,6 +149,7 @@ urlpatterns = [
     path("audit/export.csv", audit_export_view, name="audit-export"),
     path("audit/<int:entry_id>/", audit_entry_view, name="audit-entry"),
     path("audit/<int:entry_id>/check/", audit_entry_check_view, name="audit-entry-check"),
+    path("audit/<int:entry_id>/undo/", audit_undo_view, name="audit-undo"),
     path("audit/sign-ins/", sign_in_failures_view, name="sign-in-failures"),
     path("account/api-tokens/", api_tokens_view, name="api-tokens"),
     path("account/api-tokens/<int:token_id>/revoke/", api_token_revoke_view, name="api-token-revoke"),

@@ -99,6 +99,7 @@ def test_the_worker_schedules_the_periodic_jobs_and_runs_them(database_queue, te
         "sync_workspace": "SUCCESSFUL",
         "reconcile_changes": "SUCCESSFUL",
         "expire_access": "SUCCESSFUL",
+        "notify_expiring": "SUCCESSFUL",
         "remind_reviews": "SUCCESSFUL",
         "prune_history": "SUCCESSFUL",
     }
@@ -106,7 +107,7 @@ def test_the_worker_schedules_the_periodic_jobs_and_runs_them(database_queue, te
     assert set(PeriodicJob.objects.values_list("name", flat=True)) == set(ran)
     # A second worker a moment later finds nothing due: each job runs once per period.
     assert run_worker().returncode == 0
-    assert DBTaskResult.objects.count() == 5
+    assert DBTaskResult.objects.count() == 6
 
 
 def test_each_due_job_is_enqueued_once_however_many_workers_look(db, settings, enqueued):
@@ -119,11 +120,12 @@ def test_each_due_job_is_enqueued_once_however_many_workers_look(db, settings, e
         "sync_workspace",
         "reconcile_changes",
         "expire_access",
+        "notify_expiring",
         "remind_reviews",
         "prune_history",
     ]
     assert second == []
-    assert len(enqueued()) == 5
+    assert len(enqueued()) == 6
     PeriodicJob.objects.filter(name="sync_workspace").update(
         next_run_at=timezone.now() - timedelta(seconds=1)
     )

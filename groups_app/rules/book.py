@@ -9,15 +9,22 @@ door or other service decides these rules; they ask this module.
 The rules, in the order they are asked (the first refusal wins; a second person is needed only
 when nothing refuses):
 
-- `RoleRule`: the actor's role carries the permission the change needs;
+- `RoleRule`: the actor's role carries the permission the change needs, or the actor owns the
+  group and the change is one an owner makes (its members, its access requests, its reviews);
 - `ActorIdentityRule`: an account that changes anything has an email with an identity, so the
   self rules can hold;
-- `PrivilegedGroupRule`: only Administrators change a group that grants a privileged role;
+- `PrivilegedGroupRule`: only Administrators change a group that grants a privileged role (an
+  owner may approve a request for it, as one of two people);
 - `SelfApprovalRule`: nobody approves a change they asked for, or one for themselves;
 - `SelfChangeRule`: nobody adds themselves to a group, in any spelling, even with an approval;
 - `EmailDomainRule`: added addresses are within `ALLOWED_EMAIL_DOMAINS`;
+- `OwnerApprovalRule`: an owner's approval of an addition to a privileged group is one of the
+  two people; an Administrator must approve it too;
 - `TwoPersonRule`: with `TWO_PERSON_RULE`, a new member of a privileged group, or a grant of a
   privileged role, needs a second Administrator's approval.
+
+Whether the actor owns the group is a fact of the change (`ProposedChange.is_group_owner`),
+read once from the owners the Administrators set (`GroupOwner`).
 """
 
 from __future__ import annotations
@@ -30,7 +37,14 @@ from typing import Any
 import idna
 from django.conf import settings
 
-from groups_app.roles import is_administrator
+from groups_app.models import GroupOwner
+from groups_app.roles import (
+    CHANGE_MEMBERSHIP,
+    HANDLE_ACCESS_REQUESTS,
+    MANAGE_GROUPS,
+    RUN_REVIEWS,
+    is_administrator,
+)
 from groups_app.rules.identity import InvalidIdentity, canonical_identity
 from groups_app.segment import UserGroup
 from groups_app.services.audit import SystemActor
@@ -54,6 +68,14 @@ SECOND_MEMBER = (
     "{name} is a privileged group: a second Administrator must approve adding {who}; nothing was changed yet."
 )
 SECOND_GRANT = "Granting {roles} needs a second Administrator's approval; nothing was changed yet."
+OWNER_APPROVAL = (
+    "{name} is a privileged group: your approval as its owner is recorded, and an Administrator "
+    "must approve too before {who} is added."
+)
+
+# What owning a group allows without a role carrying it: its members, its access requests and
+# its reviews.
+OWNER_PERMISSIONS = frozenset({CHANGE_MEMBERSHIP, HANDLE_ACCESS_REQUESTS, RUN_REVIEWS})
 
 
 class Verdict(enum.StrEnum):
@@ -110,15 +132,32 @@ class ProposedChange:
     removes: tuple[str, ...] = ()
     grants: tuple[str, ...] = ()  # names of the roles the change grants
     approval: Approval | None = None
+    group_id: str = ""  # the group, when it is known before it is read (the group's id wins)
     privileged_roles: tuple[str, ...] = field(init=False, default=())
+    is_group_owner: bool = field(init=False, default=False)  # the actor owns the group
 
     def __post_init__(self) -> None:
         roles = tuple(privileged_role_names(self.group.permissions)) if self.group is not None else ()
         object.__setattr__(self, "privileged_roles", roles)
+        group_id = self.group.id if self.group is not None else self.group_id
+        object.__setattr__(self, "group_id", group_id or "")
+        if group_id and not is_system(self.actor):
+            object.__setattr__(self, "is_group_owner", GroupOwner.objects.owns(self.actor, group_id))
 
     @property
     def is_privileged_group(self) -> bool:
         return bool(self.privileged_roles)
+
+    @property
+    def is_owner_approval(self) -> bool:
+        """The actor approves this change as an owner of the group (without an Administrator's role)."""
+        return (
+            self.approval is not None
+            and self.is_group_owner
+            and getattr(self.approval.approved_by, "pk", None) is not None
+            and self.approval.approved_by.pk == getattr(self.actor, "pk", None)
+            and not is_administrator(self.actor)
+        )
 
     @property
     def granted_privileged_roles(self) -> list[str]:
@@ -164,9 +203,13 @@ class RoleRule(Rule):
     name = "role"
 
     def check(self, change: ProposedChange) -> Decision | None:
-        if change.actor is None or not change.actor.has_perm(change.permission):
+        if change.actor is None:
             return self.refused(ROLE_DENIED)
-        return None
+        if change.actor.has_perm(change.permission):
+            return None
+        if change.is_group_owner and change.permission in OWNER_PERMISSIONS:
+            return None
+        return self.refused(ROLE_DENIED)
 
 
 class ActorIdentityRule(Rule):
@@ -183,6 +226,8 @@ class PrivilegedGroupRule(Rule):
 
     def check(self, change: ProposedChange) -> Decision | None:
         if change.is_privileged_group and not is_administrator(change.actor):
+            if change.is_owner_approval:
+                return None  # one of two people: `OwnerApprovalRule`
             roles = ", ".join(change.privileged_roles)
             return self.refused(PRIVILEGED_GROUP.format(name=change.group.name, roles=roles))
         return None
@@ -213,9 +258,20 @@ class SelfApprovalRule(Rule):
         asked_for = identities([a for a in (approval.requested_by_email, approval.for_email) if a]).values()
         if asked_by_approver or (own and own in asked_for):
             return self.refused(SELF_APPROVAL)
-        if change.is_privileged_group and not is_administrator(approver):
+        if change.is_privileged_group and not is_administrator(approver) and not change.is_owner_approval:
             return self.refused(APPROVER_NOT_ADMINISTRATOR)
         return None
+
+
+class OwnerApprovalRule(Rule):
+    name = "owner_approval"
+
+    def check(self, change: ProposedChange) -> Decision | None:
+        if not (change.is_owner_approval and change.is_privileged_group):
+            return None
+        who = change.approval.for_email or (change.adds[0] if len(change.adds) == 1 else "anyone")
+        reason = OWNER_APPROVAL.format(name=change.group.name, who=who)
+        return Decision(Verdict.NEEDS_SECOND_PERSON, self.name, reason)
 
 
 def outside_allowed_domains(addresses: Iterable[str]) -> str:
@@ -274,6 +330,7 @@ RULES: tuple[Rule, ...] = (
     SelfApprovalRule(),
     SelfChangeRule(),
     EmailDomainRule(),
+    OwnerApprovalRule(),
     TwoPersonRule(),
 )
 
@@ -297,3 +354,16 @@ def may_approve(
     """Whether `approver` is someone else than whoever asked (for pages deciding what to offer)."""
     approval = Approval(approver, None, requested_by_id, requested_by_email, for_email)
     return SelfApprovalRule().check(ProposedChange(actor=approver, permission="", approval=approval)) is None
+
+
+def may_act(actor: Any, permission: str, *, group_id: str = "") -> bool:
+    """Whether the actor's role, or their ownership of `group_id`, allows this kind of change
+    (the gate of a page or a decision; the change itself is still decided in full)."""
+    return RoleRule().check(ProposedChange(actor=actor, permission=permission, group_id=group_id)) is None
+
+
+def may_describe(actor: Any, *, group_id: str) -> bool:
+    """Whether `actor` may write what a group is for (the catalogue): Administrators, its owners."""
+    if may_act(actor, MANAGE_GROUPS):
+        return True
+    return ProposedChange(actor=actor, permission=MANAGE_GROUPS, group_id=group_id).is_group_owner

@@ -315,7 +315,7 @@ def change_attempt(
         review=review,
     )
     try:
-        actor_only = ProposedChange(actor=actor, permission=permission, approval=approval)
+        actor_only = ProposedChange(actor=actor, permission=permission, approval=approval, group_id=group_id)
         _raise_unless_allowed(book.decide(actor_only), actor_only)
         yield attempt
     except SecondPersonNeeded as exc:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from groups_app.segment import IamRole, Permission, Resource
+from groups_app.segment import IamRole, Label, Permission, Resource
 from groups_app.services.workspace import role_name
 
 ResourceKey = tuple[str, str, frozenset[tuple[str, str]]]
@@ -89,3 +89,26 @@ def keep_unedited_fields(
                 resources.append(resource)
         merged.append(Permission(permission.role_id, permission.role_name, tuple(resources), extra))
     return tuple(merged)
+
+
+def permission_from_description(description: dict[str, Any]) -> Permission:
+    """The permission a `describe()` recorded, labels included (to restore a set exactly).
+
+    Resource names are descriptions only and are left out; fields Segment returned that
+    `describe()` does not keep are taken back from the current grants by `keep_unedited_fields`.
+    """
+    return Permission(
+        role_id=str(description["roleId"]),
+        role_name=str(description.get("roleName") or ""),
+        resources=tuple(
+            Resource(
+                id=str(resource["id"]),
+                type=str(resource["type"]),
+                labels=tuple(
+                    Label(key=str(label["key"]), value=str(label["value"]))
+                    for label in resource.get("labels") or ()
+                ),
+            )
+            for resource in description.get("resources") or ()
+        ),
+    )

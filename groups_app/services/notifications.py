@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from groups_app.models import AccessRequest, ChangeProposal
 from groups_app.segment import SegmentError
-from groups_app.services import webhooks
+from groups_app.services import owners, webhooks
 from groups_app.services.audit import origin_var
 from groups_app.services.audit_details import ObservedChange, grant_lines, observed_change
 from groups_app.services.groups import resource_catalog
@@ -266,7 +266,7 @@ def notify_proposal_filed(proposal) -> bool:
 
 # The mail of each event, sent by the worker (services enqueue `send_notification` by name once
 # their change is written), so that no request waits for a mail server.
-EVENTS = ("access_requests_filed", "access_request_decided", "proposal_filed")
+EVENTS = ("access_requests_filed", "access_request_decided", "owner_approved", "proposal_filed")
 
 
 def send(kind: str, ids: list[int]) -> bool:
@@ -276,7 +276,13 @@ def send(kind: str, ids: list[int]) -> bool:
         ValueError: an unknown kind of event.
     """
     if kind == "access_requests_filed":
-        return notify_new_requests(list(AccessRequest.objects.filter(pk__in=ids).order_by("pk")))
+        filed = list(AccessRequest.objects.filter(pk__in=ids).order_by("pk"))
+        # The group's owners decide first; a group without owners goes to Help desk and Administrators.
+        if filed and notify_new_requests_to_owners(filed, owners.owner_emails(filed[0].group_id)):
+            return True
+        return notify_new_requests(filed)
+    if kind == "owner_approved":
+        return any([notify_owner_approved(r) for r in AccessRequest.objects.filter(pk__in=ids)])
     if kind == "access_request_decided":
         sent = False
         for access_request in AccessRequest.objects.filter(pk__in=ids).select_related("requester"):
@@ -287,3 +293,47 @@ def send(kind: str, ids: list[int]) -> bool:
         proposals = ChangeProposal.objects.filter(pk__in=ids).select_related("proposed_by")
         return any([notify_proposal_filed(proposal) for proposal in proposals])
     raise ValueError(f"Unknown notification {kind!r}.")
+
+
+def notify_new_requests_to_owners(requests: list[AccessRequest], owner_emails: list[str]) -> bool:
+    """Tell a group's owners that requests for it are waiting; False when it has no owner to tell."""
+    if not requests or not owner_emails:
+        return False
+    first = requests[0]
+    lines = [f"{first.requester_username} asked for access to {first.group_name}, a group you own, for:"]
+    lines += [f"  - {r.email}: {_link(r)}" for r in requests]
+    lines += ["", f"Justification: {first.justification}"]
+    if first.needed_until:
+        lines.append(f"Needed until: {first.needed_until:%Y-%m-%d}")
+    return _send(f"Access request for a group you own: {first.group_name}", "\n".join(lines), owner_emails)
+
+
+def notify_owner_approved(request: AccessRequest) -> bool:
+    """Tell the Administrators that an owner approved a request for a privileged group."""
+    body = (
+        f"{request.owner_approved_by_username} approved, as an owner, access to {request.group_name} "
+        f"for {request.email}. It is a privileged group: an Administrator must approve too.\n\n{_link(request)}"
+    )
+    return _send(f"Owner approved, your approval needed: {request.group_name}", body, administrators_emails())
+
+
+def notify_access_ending(request: AccessRequest, recipients: list[str], days_left: int) -> bool:
+    """Tell the member and the group's owners that a membership ends soon."""
+    when = "today" if days_left == 0 else "tomorrow" if days_left == 1 else f"in {days_left} days"
+    body = (
+        f"The access of {request.email} to {request.group_name} ends {when} ({request.needed_until:%Y-%m-%d}).\n\n"
+        "Owners, Help desk and Administrators can renew it with a new end date or let it expire:\n"
+        f"{site_url()}{reverse('groups:expiring')}\n\n"
+        "If it is your access and you still need it, ask for a renewal on the same page."
+    )
+    return _send(f"Access ending {when}: {request.group_name}", body, recipients)
+
+
+def notify_campaign_review(review, campaign, recipients: list[str]) -> bool:
+    """Tell a group's owners (and its named reviewer) that a campaign asks them to review it."""
+    body = (
+        f"The review campaign {campaign.name} asks you to review who is in {review.group_name} "
+        f"by {campaign.due_date:%Y-%m-%d}: keep or remove each user and invite.\n\n"
+        f"{site_url()}{reverse('groups:review', args=[review.pk])}"
+    )
+    return _send(f"Review {review.group_name} by {campaign.due_date:%Y-%m-%d}", body, recipients)

@@ -12,10 +12,20 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from groups_app.models import AuditEntry, InviteRecord, MirrorGroup, Review, ReviewItem
+from groups_app.models import (
+    AuditEntry,
+    GroupOwner,
+    InviteRecord,
+    MirrorGroup,
+    Review,
+    ReviewCampaign,
+    ReviewItem,
+)
 from groups_app.roles import RUN_REVIEWS
+from groups_app.rules import book
 from groups_app.segment import SegmentClient, SegmentError
-from groups_app.services.audit import actor_name, audited
+from groups_app.services import queue
+from groups_app.services.audit import SYSTEM, actor_name, audited
 from groups_app.services.audit_details import details_for
 from groups_app.services.errors import ChangeOutcomeUnknown, InvalidInput, NotAllowed, ServiceError
 from groups_app.services.exports import csv_chunks
@@ -23,17 +33,25 @@ from groups_app.services.groups import group_membership
 from groups_app.services.membership import group_members_remove
 from groups_app.services.mirror.selectors import mirrored_group, mirrored_membership
 from groups_app.services.mirror.sync import refresh_group
-from groups_app.services.notifications import notify_review_due
+from groups_app.services.notifications import notify_campaign_review, notify_review_due
+from groups_app.services.owners import group_owners, owner_emails
 from groups_app.services.segment_client import get_client
 from groups_app.services.text import plural
+from groups_app.services.workspace import group_is_privileged
 
 REMOVAL_BATCH = 50
 
 
-def require_reviewer(actor: Any) -> None:
-    """Raises NotAllowed unless the actor's role runs reviews (views check and audit this first)."""
-    if actor is None or not actor.has_perm(RUN_REVIEWS):
+def require_reviewer(actor: Any, group_id: str = "") -> None:
+    """Raises NotAllowed unless the actor's role runs reviews, or they own the group reviewed
+    (views check and audit this first)."""
+    if actor is None or not may_review(actor, group_id):
         raise NotAllowed("Your role does not allow running reviews.")
+
+
+def may_review(actor: Any, group_id: str = "") -> bool:
+    """Whether `actor` runs reviews (of this group): the rule book decides, owners included."""
+    return book.may_act(actor, RUN_REVIEWS, group_id=group_id)
 
 
 @dataclass(frozen=True)
@@ -55,7 +73,7 @@ def review_start(*, actor: Any, group_id: str, client: SegmentClient | None = No
     Raises:
         NotAllowed, NotFound, SegmentError.
     """
-    require_reviewer(actor)
+    require_reviewer(actor, group_id)
     existing = Review.objects.filter(group_id=group_id, status=Review.Status.OPEN).first()
     if existing is not None:
         return ReviewStart(existing, is_new=False)
@@ -97,6 +115,7 @@ def _snapshot(actor: Any, group_id: str, client: SegmentClient) -> Review:
             started_by_username=actor_name(actor),
             expected_count=group.member_count,
             snapshot_count=snapshot,
+            **_default_reviewer(group.id),
         )
         items = {
             u.email.lower(): ReviewItem(review=review, email=u.email.lower(), name=u.name, user_id=u.id)
@@ -107,6 +126,14 @@ def _snapshot(actor: Any, group_id: str, client: SegmentClient) -> Review:
         ReviewItem.objects.bulk_create(items.values())
         record.review = review
     return review
+
+
+def _default_reviewer(group_id: str) -> dict[str, Any]:
+    """A group's first owner with an active account reviews it unless someone else is named."""
+    for owner in group_owners(group_id):
+        if owner.user is not None and owner.user.is_active:
+            return {"reviewer": owner.user, "reviewer_username": owner.user.get_username()}
+    return {}
 
 
 def _open_review(review_id: int) -> Review:
@@ -132,10 +159,10 @@ def review_decide(
     Raises:
         NotAllowed, InvalidInput.
     """
-    require_reviewer(actor)
+    review = _open_review(review_id)
+    require_reviewer(actor, review.group_id)
     if decision not in ReviewItem.Decision.values:
         raise InvalidInput("Choose keep or remove.")
-    review = _open_review(review_id)
     items = review.items.filter(pk__in=item_ids)
     if only_undecided:
         items = items.filter(decision="")
@@ -159,9 +186,10 @@ def review_assign(*, actor: Any, review_id: int, reviewer: Any, due_date: date |
     """
     require_reviewer(actor)
     review = _open_review(review_id)
-    if reviewer is not None and not reviewer.has_perm(RUN_REVIEWS):
+    if reviewer is not None and not may_review(reviewer, review.group_id):
         raise InvalidInput(
-            "Reviewers run reviews: choose an Administrator.", {"reviewer": "Choose an Administrator."}
+            "Reviewers run reviews: choose an Administrator or an owner of the group.",
+            {"reviewer": "Choose an Administrator or an owner of the group."},
         )
     if due_date is not None and due_date < timezone.localdate():
         raise InvalidInput("The due date has passed.", {"due_date": "Choose a day from today on."})
@@ -251,8 +279,8 @@ def review_complete(*, actor: Any, review_id: int, submission_key: str | None = 
     Raises:
         NotAllowed, InvalidInput (undecided entries), DuplicateSubmission.
     """
-    require_reviewer(actor)
     review = _open_review(review_id)
+    require_reviewer(actor, review.group_id)
     decided, total = review_progress(review)
     if decided < total:
         raise InvalidInput(f"{total - decided} of {total} entries are still undecided.")
@@ -294,8 +322,8 @@ def review_retry_removals(*, actor: Any, review_id: int) -> Review:
     Raises:
         NotAllowed.
     """
-    require_reviewer(actor)
     review = Review.objects.get(pk=review_id)
+    require_reviewer(actor, review.group_id)
     _remove(actor, review, list(review.items.filter(removal=ReviewItem.Removal.FAILED)))
     return review
 
@@ -348,4 +376,253 @@ def review_csv_rows(review: Review) -> Iterator[str]:
         for item in review.items.iterator(chunk_size=2000)
     )
     header = ("email", "name", "kind", "decision", "removal", "reviewer", "note", "decided_at")
+    return csv_chunks(header, rows)
+
+
+# --- Review campaigns ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CampaignGroup:
+    """One group of a campaign: its review (once opened) and how far it is."""
+
+    group_id: str
+    group_name: str
+    review: Review | None
+    decided: int = 0
+    total: int = 0
+    problem: str = ""
+    is_overdue: bool = False
+
+    @property
+    def state(self) -> str:
+        if self.problem:
+            return "could not open"
+        if self.review is None:
+            return "opening"
+        if self.review.status == Review.Status.COMPLETED:
+            return "completed"
+        return "overdue" if self.is_overdue else "open"
+
+
+@dataclass(frozen=True)
+class CampaignProgress:
+    campaign: ReviewCampaign
+    groups: tuple[CampaignGroup, ...]
+
+    @property
+    def completed(self) -> int:
+        return sum(1 for g in self.groups if g.state == "completed")
+
+    @property
+    def overdue(self) -> int:
+        return sum(1 for g in self.groups if g.is_overdue)
+
+    @property
+    def opening(self) -> int:
+        return sum(1 for g in self.groups if g.state == "opening")
+
+    @property
+    def decided(self) -> int:
+        return sum(g.decided for g in self.groups)
+
+    @property
+    def total(self) -> int:
+        return sum(g.total for g in self.groups)
+
+
+def campaign_groups(*, scope: str, group_ids: list[str] | None = None) -> list[MirrorGroup]:
+    """The mirrored groups a campaign of this scope covers, by name.
+
+    Raises:
+        InvalidInput (field `groups`): chosen groups the mirror does not hold, or none at all.
+    """
+    groups = MirrorGroup.objects.order_by("name_key", "group_id")
+    if scope == ReviewCampaign.Scope.CHOSEN:
+        wanted = list(dict.fromkeys(group_ids or ()))
+        found = list(groups.filter(group_id__in=wanted))
+        if len(found) != len(wanted):
+            raise InvalidInput("Some chosen groups are unknown.", {"groups": "Choose groups from the list."})
+    elif scope == ReviewCampaign.Scope.PRIVILEGED:
+        found = [g for g in groups if group_is_privileged(mirrored_group(g))]
+    elif scope == ReviewCampaign.Scope.OWNED:
+        found = list(groups.filter(group_id__in=GroupOwner.objects.values("group_id")))
+    else:
+        raise InvalidInput("Choose which groups.", {"scope": "Choose which groups."})
+    if not found:
+        raise InvalidInput("No group matches; nothing to review.", {"groups": "No group matches."})
+    return found
+
+
+def campaign_start(
+    *,
+    actor: Any,
+    name: str,
+    scope: str,
+    due_date: date | None,
+    group_ids: list[str] | None = None,
+    reviewer: Any = None,
+) -> ReviewCampaign:
+    """Start a campaign: one review per group, opened by the worker (a progress page follows).
+
+    Raises:
+        NotAllowed (audited as refused), InvalidInput (fields `name`, `due_date`, `groups`, `reviewer`).
+    """
+    name = (name or "").strip()
+    with audited(
+        actor=actor,
+        action=AuditEntry.Action.CAMPAIGN_START,
+        summary=f"{actor_name(actor)} started the review campaign {name.replace(chr(0), '')[:100]}",
+        details=details_for(
+            AuditEntry.Action.CAMPAIGN_START,
+            name=name[:200].replace("\x00", ""),
+            scope=str(scope)[:20],
+            due=str(due_date or ""),
+            reviewer=actor_name(reviewer) if reviewer else "each group's owners",
+        ),
+    ) as record:
+        require_reviewer(actor)
+        errors = {}
+        if not name or len(name) > 200 or "\x00" in name:
+            errors["name"] = "Name the campaign (at most 200 characters)."
+        if due_date is None or due_date <= timezone.localdate():
+            errors["due_date"] = "Choose a due date after today."
+        if reviewer is not None and not may_review(reviewer):
+            errors["reviewer"] = "A named reviewer runs reviews: choose an Administrator."
+        if errors:
+            raise InvalidInput(" ".join(errors.values()), errors)
+        groups = campaign_groups(scope=scope, group_ids=group_ids)
+        campaign = ReviewCampaign.objects.create(
+            name=name,
+            scope=scope,
+            group_ids=[g.group_id for g in groups],
+            reviewer=reviewer,
+            reviewer_username=actor_name(reviewer) if reviewer else "",
+            due_date=due_date,
+            started_by=actor if getattr(actor, "pk", None) else None,
+            started_by_username=actor_name(actor),
+        )
+        record.details = details_for(AuditEntry.Action.CAMPAIGN_START, group_count=len(groups))
+    queue.enqueue_after_commit("open_campaign_reviews", campaign.pk)
+    return campaign
+
+
+def campaign_open_reviews(*, campaign_id: int, client: SegmentClient | None = None) -> ReviewCampaign:
+    """Open the review of each group of a campaign not opened yet (safe to repeat): reuse a group's
+    open review, assign it (the named reviewer, else the group's first owner) and its due date,
+    and tell its owners. A group whose review cannot open is recorded and the others go on."""
+    campaign = ReviewCampaign.objects.get(pk=campaign_id)
+    client = client or get_client()
+    actor = campaign.started_by or SYSTEM
+    done = set(campaign.reviews.values_list("group_id", flat=True))
+    problems = dict(campaign.problems or {})
+    for group_id in campaign.group_ids:
+        if group_id in done:
+            continue
+        try:
+            review = review_start(actor=actor, group_id=group_id, client=client).review
+        except (SegmentError, ServiceError) as exc:
+            problems[group_id] = getattr(exc, "message", str(exc))[:500]
+            continue
+        problems.pop(group_id, None)
+        assigned = (
+            {"reviewer": campaign.reviewer, "reviewer_username": campaign.reviewer_username}
+            if campaign.reviewer
+            else _default_reviewer(group_id)
+        )
+        Review.objects.filter(pk=review.pk).update(
+            campaign=campaign, due_date=campaign.due_date, reminded_at=None, **assigned
+        )
+        notify_campaign_review(review, campaign, sorted({*owner_emails(group_id), *_emails(assigned)}))
+    campaign.problems = problems
+    campaign.status = ReviewCampaign.Status.OPEN
+    campaign.save(update_fields=["problems", "status"])
+    return campaign
+
+
+def _emails(assigned: dict[str, Any]) -> list[str]:
+    reviewer = assigned.get("reviewer")
+    return [reviewer.email] if reviewer is not None and reviewer.email else []
+
+
+def campaign_progress(campaign: ReviewCampaign, *, today: date | None = None) -> CampaignProgress:
+    """Each group of a campaign with its review's progress, whether it is overdue, and why a
+    review did not open."""
+    today = today or timezone.localdate()
+    reviews = {
+        r.group_id: r
+        for r in campaign.reviews.annotate(
+            item_count=Count("items"), decided_count=Count("items", filter=~Q(items__decision=""))
+        )
+    }
+    names = dict(MirrorGroup.objects.filter(group_id__in=campaign.group_ids).values_list("group_id", "name"))
+    groups = []
+    for group_id in campaign.group_ids:
+        review = reviews.get(group_id)
+        groups.append(
+            CampaignGroup(
+                group_id=group_id,
+                group_name=review.group_name if review else names.get(group_id, group_id),
+                review=review,
+                decided=review.decided_count if review else 0,
+                total=review.item_count if review else 0,
+                problem=(campaign.problems or {}).get(group_id, ""),
+                is_overdue=bool(
+                    review
+                    and review.status == Review.Status.OPEN
+                    and review.due_date
+                    and review.due_date < today
+                ),
+            )
+        )
+    return CampaignProgress(
+        campaign, tuple(sorted(groups, key=lambda g: (g.group_name.casefold(), g.group_id)))
+    )
+
+
+def campaign_list() -> QuerySet[ReviewCampaign]:
+    return ReviewCampaign.objects.annotate(review_count=Count("reviews"))
+
+
+def campaign_csv_rows(campaign: ReviewCampaign) -> Iterator[str]:
+    """The campaign's evidence as one CSV: every entry of every review, with its decision."""
+    reviews = {r.pk: r for r in campaign.reviews.all()}
+    items = (
+        ReviewItem.objects.filter(review__campaign=campaign)
+        .order_by("review__group_name", "review_id", "email")
+        .iterator(chunk_size=2000)
+    )
+    rows = (
+        (
+            campaign.name,
+            reviews[item.review_id].group_name,
+            reviews[item.review_id].group_id,
+            reviews[item.review_id].reviewer_username,
+            reviews[item.review_id].get_status_display(),
+            item.email,
+            item.name,
+            "invite" if item.is_invite else "user",
+            {"keep": "kept", "remove": "removed"}.get(item.decision, "undecided"),
+            item.get_removal_display() if item.removal else "",
+            item.decided_by_username,
+            item.note,
+            item.decided_at.isoformat() if item.decided_at else "",
+        )
+        for item in items
+    )
+    header = (
+        "campaign",
+        "group",
+        "group_id",
+        "reviewer",
+        "review_status",
+        "email",
+        "name",
+        "kind",
+        "decision",
+        "removal",
+        "decided_by",
+        "note",
+        "decided_at",
+    )
     return csv_chunks(header, rows)

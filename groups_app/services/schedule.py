@@ -45,6 +45,7 @@ def jobs() -> tuple[Job, ...]:
         Job("sync_workspace", lambda: settings.MIRROR_SYNC_EVERY, last_done=_last_full_sync),
         Job("reconcile_changes", lambda: settings.RECONCILE_EVERY),
         Job("expire_access", lambda: settings.EXPIRE_ACCESS_EVERY),
+        Job("notify_expiring", lambda: settings.NOTIFY_EXPIRING_EVERY),
         Job("remind_reviews", lambda: settings.REMIND_REVIEWS_EVERY),
         Job("prune_history", lambda: 24 * 3600),
         *([Job("deliver_due_webhooks", lambda: settings.WEBHOOK_RETRY_EVERY)] if _has_webhooks() else []),

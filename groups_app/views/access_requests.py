@@ -15,6 +15,7 @@ from groups_app.roles import HANDLE_ACCESS_REQUESTS
 from groups_app.rules.identity import same_identity
 from groups_app.segment import SegmentError, ValidationFailed, check_id
 from groups_app.services.approvals.access_requests import (
+    ROLE_DENIED_DECIDING,
     access_request_approve,
     access_request_cancel,
     access_request_close,
@@ -25,7 +26,9 @@ from groups_app.services.approvals.access_requests import (
     access_request_retry,
     approval_refusal,
     is_stuck,
+    may_handle,
 )
+from groups_app.services.catalogue import catalogue_entry
 from groups_app.services.changes import change_refused
 from groups_app.services.errors import InvalidInput, NotAllowed
 from groups_app.services.groups import group_choices, group_get
@@ -91,7 +94,9 @@ def request_new_view(request: HttpRequest) -> HttpResponse:
                         request, f"{duplicate.email} already has a pending request (#{duplicate.pk})."
                     )
                 return redirect("groups:requests")
-    context = {"form": form, "result": result, "nav_section": "requests"}
+    chosen = form.data.get("group") if form.is_bound else form.initial.get("group")
+    entry = catalogue_entry(chosen) if chosen and chosen in dict(groups) else None
+    context = {"form": form, "result": result, "entry": entry, "nav_section": "requests"}
     return render(request, "groups_app/request_new.html", context, status=422 if form.errors else 200)
 
 
@@ -124,7 +129,7 @@ def _visible_request(request: HttpRequest, access_request_id: int) -> AccessRequ
     user = request.user
     own_email = (user.email or "").lower()
     if not (
-        user.has_perm(HANDLE_ACCESS_REQUESTS)
+        may_handle(user, access_request.group_id)
         or access_request.requester_id == user.pk
         or access_request.email == own_email
     ):
@@ -134,7 +139,7 @@ def _visible_request(request: HttpRequest, access_request_id: int) -> AccessRequ
 
 def _detail_context(request: HttpRequest, access_request: AccessRequest, **forms) -> dict:
     """The request, its history, and the actions the signed-in person may take on it now."""
-    is_approver = request.user.has_perm(HANDLE_ACCESS_REQUESTS)
+    is_approver = may_handle(request.user, access_request.group_id)
     status = access_request.status
     # Up front, the rule book's answer on the mirror's copy of the group (approving asks it
     # again on the group as read then).
@@ -144,11 +149,15 @@ def _detail_context(request: HttpRequest, access_request: AccessRequest, **forms
     return {
         "access_request": access_request,
         "group": group,
+        "entry": catalogue_entry(access_request.group_id),
         "group_gone": group is None
         and access_request.status in (Status.PENDING, Status.PROVISIONING_FAILED)
         and group_seen_missing(access_request.group_id, since=access_request.created_at),
         "history": access_request.audit_entries.order_by("created_at", "id"),
-        "can_decide": can_provision and status == Status.PENDING,
+        # An owner who approved a privileged group's request already waits for an Administrator.
+        "can_decide": can_provision
+        and status == Status.PENDING
+        and access_request.owner_approved_by_username != request.user.get_username(),
         "decide_refusal": refusal if status in (Status.PENDING, Status.PROVISIONING_FAILED) else "",
         "can_retry": can_provision and (status == Status.PROVISIONING_FAILED or is_stuck(access_request)),
         "can_reconcile": is_approver and status == Status.OUTCOME_UNKNOWN,
@@ -183,15 +192,15 @@ def request_decide_view(request: HttpRequest, access_request_id: int, action: st
     if action not in ACTIONS:
         raise Http404("Unknown action.")
     access_request = _visible_request(request, access_request_id)
-    if action != "cancel" and not request.user.has_perm(HANDLE_ACCESS_REQUESTS):
+    if action != "cancel" and not may_handle(request.user, access_request.group_id):
         change_refused(
             actor=request.user,
             action=ACTIONS[action],
-            reason="Your role does not allow deciding access requests.",
+            reason=ROLE_DENIED_DECIDING,
             group_id=access_request.group_id,
             path=request.path,
         )
-        raise PermissionDenied("Your role does not allow deciding access requests.")
+        raise PermissionDenied(ROLE_DENIED_DECIDING)
     deny_form = DenyForm(request.POST if action == "deny" else None)
     close_form = CloseRequestForm(request.POST if action == "close" else None)
     actor = request.user
@@ -244,6 +253,12 @@ def _decision_message(action: str, access_request: AccessRequest) -> tuple[int, 
     email, group = access_request.email, access_request.group_name
     status = access_request.status
     if action in ("approve", "retry", "reconcile"):
+        if status == Status.PENDING and access_request.owner_approved_by_username:
+            return (
+                messages.SUCCESS,
+                f"Your approval as an owner is recorded. {group} is a privileged group: an Administrator "
+                f"must approve too before {email} is added.",
+            )
         if status == Status.PROVISIONED:
             entry = access_request.provisioning_entry
             if entry is not None and _was_invited(entry, email):

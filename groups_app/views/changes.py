@@ -168,6 +168,7 @@ def members_add_view(request: HttpRequest, group_id: str) -> HttpResponse:
             group_id=group_id,
             emails=data["emails"],
             submission_key=data["submission_key"],
+            ends_on=data.get("ends_on"),
         ),
     )
     if submission.is_done:

@@ -219,7 +219,7 @@ def _table_fragment(request: HttpRequest, group_id: str, *, prefix: str) -> Http
         "query": query,
         "group_id": group_id,
         # The table pages from Segment; whether its group is privileged comes from the mirror.
-        **_abilities(request.user, mirrored_group_or_none(group_id)),
+        **_abilities(request.user, mirrored_group_or_none(group_id), group_id=group_id),
     }
     response = render(request, f"groups_app/group_detail.html#{prefix}-panel", context)
     if is_refresh:
@@ -231,11 +231,12 @@ def _privilege(group) -> dict:
     return {"is_privileged": group_is_privileged(group), "privileged_roles": settings.PRIVILEGED_ROLES}
 
 
-def _abilities(user, group=None) -> dict[str, Any]:
+def _abilities(user, group=None, *, group_id: str = "") -> dict[str, Any]:
     """What the signed-in person may change on this group, as the rule book says; templates only
     show what is allowed, and say why a role that could otherwise change it may not here."""
-    membership = book.decide(book.ProposedChange(actor=user, permission=CHANGE_MEMBERSHIP, group=group))
-    permissions = book.decide(book.ProposedChange(actor=user, permission=CHANGE_PERMISSIONS, group=group))
+    facts = {"actor": user, "group": group, "group_id": group_id}
+    membership = book.decide(book.ProposedChange(permission=CHANGE_MEMBERSHIP, **facts))
+    permissions = book.decide(book.ProposedChange(permission=CHANGE_PERMISSIONS, **facts))
     refused_here = not membership.is_allowed and membership.rule != "role"
     return {
         "can_change_membership": membership.is_allowed,
@@ -297,7 +298,7 @@ def group_member_search_view(request: HttpRequest, group_id: str) -> HttpRespons
         "person_keys": person_keys(member.email for member in search.rows) if search else {},
         "group_id": group_id,
         "nav_section": "groups",
-        **_abilities(request.user),
+        **_abilities(request.user, mirrored_group_or_none(group_id), group_id=group_id),
     }
     template = "groups_app/member_search.html"
     if request.htmx:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,9 +22,12 @@ from django_htmx.http import trigger_client_event
 from groups_app.forms import ReviewAssignForm, ReviewDecisionForm, ReviewListQuery, submission_key_from
 from groups_app.models import AuditEntry, Review, ReviewItem
 from groups_app.roles import RUN_REVIEWS, VIEW
+from groups_app.rules.book import ROLE_DENIED
+from groups_app.services.changes import change_refused
 from groups_app.services.errors import DuplicateSubmission, InvalidInput
 from groups_app.services.reviews import (
     invite_ages,
+    may_review,
     review_assign,
     review_complete,
     review_csv_rows,
@@ -85,8 +92,8 @@ def _review_context(request: HttpRequest, review: Review) -> dict:
         "decided": decided,
         "total": total,
         "ages": invite_ages(review, emails=[item.email for item in page.object_list if item.is_invite]),
-        "can_decide": request.user.has_perm(RUN_REVIEWS) and review.status == Review.Status.OPEN,
-        "can_complete": request.user.has_perm(RUN_REVIEWS),
+        "can_decide": may_review(request.user, review.group_id) and review.status == Review.Status.OPEN,
+        "can_complete": may_review(request.user, review.group_id),
         "failed_count": review.items.filter(removal=ReviewItem.Removal.FAILED).count(),
         "assign_form": ReviewAssignForm(
             initial={"reviewer": review.reviewer_id, "due_date": review.due_date}
@@ -96,10 +103,12 @@ def _review_context(request: HttpRequest, review: Review) -> dict:
 
 
 @require_GET
-@permission_required(VIEW, raise_exception=True)
 @vary_on_headers("HX-Request", "HX-Target")
 def review_detail_view(request: HttpRequest, review_id: int) -> HttpResponse:
     review = get_object_or_404(Review, pk=review_id)
+    # Everyone with a role reads reviews; an owner without one reads their groups'.
+    if not (request.user.has_perm(VIEW) or may_review(request.user, review.group_id)):
+        raise PermissionDenied("Your role does not allow reading reviews.")
     template = "groups_app/review_detail.html"
     if request.htmx and request.htmx.target in ("review-table", "review-progress"):
         template += f"#{request.htmx.target}"
@@ -115,8 +124,32 @@ def _back_to_review(request: HttpRequest, review: Review) -> str:
     return target if target and is_safe else reverse("groups:review", args=[review.pk])
 
 
+def review_permission_required(action: str | None = None) -> Callable:
+    """Run reviews of this review's group (by role, or as its owner); a refused POST is audited."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, review_id: int, *args: Any, **kwargs: Any) -> HttpResponse:
+            review = get_object_or_404(Review, pk=review_id)
+            if not may_review(request.user, review.group_id):
+                if action and request.method == "POST":
+                    change_refused(
+                        actor=request.user,
+                        action=action,
+                        reason=ROLE_DENIED,
+                        group_id=review.group_id,
+                        path=request.path,
+                    )
+                raise PermissionDenied(ROLE_DENIED)
+            return view(request, review_id, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
 @require_POST
-@permission_required(RUN_REVIEWS, raise_exception=True)
+@review_permission_required()
 def review_decide_view(request: HttpRequest, review_id: int, item_id: int) -> HttpResponse:
     """Keep or remove one entry; htmx swaps the row and refreshes the progress."""
     review = get_object_or_404(Review, pk=review_id)
@@ -148,7 +181,7 @@ def review_decide_view(request: HttpRequest, review_id: int, item_id: int) -> Ht
 
 
 @require_POST
-@permission_required(RUN_REVIEWS, raise_exception=True)
+@review_permission_required()
 def review_keep_page_view(request: HttpRequest, review_id: int) -> HttpResponse:
     """Keep every still undecided entry of the current page (decided ones stay as they are)."""
     review = get_object_or_404(Review, pk=review_id)
@@ -172,7 +205,7 @@ def review_keep_page_view(request: HttpRequest, review_id: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@change_permission_required(RUN_REVIEWS, AuditEntry.Action.REVIEW_COMPLETE)
+@review_permission_required(AuditEntry.Action.REVIEW_COMPLETE)
 def review_complete_view(request: HttpRequest, review_id: int) -> HttpResponse:
     """Summary of who will be removed; confirming removes them."""
     review = get_object_or_404(Review, pk=review_id)
@@ -211,7 +244,7 @@ def review_complete_view(request: HttpRequest, review_id: int) -> HttpResponse:
 
 
 @require_POST
-@change_permission_required(RUN_REVIEWS, AuditEntry.Action.MEMBERS_REMOVE)
+@review_permission_required(AuditEntry.Action.MEMBERS_REMOVE)
 def review_retry_view(request: HttpRequest, review_id: int) -> HttpResponse:
     review = review_retry_removals(actor=request.user, review_id=review_id)
     failed = review.items.filter(removal=ReviewItem.Removal.FAILED).count()

@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
 from groups_app.models import AuditEntry
+from groups_app.rules import book
 from groups_app.rules.book import ROLE_DENIED
 from groups_app.segment import ValidationFailed
 from groups_app.services.changes import Changed, RuleRefused, change_refused
@@ -34,12 +35,14 @@ DUPLICATE_MESSAGE = "This form was already submitted; the change was not sent ag
 
 
 def change_permission_required(permission: str, action: str) -> Callable:
-    """Like `permission_required(raise_exception=True)`, and a refused POST is audited."""
+    """Like `permission_required(raise_exception=True)` (an owner of the group passes for what
+    owners may do), and a refused POST is audited."""
 
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if not request.user.has_perm(permission):
+            # The role, or owning the group (for what owners may do): one rule, in the book.
+            if not book.may_act(request.user, permission, group_id=kwargs.get("group_id", "")):
                 if request.method == "POST":
                     change_refused(
                         actor=request.user,

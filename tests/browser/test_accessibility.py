@@ -2,13 +2,16 @@
 laptop at 200 % zoom) and down to 390 px wide with no sideways scroll of the page and no form
 field over another. Screenshots of the main pages at each width."""
 
+from datetime import timedelta
+
 import pytest
 from axe_playwright_python.base import AXE_SCRIPT
 from django.urls import reverse
+from django.utils import timezone
 
 from groups_app.models import AccessRequest, AuditEntry, Review
 from groups_app.services.people import person_keys
-from groups_app.services.reviews import review_start
+from groups_app.services.reviews import campaign_open_reviews, campaign_start, review_start
 from sandbox.models import UserGroup
 from tests.browser.conftest import screenshot, sign_in
 
@@ -92,6 +95,16 @@ def places(workspace, admin_account, transactional_db):
     review = review_start(actor=admin_account, group_id=long_name.id).review
     entry = AuditEntry.objects.filter(action="review.start").first()
     person = group.memberships.order_by("user__email").values_list("user__email", flat=True).first()
+    observed = AuditEntry.objects.create(
+        actor_username="outside Group Admin", action="observed", group_id=group.id, group_name=group.name,
+        summary=f"Observed outside Group Admin in {group.name}: removed {person}", details={"removed": [person]},
+        status="succeeded",
+    )  # fmt: skip
+    campaign = campaign_start(
+        actor=admin_account, name="Q1", scope="chosen", group_ids=[long_name.id],
+        due_date=timezone.localdate() + timedelta(days=7),
+    )  # fmt: skip
+    campaign_open_reviews(campaign_id=campaign.pk)
     return {
         "group-list": "/",
         "group-detail": f"/groups/{group.id}/",
@@ -116,6 +129,17 @@ def places(workspace, admin_account, transactional_db):
         "people": "/people/",
         "person": reverse("groups:person", args=[person_keys([person])[person]]),
         "member-search": f"/groups/{group.id}/members/search/?q=a",
+        "owners": f"/groups/{group.id}/owners/",
+        "owned": "/owned/",
+        "catalogue": "/catalogue/",
+        "catalogue-about": f"/groups/{group.id}/about/",
+        "expiring": "/expiring/",
+        "undo": f"/audit/{observed.pk}/undo/",
+        "campaigns": "/reviews/campaigns/",
+        "campaign-new": "/reviews/campaigns/new/",
+        "campaign": f"/reviews/campaigns/{campaign.pk}/",
+        "campaign-print": f"/reviews/campaigns/{campaign.pk}/print/",
+        "inbox": "/inbox/",
         "not-found": "/no/such/page/",
     }
 

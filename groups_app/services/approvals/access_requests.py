@@ -28,7 +28,7 @@ from groups_app.emails import address_problem
 from groups_app.models import AccessRequest, AuditEntry, MirrorGroup, SyncRun
 from groups_app.roles import CHANGE_MEMBERSHIP, HANDLE_ACCESS_REQUESTS
 from groups_app.rules import book
-from groups_app.rules.book import Approval, ProposedChange, Verdict
+from groups_app.rules.book import Approval, Decision, OwnerApprovalRule, ProposedChange, Verdict
 from groups_app.segment import NotFound, SegmentClient, SegmentError, UserGroup
 from groups_app.services import queue
 from groups_app.services.audit import SYSTEM, actor_name, audited
@@ -95,12 +95,14 @@ def access_request_file(
     needed_until: date | None = None,
     group: UserGroup | None = None,
     members: Membership | None = None,
+    renewal: bool = False,
     client: SegmentClient | None = None,
 ) -> FileResult:
     """File requests for the actor (no emails) or, for Help desk, for others: one per email.
 
-    Emails already in the group, or with a pending request for it, are not filed. A caller
-    that has just read the group and its members passes them, so they are not read again.
+    Emails already in the group, or with a pending request for it, are not filed (but a
+    `renewal`: a member asking to keep time-bound access longer). A caller that has just read
+    the group and its members passes them, so they are not read again.
 
     Raises:
         NotAllowed, InvalidInput, NotFound, SegmentError.
@@ -116,7 +118,7 @@ def access_request_file(
     emails = _for_whom(actor, emails)
     client = client or get_client()
     group = group or client.get_user_group(group_id)
-    current = (members or group_membership(group_id=group_id, client=client)).emails
+    current = () if renewal else (members or group_membership(group_id=group_id, client=client)).emails
     already = tuple(e for e in emails if e in current)
     pending = {
         r.email: r
@@ -149,6 +151,7 @@ def access_request_file(
             summary=f"{actor_name(actor)} requested access to {group.name} for {email}",
             justification=justification,
             needed_until=str(needed_until or ""),
+            **({"renewal": True} if renewal else {}),
         ):
             pass
         filed.append(access_request)
@@ -202,9 +205,17 @@ def _decide(access_request: AccessRequest, actor: Any, status: str, reason: str 
     )
 
 
-def _check_role(actor: Any) -> None:
-    if not actor.has_perm(HANDLE_ACCESS_REQUESTS):
-        raise NotAllowed("Your role does not allow deciding access requests.")
+ROLE_DENIED_DECIDING = "Your role does not allow deciding access requests, and you do not own this group."
+
+
+def may_handle(actor: Any, group_id: str) -> bool:
+    """Whether `actor` may decide requests for this group: by role, or as one of its owners."""
+    return book.may_act(actor, HANDLE_ACCESS_REQUESTS, group_id=group_id)
+
+
+def _check_role(actor: Any, access_request: AccessRequest) -> None:
+    if not may_handle(actor, access_request.group_id):
+        raise NotAllowed(ROLE_DENIED_DECIDING)
 
 
 def approval_for(access_request: AccessRequest, approver: Any) -> Approval:
@@ -283,31 +294,43 @@ def _provision(
         )
 
 
-def approval_refusal(access_request: AccessRequest, actor: Any, group: UserGroup | None) -> str:
-    """Why the rule book would refuse `actor`'s approval of this request (self-approval, a
-    privileged group), or "" when it would not. A refused address (its domain) is not the
-    approver's to answer for: provisioning fails with the reason, and the request can be closed."""
+def approval_decision(access_request: AccessRequest, actor: Any, group: UserGroup | None) -> Decision:
+    """The rule book's answer to `actor` approving this request (self-approval, a privileged
+    group; an owner's approval of a privileged group's request needs an Administrator too)."""
     change = ProposedChange(
         actor=actor,
         permission=CHANGE_MEMBERSHIP,
         group=group,
+        group_id=access_request.group_id,
         adds=(access_request.email,),
         approval=approval_for(access_request, actor),
     )
-    decision = book.decide(change)
+    return book.decide(change)
+
+
+def approval_refusal(access_request: AccessRequest, actor: Any, group: UserGroup | None) -> str:
+    """Why the rule book would refuse `actor`'s approval of this request, or "" when it would not.
+    A refused address (its domain) is not the approver's to answer for: provisioning fails with
+    the reason, and the request can be closed as not possible."""
+    decision = approval_decision(access_request, actor, group)
     return decision.reason if decision.verdict == Verdict.REFUSED and not decision.field else ""
 
 
-def _check_may_provision(access_request: AccessRequest, actor: Any, client: SegmentClient) -> UserGroup:
-    """Ask the rule book, on the group as read now, whether `actor` may approve; returns the group.
+def _check_may_provision(access_request: AccessRequest, actor: Any, client: SegmentClient) -> Decision:
+    """Ask the rule book, on the group as read now, whether `actor` may approve; returns its decision.
 
     Raises:
         NotAllowed: the rule book refused the approver.
     """
     group = client.get_user_group(access_request.group_id)
-    if refusal := approval_refusal(access_request, actor, group):
-        raise NotAllowed(refusal)
-    return group
+    decision = approval_decision(access_request, actor, group)
+    if decision.verdict == Verdict.REFUSED and not decision.field:
+        raise NotAllowed(decision.reason)
+    return decision
+
+
+def _is_owner_approval(decision: Decision) -> bool:
+    return decision.verdict == Verdict.NEEDS_SECOND_PERSON and decision.rule == OwnerApprovalRule.name
 
 
 def access_request_approve(
@@ -330,14 +353,34 @@ def access_request_approve(
             summary=f"{actor_name(actor)} approved access to {access_request.group_name} for {access_request.email}",
         ) as record:
             try:
-                _check_role(actor)
-                _check_may_provision(access_request, actor, client)
+                _check_role(actor, access_request)
+                decision = _check_may_provision(access_request, actor, client)
             except NotAllowed:
                 record.summary = (
                     f"{actor_name(actor)} was refused approving access to {access_request.group_name} "
                     f"for {access_request.email}"
                 )
                 raise
+            if _is_owner_approval(decision):
+                if access_request.owner_approved_by_username:
+                    raise InvalidInput(
+                        f"{access_request.owner_approved_by_username} approved this request as an owner "
+                        "already; it waits for an Administrator."
+                    )
+                record.summary = (
+                    f"{actor_name(actor)} approved access to {access_request.group_name} for "
+                    f"{access_request.email} as an owner; an Administrator must approve too"
+                )
+                record.details = details_for(Action.REQUEST_APPROVE, owner_approval=True)
+                transition(
+                    access_request,
+                    from_=(Status.PENDING,),
+                    to=Status.PENDING,
+                    owner_approved_by_username=actor_name(actor),
+                    owner_approved_at=timezone.now(),
+                )
+                queue.enqueue_quietly("send_notification", "owner_approved", [access_request.pk])
+                return access_request
             _decide(access_request, actor, Status.APPROVED)
     except NotFound:
         _close_as_gone(access_request, actor)
@@ -409,8 +452,10 @@ def access_request_retry(
         summary=f"{actor_name(actor)} retried provisioning {access_request.email} in {access_request.group_name}",
         retry=True,
     ):
-        _check_role(actor)
-        _check_may_provision(access_request, actor, client)
+        _check_role(actor, access_request)
+        decision = _check_may_provision(access_request, actor, client)
+        if _is_owner_approval(decision):
+            raise NotAllowed(decision.reason)
     _provision(access_request, actor, (Status.PROVISIONING_FAILED, *AccessRequest.IN_FLIGHT), client)
     if access_request.status == Status.PROVISIONED:
         _tell_decision(access_request)
@@ -425,8 +470,8 @@ def access_request_reconcile(
     Raises:
         NotAllowed, InvalidInput.
     """
-    _check_role(actor)
     access_request = _open_request(access_request_id, Status.OUTCOME_UNKNOWN)
+    _check_role(actor, access_request)
     entry = access_request.provisioning_entry
     if entry is not None:
         entry = reconcile_entry(entry, by=actor, client=client)
@@ -450,7 +495,7 @@ def access_request_close(*, actor: Any, access_request_id: int, reason: str) -> 
         summary=f"{actor_name(actor)} closed the request for {access_request.email} to join {access_request.group_name} as not possible",
         reason=reason,
     ):
-        _check_role(actor)
+        _check_role(actor, access_request)
         if not reason:
             raise InvalidInput("Say why it is not possible.", {"reason": "Say why it is not possible."})
         transition(
@@ -475,7 +520,7 @@ def access_request_deny(*, actor: Any, access_request_id: int, reason: str) -> A
         summary=f"{actor_name(actor)} denied access to {access_request.group_name} for {access_request.email}",
         reason=reason,
     ):
-        _check_role(actor)
+        _check_role(actor, access_request)
         if not reason:
             raise InvalidInput("Give a reason for the denial.", {"reason": "Give a reason for the denial."})
         _decide(access_request, actor, Status.DENIED, reason)

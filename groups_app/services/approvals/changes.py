@@ -8,11 +8,13 @@ been new members, the grants that would have been made).
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from groups_app.models import ChangeProposal
 from groups_app.segment import Permission, SegmentClient
 from groups_app.services.approvals.access_requests import access_request_file
+from groups_app.services.approvals.expiry import access_ends_record, checked_end_date
 from groups_app.services.approvals.proposals import proposal_file
 from groups_app.services.audit import actor_name
 from groups_app.services.changes import Changed, SecondPersonNeeded
@@ -36,17 +38,22 @@ def members_add_or_file(
     group_id: str,
     emails: list[str],
     submission_key: str | None = None,
+    ends_on: date | None = None,
     client: SegmentClient | None = None,
 ) -> Changed[AddResult]:
     """Add emails to a group; for a privileged group under the two-person rule, file an access
     request per new member for a second Administrator instead (nothing is sent).
 
+    With `ends_on`, the memberships the addition makes end after that day (those filed for a
+    second Administrator carry it as their end date); people already in the group keep theirs.
+
     Raises:
-        What group_members_add raises, but SecondPersonNeeded.
+        What group_members_add raises, but SecondPersonNeeded; InvalidInput (`ends_on` in the past).
     """
     client = client or get_client()
+    checked_end_date(ends_on)
     try:
-        return group_members_add(
+        changed = group_members_add(
             actor=actor, group_id=group_id, emails=emails, submission_key=submission_key, client=client
         )
     except SecondPersonNeeded as exc:
@@ -57,6 +64,7 @@ def members_add_or_file(
             emails=list(change.new_members),
             justification=f"Added by {actor_name(actor)}; a privileged group needs a second Administrator.",
             group=change.group,
+            needed_until=ends_on,
             # The change read the group live: these addresses are not in it.
             members=Membership(users=(), invites=()),
             client=client,
@@ -65,6 +73,17 @@ def members_add_or_file(
         awaiting = tuple(r.email for r in (*filed.filed, *filed.duplicates))
         result = AddResult(change.group, (), (), already, awaiting_approval=awaiting)
         return Changed(result, exc.entry)
+    if ends_on is not None:
+        added = changed.result
+        access_ends_record(
+            actor=actor,
+            group_id=added.group.id,
+            group_name=added.group.name,
+            emails=[*added.added_users, *added.invited],
+            ends_on=ends_on,
+            entry=changed.entry,
+        )
+    return changed
 
 
 def permissions_add_or_propose(

@@ -163,6 +163,7 @@ def _unexplained(difference: Difference) -> Difference:
         read_at=difference.read_at,
         deleted=difference.deleted,
         permissions_before=difference.permissions_before if difference.deleted else None,
+        removed=difference.removed if difference.deleted else [],
     )
     if difference.deleted:
         return rest

@@ -404,6 +404,7 @@ def _apply(
                     group_id,
                     old.name,
                     deleted=True,
+                    removed=sorted(_members_of([group_id]).get(group_id, {})),  # for Undo to re-create
                     previous_read_at=old.read_at,
                     read_at=now,
                     permissions_before=[describe(p, role_map) for p in stored_permissions(old)],
