@@ -504,6 +504,7 @@ class SyncRun(models.Model):
 
     class Kind(models.TextChoices):
         FULL = "full", "Whole workspace"
+        QUICK = "quick", "Changed groups (quick pass)"
         GROUP = "group", "One group"
 
     class Status(models.TextChoices):
@@ -523,8 +524,12 @@ class SyncRun(models.Model):
     calls = models.PositiveIntegerField(default=0, help_text="Upstream calls made.")
     pages = models.PositiveIntegerField(default=0, help_text="Listing pages read.")
     page_size = models.PositiveIntegerField(default=0)
-    group_count = models.PositiveIntegerField(default=0)
-    member_count = models.PositiveIntegerField(default=0)
+    group_count = models.PositiveIntegerField(default=0, help_text="Groups listed.")
+    groups_read = models.PositiveIntegerField(default=0, help_text="Groups whose members were read.")
+    rotated_count = models.PositiveIntegerField(
+        default=0, help_text="Of those, read because their last whole reading was the oldest."
+    )
+    member_count = models.PositiveIntegerField(default=0, help_text="Members of the groups read.")
     observed_count = models.PositiveIntegerField(default=0, help_text="Changes made outside Group Admin.")
     errors = models.JSONField(default=list, blank=True)
 
@@ -562,7 +567,7 @@ class MirrorGroup(models.Model):
     user_count = models.PositiveIntegerField(default=0)
     invite_count = models.PositiveIntegerField(default=0)
     permissions = models.JSONField(default=list, blank=True)
-    read_at = models.DateTimeField(help_text="When Segment was read for this group.")
+    read_at = models.DateTimeField(db_index=True, help_text="When Segment was read for this group.")
     sync = models.ForeignKey(SyncRun, null=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
@@ -613,3 +618,14 @@ class PeriodicJob(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class WorkerHeartbeat(models.Model):
+    """The last sign of life of one worker process: readiness and the metrics read it."""
+
+    worker = models.CharField(max_length=200, primary_key=True, help_text="host:pid")
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.worker

@@ -33,6 +33,7 @@ def _run_summary(run: SyncRun | None) -> dict[str, Any]:
         "status": run.status,
         "calls": run.calls,
         "groups": run.group_count,
+        "groups_read": run.groups_read,
         "observed": run.observed_count,
     }
 
@@ -42,6 +43,14 @@ def _run_summary(run: SyncRun | None) -> dict[str, Any]:
 def sync_workspace(trigger: str = "schedule") -> dict[str, Any]:
     """Read the whole workspace into the mirror."""
     return _run_summary(sync.sync_workspace(trigger=trigger))
+
+
+@queue.register
+@task
+def sync_changed(trigger: str = "schedule") -> dict[str, Any]:
+    """A quick pass: the group listing, then only the groups that changed (and a share of the
+    groups read longest ago)."""
+    return _run_summary(sync.sync_changed(trigger=trigger))
 
 
 @queue.register

@@ -96,7 +96,7 @@ def test_the_worker_schedules_the_periodic_jobs_and_runs_them(database_queue, te
     assert finished.returncode == 0, finished.stderr
     ran = {r.task_path.rsplit(".", 1)[1]: r.status for r in DBTaskResult.objects.all()}
     assert ran == {
-        "sync_workspace": "SUCCESSFUL",
+        "sync_changed": "SUCCESSFUL",
         "reconcile_changes": "SUCCESSFUL",
         "expire_access": "SUCCESSFUL",
         "remind_reviews": "SUCCESSFUL",
@@ -110,13 +110,13 @@ def test_the_worker_schedules_the_periodic_jobs_and_runs_them(database_queue, te
 
 
 def test_each_due_job_is_enqueued_once_however_many_workers_look(db, settings, enqueued):
-    settings.MIRROR_SYNC_EVERY = 900
+    settings.MIRROR_QUICK_SYNC_EVERY = 900
 
     first = enqueue_due_jobs()
     second = enqueue_due_jobs()  # another worker, right after
 
     assert first == [
-        "sync_workspace",
+        "sync_changed",
         "reconcile_changes",
         "expire_access",
         "remind_reviews",
@@ -124,11 +124,9 @@ def test_each_due_job_is_enqueued_once_however_many_workers_look(db, settings, e
     ]
     assert second == []
     assert len(enqueued()) == 5
-    PeriodicJob.objects.filter(name="sync_workspace").update(
-        next_run_at=timezone.now() - timedelta(seconds=1)
-    )
-    assert enqueue_due_jobs() == ["sync_workspace"]
-    job = PeriodicJob.objects.get(name="sync_workspace")
+    PeriodicJob.objects.filter(name="sync_changed").update(next_run_at=timezone.now() - timedelta(seconds=1))
+    assert enqueue_due_jobs() == ["sync_changed"]
+    job = PeriodicJob.objects.get(name="sync_changed")
     assert timedelta(seconds=899) < job.next_run_at - timezone.now() <= timedelta(seconds=900)
 
 
@@ -167,14 +165,14 @@ def test_pruning_forgets_old_sync_records_but_never_audit_entries(db, settings):
 
 
 def test_a_recent_sync_postpones_the_scheduled_one(db, settings, enqueued):
-    settings.MIRROR_SYNC_EVERY = 900
+    settings.MIRROR_QUICK_SYNC_EVERY = 900
     ten_minutes_ago = timezone.now() - timedelta(minutes=10)
     SyncRun.objects.create(
         kind="full", status="succeeded", started_at=ten_minutes_ago, heartbeat_at=ten_minutes_ago
     )
 
-    assert "sync_workspace" not in enqueue_due_jobs()
+    assert "sync_changed" not in enqueue_due_jobs()
 
-    job = PeriodicJob.objects.get(name="sync_workspace")
+    job = PeriodicJob.objects.get(name="sync_changed")
     assert abs((job.next_run_at - (ten_minutes_ago + timedelta(seconds=900))).total_seconds()) < 1
-    assert ("sync_workspace", (), {}) not in enqueued()
+    assert ("sync_changed", (), {}) not in enqueued()
