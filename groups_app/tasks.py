@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
 
 from groups_app.models import SyncRun
-from groups_app.services import queue, reconcile
+from groups_app.services import queue, reconcile, schedule
 from groups_app.services.approvals import access_requests
 from groups_app.services.mirror import sync, write_through
 from groups_app.services.reviews import reviews_remind
@@ -105,4 +105,5 @@ def prune_history() -> dict[str, Any]:
         status=SyncRun.Status.RUNNING
     )
     deleted, _ = old.delete()
+    schedule.forget_silent_workers(older_than=timedelta(days=1))
     return {"sync_runs_deleted": deleted}

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from groups_app import tasks
-from groups_app.models import MirrorGroup, PeriodicJob, SyncRun
+from groups_app.models import MirrorGroup, PeriodicJob, SyncRun, WorkerHeartbeat
 from groups_app.services.schedule import enqueue_due_jobs
 from sandbox.models import Membership, UserGroup, WorkspaceUser
 
@@ -88,6 +88,7 @@ def test_a_worker_process_runs_a_queued_sync(database_queue, team):
     run = SyncRun.objects.get(kind=SyncRun.Kind.FULL)
     assert run.trigger == "Refresh by vera" and run.status == SyncRun.Status.SUCCEEDED
     assert MirrorGroup.objects.get(group_id=team.id).member_count == 1
+    assert WorkerHeartbeat.objects.count() == 1  # readiness sees a worker alive
 
 
 def test_the_worker_schedules_the_periodic_jobs_and_runs_them(database_queue, team):

@@ -13,10 +13,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from groups_app.models import PeriodicJob, SyncRun
+from groups_app.models import PeriodicJob, SyncRun, WorkerHeartbeat
 from groups_app.services import queue
 
 logger = logging.getLogger("groups_app.schedule")
+
+# A worker writes its heartbeat this often; readiness wants one within WORKER_SILENCE_SECONDS.
+HEARTBEAT_EVERY = 15.0
+WORKER_SILENCE_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -87,3 +91,27 @@ def enqueue_due_jobs() -> list[str]:
                 continue
             enqueued.append(job.name)
     return enqueued
+
+
+def worker_heartbeat(worker: str, *, started_at: datetime) -> None:
+    """A worker process is alive (written every HEARTBEAT_EVERY seconds while it runs)."""
+    WorkerHeartbeat.objects.update_or_create(
+        worker=worker[:200], defaults={"seen_at": timezone.now(), "started_at": started_at}
+    )
+
+
+def last_worker_heartbeat() -> datetime | None:
+    """When the last sign of life of any worker was written."""
+    return WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", flat=True).first()
+
+
+def workers_alive() -> int:
+    """Workers that gave a sign of life within WORKER_SILENCE_SECONDS."""
+    since = timezone.now() - timedelta(seconds=WORKER_SILENCE_SECONDS)
+    return WorkerHeartbeat.objects.filter(seen_at__gte=since).count()
+
+
+def forget_silent_workers(*, older_than: timedelta) -> int:
+    """Forget the heartbeats of workers silent for long (stopped, or their machine is gone)."""
+    deleted, _ = WorkerHeartbeat.objects.filter(seen_at__lt=timezone.now() - older_than).delete()
+    return deleted
