@@ -629,3 +629,24 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.worker
+
+
+class MirrorPerson(models.Model):
+    """One person across the mirror's groups (users and invites), written by the syncs and the
+    write-through: People searches and counts one row a person, however many memberships."""
+
+    email = models.CharField(max_length=254, primary_key=True, help_text="Lower-cased.")
+    name = models.CharField(max_length=200, blank=True)
+    name_key = models.CharField(max_length=200, blank=True, help_text="The name, lower-cased.")
+    group_count = models.PositiveIntegerField(default=0, help_text="Groups the person is in (invites too).")
+    invite_count = models.PositiveIntegerField(default=0, help_text="Of those, as a pending invite.")
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def is_user(self) -> bool:
+        return self.group_count > self.invite_count

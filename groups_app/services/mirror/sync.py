@@ -35,7 +35,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from groups_app.models import AuditEntry, MirrorGroup, MirrorMember, MirrorRole, SyncRun
+from groups_app.models import AuditEntry, MirrorGroup, MirrorMember, MirrorPerson, MirrorRole, SyncRun
 from groups_app.segment import (
     IamRole,
     NotFound,
@@ -58,6 +58,7 @@ from groups_app.services.mirror.drift import (
     difference_between,
     record_unexplained,
 )
+from groups_app.services.mirror.people import people_rebuild, people_recount
 from groups_app.services.mirror.selectors import (
     mirrored_roles,
     pending_sync_requests,
@@ -311,6 +312,8 @@ def _sync_all(run: SyncRun, client: SegmentClient, reader: Reader, writer: _Writ
     _read_and_write(run, reader, groups, writer, concurrent=client.concurrent_requests)
     _heartbeat(run)
     writer.remove_gone(listed={g.id for g in groups})
+    if writer.baseline:
+        people_rebuild()  # the first sync: one statement, not a recount per group
     _analyze_after(writer.written)
 
 
@@ -457,7 +460,7 @@ def _analyze_after(groups_written: int) -> None:
     if groups_written < ANALYZE_AFTER_GROUPS or connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        for model in (MirrorGroup, MirrorMember):
+        for model in (MirrorGroup, MirrorMember, MirrorPerson):
             cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
@@ -532,7 +535,9 @@ def _apply_group(
     after = _members_from(snap)
     difference = None if baseline else difference_between(old, snap, before, after, roles)
     group = _store_group(old, snap, run)
-    _store_members(group, before, after)
+    touched = _store_members(group, before, after)
+    if not baseline:  # the first sync rebuilds every person's summary at its end instead
+        people_recount(touched)
     return (record_unexplained(run, [difference]) if difference else []), len(after)
 
 
@@ -554,7 +559,9 @@ def _apply_gone(
             permissions_before=[describe(p, roles) for p in stored_permissions(old)],
         )
         observed = record_unexplained(run, [difference])
+    emails = list(MirrorMember.objects.filter(group_id=group_id).values_list("email", flat=True))
     old.delete()
+    people_recount(emails)
     return observed
 
 
@@ -598,17 +605,26 @@ def _store_group(old: MirrorGroup | None, snap: GroupSnapshot, run: SyncRun) -> 
 
 def _store_members(
     group: MirrorGroup, before: dict[str, tuple[int, MemberRow]], after: dict[str, MemberRow]
-) -> None:
-    gone = [pk for email, (pk, _) in before.items() if email not in after]
+) -> set[str]:
+    """Write the group's members as read; return the emails whose row was added, changed or
+    removed (their summaries need recounting)."""
+    gone_emails = [email for email in before if email not in after]
+    gone = [before[email][0] for email in gone_emails]
     if gone:
         MirrorMember.objects.filter(pk__in=gone).delete()
     changed = [
         MirrorMember(
-            pk=before[email][0], kind=row[0], user_id=row[1], name=row[2], name_key=row[2].casefold()
+            pk=before[email][0],
+            email=email,
+            kind=row[0],
+            user_id=row[1],
+            name=row[2],
+            name_key=row[2].casefold(),
         )
         for email, row in after.items()
         if email in before and before[email][1] != row
     ]
+    new = [email for email in after if email not in before]
     if changed:
         MirrorMember.objects.bulk_update(changed, ["kind", "user_id", "name", "name_key"], batch_size=1000)
     MirrorMember.objects.bulk_create(
@@ -626,6 +642,7 @@ def _store_members(
         ),
         batch_size=1000,
     )
+    return {*gone_emails, *(m.email for m in changed), *new}
 
 
 def _tell_administrators(observed: list[AuditEntry]) -> None:

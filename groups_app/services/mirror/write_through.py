@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from groups_app.models import InviteRecord, MirrorGroup, MirrorMember
 from groups_app.services import queue
+from groups_app.services.mirror.people import people_recount
 
 # A group is re-read after a change once in this many seconds at most.
 REFRESH_SPACING = 60
@@ -44,11 +45,14 @@ def note_members_added(group_id: str, *, users: Iterable[str], invites: Iterable
     ]
     rows += [MirrorMember(group_id=group_id, email=e.lower(), kind=MirrorMember.Kind.INVITE) for e in invites]
     MirrorMember.objects.bulk_create(rows, ignore_conflicts=True)
+    people_recount(row.email for row in rows)
 
 
 def note_members_removed(group_id: str, emails: Iterable[str]) -> None:
     """Write a confirmed removal through to the mirror at once."""
-    MirrorMember.objects.filter(group_id=group_id, email__in=[e.lower() for e in emails]).delete()
+    emails = [e.lower() for e in emails]
+    MirrorMember.objects.filter(group_id=group_id, email__in=emails).delete()
+    people_recount(emails)
 
 
 def record_invites(group_id: str, emails: tuple[str, ...] | list[str]) -> None:
