@@ -2,6 +2,7 @@
 groups read longest ago so that a swap (same member count) is still seen within the full period."""
 
 import math
+import threading
 from datetime import timedelta
 from io import StringIO
 
@@ -10,7 +11,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from groups_app.models import AuditEntry, MirrorGroup, MirrorMember, SyncRun
+from groups_app.segment import UserGroup as SegmentUserGroup
 from groups_app.services.mirror import selectors
+from groups_app.services.mirror import sync as mirror_sync
 from groups_app.services.mirror.sync import rotation_share, sync_changed, sync_workspace
 from groups_app.services.schedule import enqueue_due_jobs
 from groups_app.services.segment_client import get_client
@@ -203,3 +206,28 @@ def test_the_worker_schedules_the_quick_pass_and_no_full_sync(db, settings):
     due = enqueue_due_jobs()
 
     assert "sync_changed" in due and "sync_workspace" not in due
+
+
+def test_a_sync_holds_a_bounded_number_of_groups_in_memory(settings):
+    """Reading side by side, at most twice the concurrency of groups are read and not yet
+    written: memory follows MIRROR_SYNC_CONCURRENCY, not the workspace's size."""
+    settings.MIRROR_SYNC_CONCURRENCY = 3
+    held = {"read": 0, "written": 0, "most": 0}
+    lock = threading.Lock()
+
+    class Reader:
+        def snapshot(self, group, *, trust_member_count):
+            with lock:
+                held["read"] += 1
+                held["most"] = max(held["most"], held["read"] - held["written"])
+            return group
+
+    run = SyncRun(pk=1, started_at=timezone.now(), heartbeat_at=timezone.now())
+    groups = [SegmentUserGroup(id=f"g{n}", name=f"G{n}", member_count=0) for n in range(200)]
+
+    for _ in mirror_sync._snapshots(run, Reader(), iter(groups), concurrent=True):
+        with lock:
+            held["written"] += 1
+
+    assert held["written"] == 200
+    assert held["most"] <= 2 * 3
