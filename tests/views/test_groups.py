@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from groups_app.segment import SegmentClient
-from groups_app.services.mirror.sync import sync_workspace
+from groups_app.services.mirror.sync import sync_changed, sync_workspace
 from groups_app.services.segment_client import SANDBOX_BASE_URL
 from sandbox.faults import inject_fault
 from sandbox.models import Invite, UserGroup
@@ -111,11 +111,11 @@ def test_refresh_asks_the_worker_for_a_sync_and_the_list_shows_it_when_done(
     fragment = viewer_client.post(LIST + "?q=created", headers={**HTMX, "HX-Target": "groups-table"})
 
     assert plain.status_code == 302 and plain["Location"] == LIST + "?q=created"
-    assert [name for name, *_ in enqueued()] == ["sync_workspace"]  # once, however often it is pressed
+    assert [name for name, *_ in enqueued()] == ["sync_changed"]  # once, however often it is pressed
     assert "updating now" in html(fragment) and 'hx-trigger="every 3s"' in html(fragment)
     assert "<html" not in html(fragment)
 
-    sync_workspace(trigger="the worker")
+    sync_changed(trigger="the worker")  # the task the button enqueued
 
     after = html(viewer_client.get(LIST, {"q": "created"}, headers={**HTMX, "HX-Target": "groups-table"}))
     assert "Created elsewhere" in after and "updating now" not in after
@@ -137,7 +137,7 @@ def test_an_empty_mirror_starts_a_sync_and_says_so(viewer_client, db, enqueued):
 
     assert response.status_code == 200
     assert "reading the workspace from Segment for the first time" in html(response)
-    assert [name for name, *_ in enqueued()] == ["sync_workspace"]
+    assert [name for name, *_ in enqueued()] == ["sync_changed"]
 
 
 def test_refresh_requires_csrf(demo_workspace):

@@ -275,6 +275,7 @@ def sync_changed(
     if run is None:
         logger.info("A quick pass is already running; not starting another")
         return None
+    SyncRun.objects.filter(kind=SyncRun.Kind.FULL, status=SyncRun.Status.REQUESTED).delete()  # answered
     client = client or get_client()
     reader = Reader(client, budget or ReadBudget())
     writer = _Writer(run, baseline=False)
@@ -496,7 +497,8 @@ def refresh_group(
 
 
 def request_sync(*, trigger: str) -> bool:
-    """Enqueue a full sync for the worker; False when one was requested and has not started yet.
+    """Enqueue a quick pass for the worker (a full sync while the mirror has no baseline);
+    False when one was requested and has not started yet.
 
     The request is a row (not a cache key), so every process sees it, with any cache.
     """
@@ -511,7 +513,7 @@ def request_sync(*, trigger: str) -> bool:
             started_at=now,
             heartbeat_at=now,
         )
-        queue.enqueue("sync_workspace", trigger=trigger[:200])
+        queue.enqueue("sync_changed", trigger=trigger[:200])
     return True
 
 
