@@ -650,3 +650,22 @@ class MirrorPerson(models.Model):
     @property
     def is_user(self) -> bool:
         return self.group_count > self.invite_count
+
+
+class MirrorResource(models.Model):
+    """The name of a resource a permission can name (a source, a warehouse…), read by the full
+    sync, so that a group's page shows names without reading every listing."""
+
+    resource_type = models.CharField(max_length=16)
+    resource_id = models.CharField(max_length=128)
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resource_type", "resource_id"], name="mirror_one_resource_per_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resource_type} {self.name}"

@@ -120,6 +120,27 @@ class Migration(migrations.Migration):
             name="member_count",
             field=models.PositiveIntegerField(default=0, help_text="Members of the groups read."),
         ),
+        migrations.CreateModel(
+            name="MirrorResource",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("resource_type", models.CharField(max_length=16)),
+                ("resource_id", models.CharField(max_length=128)),
+                ("name", models.CharField(max_length=200)),
+            ],
+            options={
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("resource_type", "resource_id"), name="mirror_one_resource_per_id"
+                    )
+                ],
+            },
+        ),
         migrations.RunPython(fill_people, migrations.RunPython.noop),
         migrations.RunPython(index_people, drop_people_indexes),
     ]

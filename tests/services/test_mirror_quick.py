@@ -10,7 +10,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from groups_app.models import AuditEntry, MirrorGroup, MirrorMember, SyncRun
+from groups_app.models import AuditEntry, MirrorGroup, MirrorMember, MirrorRole, SyncRun
+from groups_app.segment import Permission
+from groups_app.segment import Resource as SegmentResource
 from groups_app.segment import UserGroup as SegmentUserGroup
 from groups_app.services.mirror import selectors
 from groups_app.services.mirror import sync as mirror_sync
@@ -18,7 +20,7 @@ from groups_app.services.mirror.sync import rotation_share, sync_changed, sync_w
 from groups_app.services.schedule import enqueue_due_jobs
 from groups_app.services.segment_client import get_client
 from sandbox.faults import inject_fault
-from sandbox.models import Invite, Membership, UserGroup, WorkspaceUser
+from sandbox.models import Invite, Membership, Resource, Role, UserGroup, WorkspaceUser
 from tests.services.test_mirror import GROUP, Counting, workspace  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.django_db
@@ -231,3 +233,24 @@ def test_a_sync_holds_a_bounded_number_of_groups_in_memory(settings):
 
     assert held["written"] == 200
     assert held["most"] <= 2 * 3
+
+
+def test_a_quick_pass_reads_the_names_of_a_role_and_a_source_granted_since(teams, counted):
+    sync_workspace(trigger="baseline")
+    role = Role.objects.create(id="roleNew00000000000000000000009", name="Warehouse Admin")
+    source = Resource.objects.create(id="srcNew1", type="SOURCE", name="Checkout events")
+    api = get_client()
+    api.add_permissions_to_user_group(
+        GROUP, [Permission(role.id, resources=(SegmentResource(source.id, "SOURCE"),))]
+    )
+    counted.calls.clear()
+
+    sync_changed(trigger="test", client=counted.client)
+    again = sync_changed(trigger="again", client=counted.client)
+
+    assert MirrorRole.objects.get(role_id=role.id).name == "Warehouse Admin"
+    assert selectors.mirrored_resource_names()[("SOURCE", "srcNew1")] == "Checkout events"
+    paths = [path for _, path in counted.calls]
+    assert paths.count("/roles") == 1 and paths.count("/sources") == 1
+    # The labelled workspace grant that nothing names is not looked for at every pass.
+    assert again.calls <= 1 + 2

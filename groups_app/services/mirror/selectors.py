@@ -9,7 +9,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from groups_app.models import MirrorGroup, MirrorMember, MirrorRole, SyncRun
+from groups_app.models import MirrorGroup, MirrorMember, MirrorResource, MirrorRole, SyncRun
 from groups_app.segment import (
     IamRole,
     Permission,
@@ -90,6 +90,16 @@ def mirror_freshness() -> Freshness:
 
 def mirrored_roles() -> dict[str, IamRole]:
     return {r.role_id: IamRole(r.role_id, r.name, r.description) for r in MirrorRole.objects.all()}
+
+
+def mirrored_resource_names() -> dict[tuple[str, str], str]:
+    """Resource names by (type, id), as the last full sync read them."""
+    return {
+        (resource_type, resource_id): name
+        for resource_type, resource_id, name in MirrorResource.objects.values_list(
+            "resource_type", "resource_id", "name"
+        )
+    }
 
 
 def mirrored_group(group: MirrorGroup) -> UserGroup:

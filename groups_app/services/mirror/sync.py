@@ -35,9 +35,19 @@ from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from groups_app.models import AuditEntry, MirrorGroup, MirrorMember, MirrorPerson, MirrorRole, SyncRun
+from groups_app.models import (
+    AuditEntry,
+    MirrorGroup,
+    MirrorMember,
+    MirrorPerson,
+    MirrorResource,
+    MirrorRole,
+    SyncRun,
+)
 from groups_app.segment import (
+    RESOURCE_TYPES,
     IamRole,
+    NamedResource,
     NotFound,
     Page,
     Permission,
@@ -48,6 +58,7 @@ from groups_app.segment import (
     WorkspaceUser,
     iterate_pages,
 )
+from groups_app.segment.client import FUNCTION_TYPES
 from groups_app.services import queue
 from groups_app.services.audit import describe_error
 from groups_app.services.grants import describe, permissions_fingerprint
@@ -60,6 +71,7 @@ from groups_app.services.mirror.drift import (
 )
 from groups_app.services.mirror.people import people_rebuild, people_recount
 from groups_app.services.mirror.selectors import (
+    mirrored_resource_names,
     mirrored_roles,
     pending_sync_requests,
     permission_records,
@@ -78,6 +90,10 @@ PAGE_SIZE_KEY = "mirror:page-size:v1"
 PAGE_SIZE_MEMORY = 24 * 3600
 HEARTBEAT_SECONDS = 5.0
 GROUP_REFRESH_STALE_SECONDS = 120
+# A quick pass looks for the names of roles or resources it cannot name once in this long.
+NAMES_RETRY_SECONDS = 3600
+ROLES_MISSING_KEY = "mirror:unnamed-roles:v1"
+RESOURCES_MISSING_KEY = "mirror:unnamed-resources:v1"
 # Planner statistics are refreshed (PostgreSQL) after a sync that wrote at least this many groups.
 ANALYZE_AFTER_GROUPS = 500
 
@@ -308,8 +324,10 @@ def _run(run: SyncRun, reader: Reader, writer: _Writer, body: Callable[[], None]
 def _sync_all(run: SyncRun, client: SegmentClient, reader: Reader, writer: _Writer) -> None:
     _store_roles(reader.all_pages(client.list_roles))
     writer.role_map = mirrored_roles()
+    _store_resource_names(client, reader)
     groups = reader.all_pages(client.list_user_groups)
     run.group_count = len(groups)
+    _remember_unnamed(groups, writer.role_map)
     _read_and_write(run, reader, groups, writer, concurrent=client.concurrent_requests)
     _heartbeat(run)
     writer.remove_gone(listed={g.id for g in groups})
@@ -321,14 +339,12 @@ def _sync_all(run: SyncRun, client: SegmentClient, reader: Reader, writer: _Writ
 def _sync_quick(run: SyncRun, client: SegmentClient, reader: Reader, writer: _Writer) -> None:
     groups = reader.all_pages(client.list_user_groups)
     run.group_count = len(groups)
-    if any(p.role_id not in writer.role_map for g in groups for p in g.permissions):
-        _store_roles(reader.all_pages(client.list_roles))  # a role created since: its name
-        writer.role_map = mirrored_roles()
     mirrored = {
         row["group_id"]: row
         for row in MirrorGroup.objects.values("group_id", "name", "member_count", "permissions")
     }
     changed = [g for g in groups if _listing_differs(g, mirrored.get(g.id))]
+    _read_new_names(client, reader, writer, changed)
     changed_ids = {g.id for g in changed}
     by_id = {g.id: g for g in groups}
     rotation = [
@@ -345,6 +361,39 @@ def _sync_quick(run: SyncRun, client: SegmentClient, reader: Reader, writer: _Wr
     _heartbeat(run)
     writer.remove_gone(listed=set(by_id))
     _analyze_after(writer.written)
+
+
+def _read_new_names(client: SegmentClient, reader: Reader, writer: _Writer, changed: list[UserGroup]) -> None:
+    """Read the roles, or the resource names, when a changed group grants one the mirror cannot
+    name (created since). A name still unknown after that (a deleted resource still granted, a
+    type the token may not list) is not looked for again for NAMES_RETRY_SECONDS."""
+    permissions = [p for g in changed for p in g.permissions]
+    unnamed_roles = {p.role_id for p in permissions} - writer.role_map.keys() - _missing(ROLES_MISSING_KEY)
+    if unnamed_roles:
+        _store_roles(reader.all_pages(client.list_roles))
+        writer.role_map = mirrored_roles()
+        _remember_missing(ROLES_MISSING_KEY, unnamed_roles - writer.role_map.keys())
+    granted = {(r.type, r.id) for p in permissions for r in p.resources}
+    unnamed = granted - mirrored_resource_names().keys() - _missing(RESOURCES_MISSING_KEY)
+    if unnamed:
+        _store_resource_names(client, reader)
+        _remember_missing(RESOURCES_MISSING_KEY, unnamed - mirrored_resource_names().keys())
+
+
+def _remember_unnamed(groups: tuple[UserGroup, ...], roles: dict[str, IamRole]) -> None:
+    """After a full sync: what no listing names is not looked for by the quick passes."""
+    permissions = [p for g in groups for p in g.permissions]
+    cache.set(ROLES_MISSING_KEY, {p.role_id for p in permissions} - roles.keys(), timeout=NAMES_RETRY_SECONDS)
+    granted = {(r.type, r.id) for p in permissions for r in p.resources}
+    cache.set(RESOURCES_MISSING_KEY, granted - mirrored_resource_names().keys(), timeout=NAMES_RETRY_SECONDS)
+
+
+def _missing(key: str) -> set:
+    return set(cache.get(key) or ())
+
+
+def _remember_missing(key: str, unnamed: set) -> None:
+    cache.set(key, _missing(key) | unnamed, timeout=NAMES_RETRY_SECONDS)
 
 
 def rotation_share(group_count: int) -> int:
@@ -515,6 +564,40 @@ def request_sync(*, trigger: str) -> bool:
         )
         queue.enqueue("sync_changed", trigger=trigger[:200])
     return True
+
+
+def _store_resource_names(client: SegmentClient, reader: Reader) -> None:
+    """The names of every resource a permission can name, type by type; a type whose listing
+    fails (a token without that scope) keeps the names read before, and the run notes it."""
+    for resource_type in RESOURCE_TYPES:
+        try:
+            found = _resources_of(client, reader, resource_type)
+        except SegmentError as exc:
+            reader.notes.append(f"The {resource_type.lower()} names could not be read: {exc.message}")
+            continue
+        with transaction.atomic():
+            MirrorResource.objects.filter(resource_type=resource_type).delete()
+            MirrorResource.objects.bulk_create(
+                (
+                    MirrorResource(resource_type=resource_type, resource_id=r.id[:128], name=r.name[:200])
+                    for r in found
+                ),
+                batch_size=1000,
+                ignore_conflicts=True,
+            )
+
+
+def _resources_of(client: SegmentClient, reader: Reader, resource_type: str) -> tuple[NamedResource, ...]:
+    if resource_type == "WORKSPACE":
+        return (reader.call(client.get_workspace),)
+    found: list[NamedResource] = []
+    for kind in FUNCTION_TYPES if resource_type == "FUNCTION" else ("SOURCE",):
+
+        def page(kind: str = kind, **paging: Any) -> Page[NamedResource]:
+            return client.list_resources(resource_type, function_type=kind, **paging)
+
+        found.extend(reader.all_pages(page))
+    return tuple(found)
 
 
 def _store_roles(roles: tuple[IamRole, ...]) -> None:
