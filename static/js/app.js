@@ -144,3 +144,22 @@ document.addEventListener("change", (event) => {
   if (event.target.id === "id_resource_type") filterResourcePicker();
 });
 document.addEventListener("DOMContentLoaded", filterResourcePicker);
+
+// -- A group's page painted from the mirror reads itself live once loaded (#live-read) ----------
+// Whatever the person does first wins: their own request, or typing in a field, drops that read
+// (it would replace the page under them); the "Show it live" link stays.
+function dropLiveRead() {
+  const liveRead = document.getElementById("live-read");
+  if (!liveRead || !liveRead.hasAttribute("data-live-pending")) return;
+  liveRead.removeAttribute("data-live-pending");
+  liveRead.dispatchEvent(new CustomEvent("htmx:abort"));
+  for (const note of liveRead.querySelectorAll("[data-live-reading]")) note.hidden = true;
+}
+
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (event.detail.elt && event.detail.elt.id !== "live-read") dropLiveRead();
+});
+document.addEventListener("input", dropLiveRead);
+document.addEventListener("DOMContentLoaded", () => {
+  for (const note of document.querySelectorAll("#live-read[data-live-pending] [data-live-reading]")) note.hidden = false;
+});
