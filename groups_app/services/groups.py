@@ -255,13 +255,12 @@ def group_detail(
             group_id, count=invites_count, cursor=invites_cursor
         ),
     }
-    # Role and resource names come from the mirror (the sync reads them); read live only
-    # while it has none.
+    # Role and resource names come from the mirror (its full sync reads both; a name it could
+    # not read shows as the id); they are read live only while the mirror has read none.
     mirrored_names = mirrored_resource_names()
     results: dict[str, Any] = {"roles": mirrored_roles()}
     if not results["roles"]:
         calls["roles"] = lambda: roles_by_id(client=client)
-    if not mirrored_names:
         calls["resources"] = lambda: resource_catalog(client=client)
     results.update(_run_side_by_side(calls, concurrent=client.concurrent_requests))
     group = results["group"]
@@ -284,7 +283,7 @@ def group_detail(
         invites=None if "invites" in problems else results["invites"],
         is_privileged=group_is_privileged(group, roles),
         problems=problems,
-        resource_names=mirrored_names or results["resources"].names,
+        resource_names=results["resources"].names if "resources" in results else mirrored_names,
     )
 
 
