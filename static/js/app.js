@@ -152,12 +152,16 @@ function dropLiveRead() {
   const liveRead = document.getElementById("live-read");
   if (!liveRead || !liveRead.hasAttribute("data-live-pending")) return;
   liveRead.removeAttribute("data-live-pending");
-  liveRead.dispatchEvent(new CustomEvent("htmx:abort"));
+  // htmx listens on the body, and reads the element from the detail.
+  liveRead.dispatchEvent(new CustomEvent("htmx:abort", { bubbles: true, detail: { elt: liveRead } }));
   for (const note of liveRead.querySelectorAll("[data-live-reading]")) note.hidden = true;
 }
 
 document.addEventListener("htmx:beforeRequest", (event) => {
-  if (event.detail.elt && event.detail.elt.id !== "live-read") dropLiveRead();
+  const elt = event.detail.elt;
+  if (!elt) return;
+  if (elt.id !== "live-read") dropLiveRead();
+  else if (!elt.hasAttribute("data-live-pending")) event.preventDefault();  // dropped before it began
 });
 document.addEventListener("input", dropLiveRead);
 document.addEventListener("DOMContentLoaded", () => {
