@@ -254,3 +254,14 @@ def test_a_quick_pass_reads_the_names_of_a_role_and_a_source_granted_since(teams
     assert paths.count("/roles") == 1 and paths.count("/sources") == 1
     # The labelled workspace grant that nothing names is not looked for at every pass.
     assert again.calls <= 1 + 2
+
+
+def test_a_quick_pass_whose_process_died_is_abandoned_after_two_minutes(teams):
+    sync_workspace(trigger="baseline")
+    silent = timezone.now() - timedelta(seconds=121)
+    dead = SyncRun.objects.create(kind=SyncRun.Kind.QUICK, started_at=silent, heartbeat_at=silent)
+
+    run = sync_changed(trigger="test")
+
+    dead.refresh_from_db()
+    assert dead.status == SyncRun.Status.ABANDONED and run.status == SyncRun.Status.SUCCEEDED

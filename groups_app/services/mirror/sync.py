@@ -201,10 +201,10 @@ class Reader:
 def _claim(kind: str, group_id: str, trigger: str) -> SyncRun | None:
     """Start a run of this scope, unless one is running; a stale running one is abandoned first."""
     now = timezone.now()
-    # A group's refresh takes seconds: one silent for two minutes is dead, and must not hold
-    # back the refreshes of its group for as long as a full sync would.
+    # A refresh or a quick pass beats every few seconds: one silent for two minutes is dead,
+    # and must not hold back the next ones for as long as a full sync would.
     silence = settings.MIRROR_SYNC_STALE_SECONDS
-    if kind == SyncRun.Kind.GROUP:
+    if kind in (SyncRun.Kind.GROUP, SyncRun.Kind.QUICK):
         silence = min(silence, GROUP_REFRESH_STALE_SECONDS)
     stale = now - timedelta(seconds=silence)
     SyncRun.objects.filter(
