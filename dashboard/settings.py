@@ -465,9 +465,16 @@ MIRROR_READS_PER_SECOND = env.int("MIRROR_READS_PER_SECOND", default=20)
 MIRROR_SYNC_CONCURRENCY = env.int("MIRROR_SYNC_CONCURRENCY", default=4)
 # A sync that has not shown signs of life for this many seconds is taken as crashed.
 MIRROR_SYNC_STALE_SECONDS = env.int("MIRROR_SYNC_STALE_SECONDS", default=600)
-# Periodic jobs, in seconds between runs: the full mirror sync, reading back unconfirmed
-# changes, ending expired access, and reminding reviewers.
-MIRROR_SYNC_EVERY = env.int("MIRROR_SYNC_EVERY", default=900)
+# Seconds between the worker's quick passes: the group listing, and the members of only the
+# groups whose member count, name or permissions changed.
+MIRROR_QUICK_SYNC_EVERY = env.int("MIRROR_QUICK_SYNC_EVERY", default=120)
+# Every group is read whole at least once in this many seconds, a share of them at each
+# quick pass (a swap of one member for another keeps the member count).
+MIRROR_FULL_SYNC_EVERY = env.int("MIRROR_FULL_SYNC_EVERY", default=24 * 3600)
+# /readyz fails when the last successful sync started longer ago than this (seconds).
+MIRROR_MAX_AGE = env.int("MIRROR_MAX_AGE", default=3 * MIRROR_QUICK_SYNC_EVERY)
+# Periodic jobs, in seconds between runs: reading back unconfirmed changes, ending expired
+# access, and reminding reviewers.
 RECONCILE_EVERY = env.int("RECONCILE_EVERY", default=300)
 EXPIRE_ACCESS_EVERY = env.int("EXPIRE_ACCESS_EVERY", default=3600)
 REMIND_REVIEWS_EVERY = env.int("REMIND_REVIEWS_EVERY", default=3600)
@@ -498,17 +505,24 @@ if WEBHOOK_URLS and not WEBHOOK_SECRET:
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# "plain" lines for people, or "json" (one object a line, request id included) for log shippers.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be 'plain' or 'json'.")
+# Bearer token that /metrics (Prometheus text) requires; empty: /metrics answers 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "groups_app.request_log.RequestIdLogFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "groups_app.request_log.JsonLogFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["request_id"],
         },
     },

@@ -4,11 +4,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from groups_app.views.accounts import AuditedPasswordResetView, SignInView, sign_out
-from groups_app.views.health import healthz, readyz
+from groups_app.views.health import healthz, metrics, readyz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/logout/", sign_out, name="logout"),
     path("oidc/", include("groups_app.oidc_urls")),

@@ -586,6 +586,7 @@ class SyncRun(models.Model):
 
     class Kind(models.TextChoices):
         FULL = "full", "Whole workspace"
+        QUICK = "quick", "Changed groups (quick pass)"
         GROUP = "group", "One group"
 
     class Status(models.TextChoices):
@@ -605,8 +606,12 @@ class SyncRun(models.Model):
     calls = models.PositiveIntegerField(default=0, help_text="Upstream calls made.")
     pages = models.PositiveIntegerField(default=0, help_text="Listing pages read.")
     page_size = models.PositiveIntegerField(default=0)
-    group_count = models.PositiveIntegerField(default=0)
-    member_count = models.PositiveIntegerField(default=0)
+    group_count = models.PositiveIntegerField(default=0, help_text="Groups listed.")
+    groups_read = models.PositiveIntegerField(default=0, help_text="Groups whose members were read.")
+    rotated_count = models.PositiveIntegerField(
+        default=0, help_text="Of those, read because their last whole reading was the oldest."
+    )
+    member_count = models.PositiveIntegerField(default=0, help_text="Members of the groups read.")
     observed_count = models.PositiveIntegerField(default=0, help_text="Changes made outside Group Admin.")
     errors = models.JSONField(default=list, blank=True)
 
@@ -644,7 +649,7 @@ class MirrorGroup(models.Model):
     user_count = models.PositiveIntegerField(default=0)
     invite_count = models.PositiveIntegerField(default=0)
     permissions = models.JSONField(default=list, blank=True)
-    read_at = models.DateTimeField(help_text="When Segment was read for this group.")
+    read_at = models.DateTimeField(db_index=True, help_text="When Segment was read for this group.")
     sync = models.ForeignKey(SyncRun, null=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
@@ -923,3 +928,54 @@ class GroupAbout(models.Model):
 
     def __str__(self) -> str:
         return f"About {self.group_id}"
+
+
+class WorkerHeartbeat(models.Model):
+    """The last sign of life of one worker process: readiness and the metrics read it."""
+
+    worker = models.CharField(max_length=200, primary_key=True, help_text="host:pid")
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.worker
+
+
+class MirrorPerson(models.Model):
+    """One person across the mirror's groups (users and invites), written by the syncs and the
+    write-through: People searches and counts one row a person, however many memberships."""
+
+    email = models.CharField(max_length=254, primary_key=True, help_text="Lower-cased.")
+    name = models.CharField(max_length=200, blank=True)
+    name_key = models.CharField(max_length=200, blank=True, help_text="The name, lower-cased.")
+    group_count = models.PositiveIntegerField(default=0, help_text="Groups the person is in (invites too).")
+    invite_count = models.PositiveIntegerField(default=0, help_text="Of those, as a pending invite.")
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def is_user(self) -> bool:
+        return self.group_count > self.invite_count
+
+
+class MirrorResource(models.Model):
+    """The name of a resource a permission can name (a source, a warehouse…), read by the full
+    sync, so that a group's page shows names without reading every listing."""
+
+    resource_type = models.CharField(max_length=16)
+    resource_id = models.CharField(max_length=128)
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resource_type", "resource_id"], name="mirror_one_resource_per_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resource_type} {self.name}"

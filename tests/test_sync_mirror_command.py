@@ -42,7 +42,7 @@ def test_one_500_on_the_first_read_is_retried_and_the_sync_succeeds(sandbox_grou
 
     run = SyncRun.objects.get()
     assert run.status == SyncRun.Status.SUCCEEDED
-    assert f"Sync #{run.pk} succeeded: 2 groups" in out.getvalue()
+    assert f"Whole workspace #{run.pk} succeeded: 2 groups listed" in out.getvalue()
     assert set(MirrorGroup.objects.values_list("name", flat=True)) == {"Data Engineering", "Finance"}
 
 
@@ -55,7 +55,7 @@ def test_a_read_that_keeps_failing_is_retried_then_the_command_exits_1(sandbox_g
     assert caught.value.returncode == 1
     assert remaining_faults("list_user_groups") == 10 - (1 + settings.SEGMENT_MAX_RETRIES)
     message = str(caught.value)
-    assert "failed: Unavailable: Segment is not responding." in message
+    assert "Unavailable: Segment is not responding." in message
     assert "retried up to 3 times (SEGMENT_MAX_RETRIES)" in message
     assert "The mirror keeps its earlier state" in message
     assert SyncRun.objects.get().status == SyncRun.Status.FAILED

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from groups_app import tasks
-from groups_app.models import MirrorGroup, PeriodicJob, SyncRun
+from groups_app.models import MirrorGroup, PeriodicJob, SyncRun, WorkerHeartbeat
 from groups_app.services.schedule import enqueue_due_jobs
 from sandbox.models import Membership, UserGroup, WorkspaceUser
 
@@ -88,6 +88,7 @@ def test_a_worker_process_runs_a_queued_sync(database_queue, team):
     run = SyncRun.objects.get(kind=SyncRun.Kind.FULL)
     assert run.trigger == "Refresh by vera" and run.status == SyncRun.Status.SUCCEEDED
     assert MirrorGroup.objects.get(group_id=team.id).member_count == 1
+    assert WorkerHeartbeat.objects.count() == 1  # readiness sees a worker alive
 
 
 def test_the_worker_schedules_the_periodic_jobs_and_runs_them(database_queue, team):
@@ -96,7 +97,7 @@ def test_the_worker_schedules_the_periodic_jobs_and_runs_them(database_queue, te
     assert finished.returncode == 0, finished.stderr
     ran = {r.task_path.rsplit(".", 1)[1]: r.status for r in DBTaskResult.objects.all()}
     assert ran == {
-        "sync_workspace": "SUCCESSFUL",
+        "sync_changed": "SUCCESSFUL",
         "reconcile_changes": "SUCCESSFUL",
         "expire_access": "SUCCESSFUL",
         "notify_expiring": "SUCCESSFUL",
@@ -111,13 +112,13 @@ def test_the_worker_schedules_the_periodic_jobs_and_runs_them(database_queue, te
 
 
 def test_each_due_job_is_enqueued_once_however_many_workers_look(db, settings, enqueued):
-    settings.MIRROR_SYNC_EVERY = 900
+    settings.MIRROR_QUICK_SYNC_EVERY = 900
 
     first = enqueue_due_jobs()
     second = enqueue_due_jobs()  # another worker, right after
 
     assert first == [
-        "sync_workspace",
+        "sync_changed",
         "reconcile_changes",
         "expire_access",
         "notify_expiring",
@@ -126,11 +127,9 @@ def test_each_due_job_is_enqueued_once_however_many_workers_look(db, settings, e
     ]
     assert second == []
     assert len(enqueued()) == 6
-    PeriodicJob.objects.filter(name="sync_workspace").update(
-        next_run_at=timezone.now() - timedelta(seconds=1)
-    )
-    assert enqueue_due_jobs() == ["sync_workspace"]
-    job = PeriodicJob.objects.get(name="sync_workspace")
+    PeriodicJob.objects.filter(name="sync_changed").update(next_run_at=timezone.now() - timedelta(seconds=1))
+    assert enqueue_due_jobs() == ["sync_changed"]
+    job = PeriodicJob.objects.get(name="sync_changed")
     assert timedelta(seconds=899) < job.next_run_at - timezone.now() <= timedelta(seconds=900)
 
 
@@ -169,14 +168,14 @@ def test_pruning_forgets_old_sync_records_but_never_audit_entries(db, settings):
 
 
 def test_a_recent_sync_postpones_the_scheduled_one(db, settings, enqueued):
-    settings.MIRROR_SYNC_EVERY = 900
+    settings.MIRROR_QUICK_SYNC_EVERY = 900
     ten_minutes_ago = timezone.now() - timedelta(minutes=10)
     SyncRun.objects.create(
         kind="full", status="succeeded", started_at=ten_minutes_ago, heartbeat_at=ten_minutes_ago
     )
 
-    assert "sync_workspace" not in enqueue_due_jobs()
+    assert "sync_changed" not in enqueue_due_jobs()
 
-    job = PeriodicJob.objects.get(name="sync_workspace")
+    job = PeriodicJob.objects.get(name="sync_changed")
     assert abs((job.next_run_at - (ten_minutes_ago + timedelta(seconds=900))).total_seconds()) < 1
-    assert ("sync_workspace", (), {}) not in enqueued()
+    assert ("sync_changed", (), {}) not in enqueued()

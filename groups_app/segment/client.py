@@ -31,6 +31,7 @@ from .errors import (
     ValidationFailed,
 )
 from .models import IamRole, NamedResource, Page, Permission, UserGroup, WorkspaceUser
+from .observers import observe_call, observe_rate_limit_wait
 
 __version__ = "1.0"
 
@@ -468,6 +469,9 @@ class SegmentClient:
             except (requests.Timeout, requests.ConnectionError) as exc:
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                observe_call(
+                    method, path, "timeout" if kind == "timed out" else "connection_error", elapsed_ms / 1000
+                )
                 logger.warning("%s %s %s after %.0fms (attempt %d)", method, path, kind, elapsed_ms, attempt)
                 delay = self._back_off(attempt, waited) if is_read and attempt <= self.max_retries else None
                 if delay is not None:
@@ -481,12 +485,14 @@ class SegmentClient:
             elapsed_ms = (time.perf_counter() - started) * 1000
             status = response.status_code
             logger.info("%s %s %s in %.0fms (attempt %d)", method, path, status, elapsed_ms, attempt)
+            observe_call(method, path, str(status), elapsed_ms / 1000)
 
             if status == 429:
                 wait = self._rate_limit_wait(response)
                 left = time_left()
                 fits = left is None or wait + MIN_USEFUL_TIME < left
                 if attempt <= self.max_retries and waited + wait <= self.max_retry_wait and fits:
+                    observe_rate_limit_wait(method, path, wait)
                     self._sleep(wait)
                     waited += wait
                     continue

@@ -40,7 +40,6 @@ from groups_app.roles import CHANGE_MEMBERSHIP, CHANGE_PERMISSIONS, MANAGE_GROUP
 from groups_app.rules import book
 from groups_app.rules.book import Approval, Decision, ProposedChange, Verdict
 from groups_app.segment import OutcomeUnknown, SegmentClient, SegmentError, UserGroup, time_left
-from groups_app.services import queue
 from groups_app.services.audit import AuditRecord, complete, origin_var, record_refused, write_pending
 from groups_app.services.errors import (
     ChangeOutcomeUnknown,
@@ -49,6 +48,7 @@ from groups_app.services.errors import (
     NotAllowed,
     ServiceError,
 )
+from groups_app.services.mirror import write_through
 from groups_app.services.reconcile import is_abandoned, mark_abandoned, reconcile_entry
 
 logger = logging.getLogger("groups_app.changes")
@@ -120,6 +120,7 @@ class ChangeAttempt:
     record: AuditRecord | None = None
     unsent_entry: AuditEntry | None = None  # the entry of an attempt that was never sent
     is_checked: bool = False
+    answer: Any = None  # Segment's answer to the change, once it confirmed it
 
     @property
     def is_sent(self) -> bool:
@@ -228,6 +229,7 @@ class ChangeAttempt:
         if summary_on_success is not None:
             self.record.summary = summary_on_success(result)
         complete(self.record, AuditEntry.Status.SUCCEEDED)
+        self.answer = result
         return Changed(result, self.record.entry)
 
     def _entry_fields(self) -> dict[str, Any]:
@@ -373,19 +375,29 @@ def change_refused(*, actor: Any, action: str, reason: str, group_id: str = "", 
 
 
 def _refresh_touched_group(attempt: ChangeAttempt) -> None:
-    """Have the worker re-read the group a sent change touched, so the mirror (the list, People)
-    shows it, and emails that were added are verified as users or invites. A queue that cannot
-    be reached costs only freshness (the next full sync catches up): it never fails the change."""
+    """Keep the mirror (the list, People) right about the group a sent change touched.
+
+    An addition is written through to the mirror before this runs: when Segment's answer (the
+    group's member count) agrees with the mirror then, and no added email needs telling apart
+    as a user or an invite, nothing is re-read. Otherwise the worker re-reads the group, once a
+    minute at most (always when there are emails to verify); a change within that minute is
+    left to the write-through and the next quick pass. A queue that cannot be reached costs
+    only freshness: it never fails the change."""
     record = attempt.record
     group_id = attempt.group_id or (record.group_id if record else "") or ""
     if not group_id:
         return
     emails = attempt.details.get("emails") if attempt.action == AuditEntry.Action.MEMBERS_ADD else None
-    queue.enqueue_quietly(
-        "refresh_group",
+    # Added emails the mirror guessed to be invites are verified by a refresh (invite ages).
+    unverified = write_through.unverified_emails(group_id, list(emails or ()))
+    answer = getattr(attempt.answer, "group", attempt.answer)
+    is_addition = attempt.action == AuditEntry.Action.MEMBERS_ADD and isinstance(answer, UserGroup)
+    if is_addition and not unverified and write_through.confirmed_by_answer(group_id, answer.member_count):
+        return
+    write_through.refresh_soon(
         group_id,
         trigger=(f"{attempt.action} #{record.entry.pk}" if record else attempt.action)[:200],
-        verify_emails=list(emails or ()),
+        verify_emails=unverified,
     )
 
 

@@ -27,7 +27,15 @@ from groups_app.segment import (
     UserGroup,
     WorkspaceUser,
 )
-from groups_app.services.mirror.selectors import Freshness, mirror_freshness, mirrored_group, mirrored_roles
+from groups_app.services.grants import permissions_fingerprint
+from groups_app.services.mirror.selectors import (
+    Freshness,
+    mirror_freshness,
+    mirrored_group,
+    mirrored_resource_names,
+    mirrored_roles,
+    stored_permissions,
+)
 from groups_app.services.segment_client import get_client
 from groups_app.services.workspace import (
     Membership,
@@ -100,6 +108,7 @@ class GroupDetail:
     is_privileged: bool
     problems: dict[str, str]
     resource_names: dict[tuple[str, str], str]
+    as_of: datetime | None = None  # painted from the mirror, as of then; None: read live
 
 
 def roles_by_id(*, client: SegmentClient | None = None) -> dict[str, IamRole]:
@@ -241,14 +250,19 @@ def group_detail(
     client = client or get_client()
     calls = {
         "group": lambda: client.get_user_group(group_id),
-        "roles": lambda: roles_by_id(client=client),
-        "resources": lambda: resource_catalog(client=client),
         "users": lambda: client.list_users_from_user_group(group_id, count=users_count, cursor=users_cursor),
         "invites": lambda: client.list_invites_from_user_group(
             group_id, count=invites_count, cursor=invites_cursor
         ),
     }
-    results = _run_side_by_side(calls, concurrent=client.concurrent_requests)
+    # Role and resource names come from the mirror (its full sync reads both; a name it could
+    # not read shows as the id); they are read live only while the mirror has read none.
+    mirrored_names = mirrored_resource_names()
+    results: dict[str, Any] = {"roles": mirrored_roles()}
+    if not results["roles"]:
+        calls["roles"] = lambda: roles_by_id(client=client)
+        calls["resources"] = lambda: resource_catalog(client=client)
+    results.update(_run_side_by_side(calls, concurrent=client.concurrent_requests))
     group = results["group"]
     if isinstance(group, Exception):
         raise group
@@ -269,7 +283,80 @@ def group_detail(
         invites=None if "invites" in problems else results["invites"],
         is_privileged=group_is_privileged(group, roles),
         problems=problems,
-        resource_names=results["resources"].names,
+        resource_names=results["resources"].names if "resources" in results else mirrored_names,
+    )
+
+
+def group_detail_from_mirror(
+    *, group_id: str, users_count: int = 25, invites_count: int = 25
+) -> GroupDetail | None:
+    """A group's page as the mirror holds it — the group, its permissions with role and resource
+    names, the first page of its users and of its invites — with no upstream call; None when
+    the mirror does not hold the group. `as_of` is when the mirror last read the workspace."""
+    stored = MirrorGroup.objects.filter(group_id=group_id).first()
+    freshness = mirror_freshness()
+    if stored is None or freshness.as_of is None:
+        return None
+    group = mirrored_group(stored)
+    roles = mirrored_roles()
+    members = MirrorMember.objects.filter(group_id=group_id).order_by("name_key", "email")
+    users = tuple(
+        WorkspaceUser(id=m.user_id, name=m.name, email=m.email)
+        for m in members.filter(kind=MirrorMember.Kind.USER)[:users_count]
+    )
+    invites = tuple(
+        members.filter(kind=MirrorMember.Kind.INVITE)
+        .order_by("email")
+        .values_list("email", flat=True)[:invites_count]
+    )
+    return GroupDetail(
+        group=group,
+        permissions=group_permissions_view(group, roles),
+        users=Page(items=users, total_entries=stored.user_count),
+        invites=Page(items=invites, total_entries=stored.invite_count),
+        is_privileged=group_is_privileged(group, roles),
+        problems={},
+        resource_names=mirrored_resource_names(),
+        as_of=max(freshness.as_of, stored.read_at),
+    )
+
+
+@dataclass(frozen=True)
+class MirrorComparison:
+    """How a live reading of a group's page differs from the mirror's copy (read as of `as_of`)."""
+
+    as_of: datetime
+    differences: tuple[str, ...]
+    new_on_page: tuple[str, ...]  # users and invites on the live pages the copy does not hold
+
+    @property
+    def differs(self) -> bool:
+        return bool(self.differences or self.new_on_page)
+
+
+def group_detail_comparison(detail: GroupDetail) -> MirrorComparison | None:
+    """What the live page shows that the mirror's copy does not; None without a copy."""
+    stored = MirrorGroup.objects.filter(group_id=detail.group.id).first()
+    freshness = mirror_freshness()
+    if stored is None or freshness.as_of is None:
+        return None
+    live = detail.group
+    differences = []
+    if stored.name != live.name:
+        differences.append(f"it was named “{stored.name}”")
+    if stored.member_count != live.member_count:
+        differences.append(f"it had {stored.member_count} members, now {live.member_count}")
+    if permissions_fingerprint(stored_permissions(stored)) != permissions_fingerprint(live.permissions):
+        differences.append("its permissions changed")
+    on_page = [u.email.lower() for u in (detail.users.items if detail.users else ())]
+    on_page += [e.lower() for e in (detail.invites.items if detail.invites else ())]
+    held = set(
+        MirrorMember.objects.filter(group_id=live.id, email__in=on_page).values_list("email", flat=True)
+    )
+    return MirrorComparison(
+        as_of=max(freshness.as_of, stored.read_at),
+        differences=tuple(differences),
+        new_on_page=tuple(e for e in on_page if e not in held),
     )
 
 

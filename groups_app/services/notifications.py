@@ -23,11 +23,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from groups_app.models import AccessRequest, ChangeProposal
-from groups_app.segment import SegmentError
 from groups_app.services import owners, webhooks
 from groups_app.services.audit import origin_var
 from groups_app.services.audit_details import ObservedChange, grant_lines, observed_change
-from groups_app.services.groups import resource_catalog
+from groups_app.services.mirror.selectors import mirrored_resource_names
 
 logger = logging.getLogger("groups_app.notifications")
 
@@ -234,12 +233,8 @@ def _local(moment: datetime) -> str:
 
 
 def _resource_names() -> dict[tuple[str, str], str]:
-    """Names of the resources grants name (read through the Public API and cached; none if that fails)."""
-    try:
-        return resource_catalog().names
-    except SegmentError as exc:
-        logger.warning("Resource names for the drift mail could not be read: %s", exc)
-        return {}
+    """Names of the resources grants name, as the mirror's syncs read them (no upstream call)."""
+    return mirrored_resource_names()
 
 
 def _unique_names(names) -> list[str]:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Max, Q
+from django.db.models import Q
 
 from groups_app.emails import address_problem
-from groups_app.models import AccessRequest, MirrorGroup, MirrorMember, PersonKey
+from groups_app.models import AccessRequest, MirrorGroup, MirrorMember, MirrorPerson, PersonKey
 from groups_app.segment import IamRole, SegmentClient, SegmentError, UserGroup
 from groups_app.services.approvals.changes import members_add_or_file
 from groups_app.services.errors import InvalidInput, ServiceError
@@ -74,36 +74,66 @@ class PersonRow:
     key: str  # stands for the address in URLs
 
 
-def people_search(*, query: str, page: int = 1, page_size: int = 25) -> Listing[PersonRow]:
-    """Everyone in any group (users and pending invites) whose email or name contains `query`."""
-    needle = query.strip().casefold()
-    members = MirrorMember.objects.all()
+# People counts its matches exactly up to here, and says "more than" past it: counting every
+# match of a short query among a million memberships is what made searching slow.
+PEOPLE_COUNT_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class PeopleListing(Listing[PersonRow]):
+    """A page of People; past PEOPLE_COUNT_LIMIT matches, `total` is that limit and
+    `is_count_capped` is set (the page count is then only known to go on while pages are full)."""
+
+    is_count_capped: bool = False
+
+    @property
+    def total_text(self) -> str:
+        if self.is_count_capped:
+            return f"More than {PEOPLE_COUNT_LIMIT:,}"
+        return f"{self.total:,}"
+
+
+def people_search(*, query: str, page: int = 1, page_size: int = 25) -> PeopleListing:
+    """Everyone in any group (users and pending invites) whose email or name contains `query`,
+    by email: one row a person from the mirror's per-person summary (trigram-indexed on
+    PostgreSQL), counted exactly up to PEOPLE_COUNT_LIMIT."""
+    needle = query.replace("\x00", "").strip().casefold()
+    people = MirrorPerson.objects.all()
     if needle:
-        members = members.filter(Q(email__contains=needle) | Q(name_key__contains=needle))
-    people = (
-        members.values("email")
-        .annotate(
-            name=Max("name"),
-            groups=Count("group_id"),
-            users=Count("pk", filter=Q(kind=MirrorMember.Kind.USER)),
-        )
-        .order_by("email")
-    )
-    total = people.count()
-    page, page_count, start = page_bounds(total, page, page_size)
-    found = list(people[start : start + page_size])
-    keys = person_keys(p["email"] for p in found)
+        people = people.filter(Q(email__contains=needle) | Q(name_key__contains=needle))
+    people = people.order_by("email").only("email", "name", "group_count", "invite_count")
+    counted = people[: PEOPLE_COUNT_LIMIT + 1].count()
+    is_capped = counted > PEOPLE_COUNT_LIMIT
+    if is_capped:
+        page = max(1, page)
+        found = list(people[(page - 1) * page_size : page * page_size + 1])  # one more: a next page?
+        if not found:  # past the end: the first page, as page_bounds does for a known count
+            page, found = 1, list(people[: page_size + 1])
+        page_count = page + 1 if len(found) > page_size else page
+        found = found[:page_size]
+    else:
+        page, page_count, start = page_bounds(counted, page, page_size)
+        found = list(people[start : start + page_size])
+    keys = person_keys(p.email for p in found)
     rows = tuple(
         PersonRow(
-            email=p["email"],
-            name=p["name"],
-            group_count=p["groups"],
-            is_user=p["users"] > 0,
-            key=keys.get(p["email"], ""),
+            email=p.email,
+            name=p.name,
+            group_count=p.group_count,
+            is_user=p.is_user,
+            key=keys.get(p.email, ""),
         )
         for p in found
     )
-    return Listing(rows, total, page, page_count, page_size, mirror_freshness())
+    return PeopleListing(
+        rows,
+        min(counted, PEOPLE_COUNT_LIMIT),
+        page,
+        page_count,
+        page_size,
+        mirror_freshness(),
+        is_count_capped=is_capped,
+    )
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from groups_app.models import PeriodicJob, SyncRun
+from groups_app.models import PeriodicJob, SyncRun, WorkerHeartbeat
 from groups_app.services import queue
 
 logger = logging.getLogger("groups_app.schedule")
+
+# A worker writes its heartbeat this often; readiness wants one within WORKER_SILENCE_SECONDS.
+HEARTBEAT_EVERY = 15.0
+WORKER_SILENCE_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -28,9 +32,13 @@ class Job:
     last_done: Callable[[], datetime | None] = lambda: None
 
 
-def _last_full_sync() -> datetime | None:
+def _last_sync() -> datetime | None:
+    """When the last successful full sync or quick pass read the listing."""
     return (
-        SyncRun.objects.filter(kind=SyncRun.Kind.FULL, status=SyncRun.Status.SUCCEEDED)
+        SyncRun.objects.filter(
+            kind__in=[SyncRun.Kind.FULL, SyncRun.Kind.QUICK], status=SyncRun.Status.SUCCEEDED
+        )
+        .order_by("-started_at")
         .values_list("started_at", flat=True)
         .first()
     )
@@ -42,7 +50,9 @@ def _has_webhooks() -> bool:
 
 def jobs() -> tuple[Job, ...]:
     return (
-        Job("sync_workspace", lambda: settings.MIRROR_SYNC_EVERY, last_done=_last_full_sync),
+        # The quick pass also reads, at each run, its share of the groups read longest ago:
+        # no separate full sync is scheduled, so none ever comes as one burst.
+        Job("sync_changed", lambda: settings.MIRROR_QUICK_SYNC_EVERY, last_done=_last_sync),
         Job("reconcile_changes", lambda: settings.RECONCILE_EVERY),
         Job("expire_access", lambda: settings.EXPIRE_ACCESS_EVERY),
         Job("notify_expiring", lambda: settings.NOTIFY_EXPIRING_EVERY),
@@ -87,3 +97,27 @@ def enqueue_due_jobs() -> list[str]:
                 continue
             enqueued.append(job.name)
     return enqueued
+
+
+def worker_heartbeat(worker: str, *, started_at: datetime) -> None:
+    """A worker process is alive (written every HEARTBEAT_EVERY seconds while it runs)."""
+    WorkerHeartbeat.objects.update_or_create(
+        worker=worker[:200], defaults={"seen_at": timezone.now(), "started_at": started_at}
+    )
+
+
+def last_worker_heartbeat() -> datetime | None:
+    """When the last sign of life of any worker was written."""
+    return WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", flat=True).first()
+
+
+def workers_alive() -> int:
+    """Workers that gave a sign of life within WORKER_SILENCE_SECONDS."""
+    since = timezone.now() - timedelta(seconds=WORKER_SILENCE_SECONDS)
+    return WorkerHeartbeat.objects.filter(seen_at__gte=since).count()
+
+
+def forget_silent_workers(*, older_than: timedelta) -> int:
+    """Forget the heartbeats of workers silent for long (stopped, or their machine is gone)."""
+    deleted, _ = WorkerHeartbeat.objects.filter(seen_at__lt=timezone.now() - older_than).delete()
+    return deleted

@@ -25,6 +25,8 @@ from groups_app.services.groups import (
     MEMBER_PAGE_SIZES,
     PAGE_SIZES,
     group_detail,
+    group_detail_comparison,
+    group_detail_from_mirror,
     group_get,
     group_invites_page,
     group_is_privileged,
@@ -164,14 +166,29 @@ def group_detail_view(request: HttpRequest, group_id: str) -> HttpResponse:
         "history": audit_entries_for_group(group_id),
         "proposals": [(p, may_decide(p, request.user)) for p in proposals_open(group_id=group_id)],
     }
-    try:
-        detail = _detail(group_id, params)
-    except ValidationFailed:
-        # A stale cursor in either table: show both from their first page.
-        notes.append(STALE_CURSOR_NOTE)
-        for prefix in ("users", "invites"):
-            _forget_position(prefix, params, query)
-        detail = _detail(group_id, params)
+    # A first visit is painted from the mirror at once, with no upstream call; the page then
+    # reads Segment (htmx, one round trip, or the "live" link with JavaScript off) and says
+    # what differs. Paging, and every htmx request, read Segment.
+    is_live = request.GET.get("live") == "1" or bool(request.htmx)
+    has_position = bool(params["users_cursor"] or params["invites_cursor"])
+    detail = None
+    if not is_live and not has_position:
+        detail = group_detail_from_mirror(
+            group_id=group_id, users_count=params["users_size"], invites_count=params["invites_size"]
+        )
+    if detail is None:
+        try:
+            detail = _detail(group_id, params)
+        except ValidationFailed:
+            # A stale cursor in either table: show both from their first page.
+            notes.append(STALE_CURSOR_NOTE)
+            for prefix in ("users", "invites"):
+                _forget_position(prefix, params, query)
+            detail = _detail(group_id, params)
+        context["comparison"] = group_detail_comparison(detail)
+    live_query = query.copy()
+    live_query["live"] = "1"
+    context["live_query"] = live_query
     context.update(
         detail=detail,
         group=detail.group,

@@ -18,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import push_url
+from django_htmx.http import replace_url
 
 from groups_app.forms import (
     CopyAccessForm,
@@ -79,7 +79,8 @@ def people_view(request: HttpRequest) -> HttpResponse:
         url = reverse("groups:people") + (f"?{urlencode({'search': token})}" if token else "")
         if not request.htmx:
             return redirect(url)
-        return push_url(_people_page(request, form, query=query, token=token), url)
+        # Typing searches as it goes: the address is replaced, never a history entry a keystroke.
+        return replace_url(_people_page(request, form, query=query, token=token), url)
     params, notes = PeopleListQuery(request.GET).values()
     token = params["search"]
     query = _recalled_search(request, token) if token else ""

@@ -174,3 +174,26 @@ document.addEventListener("change", (event) => {
   if (event.target.id === "id_resource_type") filterResourcePicker();
 });
 document.addEventListener("DOMContentLoaded", filterResourcePicker);
+
+// -- A group's page painted from the mirror reads itself live once loaded (#live-read) ----------
+// Whatever the person does first wins: their own request, or typing in a field, drops that read
+// (it would replace the page under them); the "Show it live" link stays.
+function dropLiveRead() {
+  const liveRead = document.getElementById("live-read");
+  if (!liveRead || !liveRead.hasAttribute("data-live-pending")) return;
+  liveRead.removeAttribute("data-live-pending");
+  // htmx listens on the body, and reads the element from the detail.
+  liveRead.dispatchEvent(new CustomEvent("htmx:abort", { bubbles: true, detail: { elt: liveRead } }));
+  for (const note of liveRead.querySelectorAll("[data-live-reading]")) note.hidden = true;
+}
+
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const elt = event.detail.elt;
+  if (!elt) return;
+  if (elt.id !== "live-read") dropLiveRead();
+  else if (!elt.hasAttribute("data-live-pending")) event.preventDefault();  // dropped before it began
+});
+document.addEventListener("input", dropLiveRead);
+document.addEventListener("DOMContentLoaded", () => {
+  for (const note of document.querySelectorAll("#live-read[data-live-pending] [data-live-reading]")) note.hidden = false;
+});

@@ -97,6 +97,10 @@ def test_everything_works_without_javascript(browser, live_server, workspace, vi
         page.get_by_role("button", name="Search").click()
         expect(page.locator("#groups-table caption")).to_contain_text("1 group matching “employ”")
         page.get_by_role("link", name="All Employees").click()
+        # Painted from Group Admin's copy; its link reads the group live, with page links.
+        expect(page.locator("#live-read")).to_contain_text("From Group Admin's copy of the workspace, as of")
+        page.get_by_role("link", name="Show it live").click()
+        expect(page.locator("#live-read")).to_contain_text("Live from Segment.")
         page.locator("#users-panel").get_by_role("link", name="Next →").click()
         expect(users_range(page)).to_have_text("26–50 of 450")
         page.locator("#invites-panel").get_by_role("link", name="Next →").click()

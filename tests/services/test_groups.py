@@ -137,7 +137,7 @@ def test_permissions_view_sorts_roles_and_resources():
 
 
 @responses.activate
-def test_detail_fetches_group_users_and_invites_concurrently(segment):
+def test_detail_fetches_group_users_and_invites_concurrently(segment, db):
     barrier = threading.Barrier(3, timeout=5)
 
     def together(payload):
@@ -172,7 +172,7 @@ def test_detail_fetches_group_users_and_invites_concurrently(segment):
 
 
 @responses.activate
-def test_detail_raises_not_found_for_unknown_group(segment):
+def test_detail_raises_not_found_for_unknown_group(segment, db):
     mock_roles()
     responses.get(
         f"{API}/groups/{GROUP_ID}", status=404, json={"errors": [{"type": "not-found", "message": "nope"}]}

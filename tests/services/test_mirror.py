@@ -105,10 +105,13 @@ def test_sync_calls_are_one_per_page_of_each_listing(workspace, counted, setting
 
     run = sync_workspace(trigger="test", client=counted.client)
 
-    # roles 1 item, groups 5, Data Engineering 2 users + 1 invite, the rest empty (never read).
+    # roles 1 item, groups 5, Data Engineering 2 users + 1 invite, the rest empty (never read);
+    # then the resource names: the workspace, and one empty page each of sources, warehouses,
+    # spaces and the four kinds of functions.
     expected = sum(math.ceil(items / 2) for items in (1, 5, 2, 1))
-    assert run.calls == len(counted.calls) == expected == 6
-    assert run.pages == expected and run.page_size == 2
+    resource_names = 1 + 3 + 4
+    assert run.calls == len(counted.calls) == expected + resource_names == 14
+    assert run.pages == expected + 7 and run.page_size == 2
 
 
 def test_a_refused_page_size_falls_back_to_200_and_is_remembered(workspace, settings):
@@ -151,7 +154,7 @@ def test_a_sync_that_fails_midway_leaves_the_mirror_as_it_was(workspace, setting
 
     run = sync_workspace(trigger="test")
 
-    assert run.status == SyncRun.Status.FAILED and "Unavailable" in run.errors[0]
+    assert run.status == SyncRun.Status.FAILED and "Unavailable" in run.errors[-1]
     assert members_of(GROUP) == before
     assert MirrorGroup.objects.get(group_id=GROUP).name == "Data Engineering"
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.OBSERVED).exists()
@@ -173,7 +176,7 @@ def test_a_crash_in_the_middle_of_a_sync_changes_nothing_and_is_recorded(workspa
         sync_workspace(trigger="test")
 
     run = SyncRun.objects.first()
-    assert run.status == SyncRun.Status.FAILED and "worker killed" in run.errors[0]
+    assert run.status == SyncRun.Status.FAILED and "worker killed" in run.errors[-1]
     assert MirrorGroup.objects.get(group_id=GROUP).name == "Data Engineering"
     monkeypatch.undo()
     assert sync_workspace(trigger="after the crash").status == SyncRun.Status.SUCCEEDED

@@ -5,7 +5,10 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
+from groups_app.services.mirror.sync import sync_workspace
+from groups_app.services.schedule import worker_heartbeat
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -87,7 +90,14 @@ def test_healthz_is_a_public_liveness_check_that_touches_nothing(client, django_
     assert "no-store" in response["Cache-Control"]
 
 
-def test_readyz_checks_database_cache_and_segment_once_per_ttl(client, db, monkeypatch):
+@pytest.fixture
+def worker_and_mirror(db):
+    """A worker alive and a fresh mirror: what readiness wants besides database, cache, Segment."""
+    worker_heartbeat("worker-host:1", started_at=timezone.now())
+    sync_workspace(trigger="test")
+
+
+def test_readyz_checks_database_cache_and_segment_once_per_ttl(client, worker_and_mirror, monkeypatch):
     from groups_app.segment import SegmentClient
 
     calls = []
@@ -102,7 +112,14 @@ def test_readyz_checks_database_cache_and_segment_once_per_ttl(client, db, monke
     responses = [client.get("/readyz") for _ in range(5)]
 
     assert all(r.status_code == 200 for r in responses)
-    assert responses[0].json() == {"status": "ok", "database": "ok", "cache": "ok", "segment": "ok"}
+    assert responses[0].json() == {
+        "status": "ok",
+        "database": "ok",
+        "cache": "ok",
+        "segment": "ok",
+        "worker": "ok",
+        "mirror": "ok",
+    }
     assert len(calls) == 1
 
 

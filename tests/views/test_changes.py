@@ -713,7 +713,7 @@ def labelled(small):
 
 
 def test_labels_are_shown_on_the_detail_page(viewer_client, labelled):
-    page = html(viewer_client.get(url("detail", labelled)))
+    page = html(viewer_client.get(url("detail", labelled), {"live": "1"}))  # granted after the last sync
 
     assert '<span class="label-tag" title="This grant applies only where environment is prod">' in page
 

@@ -6,9 +6,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from groups_app.models import PersonKey
+from groups_app.models import MirrorRole, PersonKey
 from groups_app.segment import SegmentClient
-from groups_app.services.mirror.sync import sync_workspace
+from groups_app.services.mirror.sync import sync_changed, sync_workspace
 from groups_app.services.segment_client import SANDBOX_BASE_URL
 from sandbox.faults import inject_fault
 from sandbox.models import Invite, UserGroup
@@ -124,11 +124,11 @@ def test_refresh_asks_the_worker_for_a_sync_and_the_list_shows_it_when_done(
     fragment = viewer_client.post(LIST + "?q=created", headers={**HTMX, "HX-Target": "groups-table"})
 
     assert plain.status_code == 302 and plain["Location"] == LIST + "?q=created"
-    assert [name for name, *_ in enqueued()] == ["sync_workspace"]  # once, however often it is pressed
+    assert [name for name, *_ in enqueued()] == ["sync_changed"]  # once, however often it is pressed
     assert "updating now" in html(fragment) and 'hx-trigger="every 3s"' in html(fragment)
     assert "<html" not in html(fragment)
 
-    sync_workspace(trigger="the worker")
+    sync_changed(trigger="the worker")  # the task the button enqueued
 
     after = html(viewer_client.get(LIST, {"q": "created"}, headers={**HTMX, "HX-Target": "groups-table"}))
     assert "Created elsewhere" in after and "updating now" not in after
@@ -150,7 +150,7 @@ def test_an_empty_mirror_starts_a_sync_and_says_so(viewer_client, db, enqueued):
 
     assert response.status_code == 200
     assert "reading the workspace from Segment for the first time" in html(response)
-    assert [name for name, *_ in enqueued()] == ["sync_workspace"]
+    assert [name for name, *_ in enqueued()] == ["sync_changed"]
 
 
 def test_refresh_requires_csrf(demo_workspace):
@@ -221,7 +221,7 @@ def test_detail_of_an_empty_group(viewer_client, demo_workspace):
 def test_users_fragment_pages_without_touching_invites(viewer_client, demo_workspace):
     group = demo_workspace["All Employees"]
     total = group.memberships.count()
-    first = viewer_client.get(detail_url(group), {"users_size": "10"})
+    first = viewer_client.get(detail_url(group), {"users_size": "10", "live": "1"})
     next_link = html(first).split('rel="next" href="')[1].split('"')[0].replace("&amp;", "&")
 
     fragment = viewer_client.get(detail_url(group) + next_link, headers={**HTMX, "HX-Target": "users-panel"})
@@ -236,7 +236,9 @@ def test_users_fragment_pages_without_touching_invites(viewer_client, demo_works
 
 def test_full_page_renders_the_requested_pages_of_both_tables(viewer_client, demo_workspace):
     group = demo_workspace["All Employees"]
-    first = html(viewer_client.get(detail_url(group), {"users_size": "50", "invites_size": "10"}))
+    first = html(
+        viewer_client.get(detail_url(group), {"users_size": "50", "invites_size": "10", "live": "1"})
+    )
     invites_next = first.split('aria-label="Invites pages"')[1].split('rel="next" href="')[1].split('"')[0]
 
     page = html(viewer_client.get(detail_url(group) + invites_next.replace("&amp;", "&")))
@@ -312,7 +314,7 @@ def wrong_token(monkeypatch):
 
 @pytest.mark.usefixtures("wrong_token")
 def test_rejected_token_says_to_check_it(viewer_client, demo_workspace):
-    response = viewer_client.get(detail_url(demo_workspace["All Employees"]))
+    response = viewer_client.get(detail_url(demo_workspace["All Employees"]), {"live": "1"})
 
     assert response.status_code == 502
     assert "Segment rejected the API token — check SEGMENT_API_TOKEN and its scopes." in html(response)
@@ -331,7 +333,7 @@ def test_upstream_failures_become_banners(
 ):
     settings.SEGMENT_MAX_RETRIES = 0
     inject_fault(operation, str(status), times=1)
-    target = LIST if url == "list" else detail_url(demo_workspace["All Employees"])
+    target = LIST if url == "list" else detail_url(demo_workspace["All Employees"]) + "?live=1"
 
     response = viewer_client.get(target)
 
@@ -353,7 +355,7 @@ def test_a_failed_table_read_still_shows_the_rest_of_the_detail_page(
     inject_fault(operation, "503")
     group = demo_workspace["All Employees"]
 
-    response = viewer_client.get(detail_url(group))
+    response = viewer_client.get(detail_url(group), {"live": "1"})
 
     page = html(response)
     assert response.status_code == 200
@@ -363,11 +365,25 @@ def test_a_failed_table_read_still_shows_the_rest_of_the_detail_page(
     assert group.name in page and "Permissions" in page
 
 
-def test_failed_role_names_fall_back_to_the_names_the_group_carries(viewer_client, demo_workspace, settings):
+def test_role_names_come_from_the_mirror_even_when_segment_cannot_list_roles(
+    viewer_client, demo_workspace, settings
+):
     settings.SEGMENT_MAX_RETRIES = 0
     inject_fault("list_roles", "503")
 
-    response = viewer_client.get(detail_url(demo_workspace["All Employees"]))
+    response = viewer_client.get(detail_url(demo_workspace["All Employees"]), {"live": "1"})
+
+    assert response.status_code == 200
+    assert "Role names could not be read" not in html(response)
+    assert "<strong>Workspace Member</strong>" in html(response)
+
+
+def test_failed_role_names_fall_back_to_the_names_the_group_carries(viewer_client, demo_workspace, settings):
+    MirrorRole.objects.all().delete()  # a mirror without roles: they are read live
+    settings.SEGMENT_MAX_RETRIES = 0
+    inject_fault("list_roles", "503")
+
+    response = viewer_client.get(detail_url(demo_workspace["All Employees"]), {"live": "1"})
 
     assert response.status_code == 200
     assert "Role names could not be read" in html(response)
@@ -402,7 +418,7 @@ def test_invite_count_includes_invites_added_later(viewer_client, demo_workspace
     group = demo_workspace["All Employees"]
     Invite.objects.create(group=group, email="late@example.com")
 
-    page = html(viewer_client.get(detail_url(group), {"invites_size": "50"}))
+    page = html(viewer_client.get(detail_url(group), {"invites_size": "50", "live": "1"}))
 
     assert "1–31 of 31" in page
 
@@ -412,7 +428,7 @@ def test_paging_one_table_keeps_the_other_tables_state_from_the_browser_url(view
     browser_url = (
         f"http://testserver{detail_url(group)}?users_size=10&users_cursor=OLD&users_start=11&invites_size=10"
     )
-    first_invites = viewer_client.get(detail_url(group), {"invites_size": "10"})
+    first_invites = viewer_client.get(detail_url(group), {"invites_size": "10", "live": "1"})
     invites_next = (
         html(first_invites)
         .split('aria-label="Invites pages"')[1]

@@ -89,7 +89,7 @@ def test_people_search_fragment_for_htmx(client, office):
 
     assert html(response).strip().startswith('<section id="people-table"')
     assert "bob@example.com" in html(response)
-    assert re.fullmatch(r"/people/\?search=[A-Za-z0-9_-]+", response["HX-Push-Url"])
+    assert re.fullmatch(r"/people/\?search=[A-Za-z0-9_-]+", response["HX-Replace-Url"])
 
 
 def test_a_persons_page_shows_groups_access_requests_and_history(client, office):
@@ -334,7 +334,7 @@ class UrlCollector(HTMLParser):
 def urls_in(response):
     collector = UrlCollector()
     collector.feed(html(response))
-    headers = [response.get(name) for name in ("Location", "HX-Push-Url", "HX-Redirect")]
+    headers = [response.get(name) for name in ("Location", "HX-Replace-Url", "HX-Redirect")]
     return collector.urls + [header for header in headers if header]
 
 

@@ -4,10 +4,15 @@ In a database of its own (a temporary SQLite file, so the development data is un
 seeds a sandbox workspace of --groups groups and --memberships memberships (one group of
 --big-group members), serves it with `runserver` adding --latency-ms to every call, and prints:
 
-- a full sync: upstream calls (and Σ ⌈items / page size⌉ for comparison), pages, wall time;
-- the group list, a group search, the People search and a person's page: server time
-  (a request through Django's handler, templates included) and upstream calls (none);
-- adding one email to the big group: upstream calls on the request path, and time.
+- a full sync: upstream calls (and Σ ⌈items / page size⌉ for comparison), pages, wall time and
+  peak memory (traced Python allocations);
+- a quick pass with nothing changed, and one after an outside change to one group: calls (the
+  listing's, the changed group's, the rotation's share), wall time, peak memory, observed;
+- the group list, a group search, the People search, a person's page and a group's page (its
+  first paint from the mirror, and its live read): server time (a request through Django's
+  handler, templates included) and upstream calls;
+- adding one email to the big group: upstream calls on the request path, and time;
+- removing one person from 50 groups (People): calls, time and outcomes.
 
 Asserts nothing; prints figures.
 """
@@ -22,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +43,13 @@ from groups_app.models import SyncRun
 from groups_app.segment import SegmentClient
 from groups_app.services.audit import SYSTEM
 from groups_app.services.membership import group_members_add
-from groups_app.services.mirror.sync import ReadBudget, sync_workspace
-from groups_app.services.people import person_keys
+from groups_app.services.mirror.sync import ReadBudget, sync_changed, sync_workspace
+from groups_app.services.people import person_keys, person_remove_from_groups
 from groups_app.services.segment_client import get_client
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
+
+FIFTY = "fifty@bench.example"
+RESOURCE_PATHS = ("/", "/sources", "/warehouses", "/spaces", "/functions")
 
 
 class Command(BaseCommand):
@@ -112,28 +121,64 @@ class Inside:
             client = counting_client(f"http://127.0.0.1:{port}/sandbox/api", o["concurrency"])
             self.stdout.write(f"Stand-in on 127.0.0.1:{port}, {o['latency_ms']} ms added per call.\n")
             self._sync(client)
-            self._pages(emails)
+            self._quick(client)
+            self._pages(emails, big)
             self._add(client, big)
+            self._person_change(client)
 
     def _sync(self, client) -> None:
 
         o = self.options
         settings.MIRROR_SYNC_CONCURRENCY = o["concurrency"]
         client.calls.clear()
+        tracemalloc.start()
         began = time.perf_counter()
         run = sync_workspace(trigger="benchmark", client=client, budget=ReadBudget(o["reads_per_second"]))
         wall = time.perf_counter() - began
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
         if run is None or run.status != SyncRun.Status.SUCCEEDED:
             raise CommandError(f"The sync did not succeed: {run.errors if run else 'already running'}")
         expected = expected_calls(run.page_size)
+        names = sum(1 for _, path in client.calls if path in RESOURCE_PATHS)
         self.stdout.write(
             f"full sync: {run.calls} calls ({len(client.calls)} seen by the client; "
-            f"Σ⌈items/{run.page_size}⌉ = {expected}), {run.pages} pages, {run.group_count} groups, "
-            f"{run.member_count} members, {wall:.1f} s wall "
+            f"Σ⌈items/{run.page_size}⌉ = {expected}, and {names} of resource names), {run.pages} pages, {run.group_count} groups, "
+            f"{run.member_count} members, {wall:.1f} s wall, peak {peak / 2**20:.0f} MiB "
             f"({o['concurrency']} side by side, budget {o['reads_per_second']} reads/s)"
         )
 
-    def _pages(self, emails: list[str]) -> None:
+    def _quick(self, client) -> None:
+        """Quick passes: nothing changed, then one member added to one group outside Group Admin."""
+        o = self.options
+        budget = ReadBudget(o["reads_per_second"])
+        team = UserGroup.objects.get(name="Team 0500") if o["groups"] > 500 else UserGroup.objects.last()
+        outsider = WorkspaceUser.objects.create(name="Outside Change", email="outside@bench.example")
+        for label, change in (("nothing changed", None), ("one outside change", team)):
+            if change is not None:
+                Membership.objects.create(group=change, user=outsider)  # as Segment's app would
+            client.calls.clear()
+            tracemalloc.start()
+            began = time.perf_counter()
+            run = sync_changed(trigger="benchmark", client=client, budget=budget)
+            wall = time.perf_counter() - began
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            listing = sum(1 for _, path in client.calls if path == "/groups")
+            changed = sum(
+                1
+                for _, path in client.calls
+                if change is not None and path.startswith(f"/groups/{change.id}/")
+            )
+            self.stdout.write(
+                f"quick pass, {label}: {run.calls} calls = {listing} listing (⌈{run.group_count}/1000⌉ = "
+                f"{math.ceil(run.group_count / 1000)}) + {changed} of the changed group + "
+                f"{run.calls - listing - changed} for {run.rotated_count} groups of the rotation; "
+                f"{run.groups_read} groups read whole, {run.observed_count} observed, {wall:.2f} s wall, "
+                f"peak {peak / 2**20:.1f} MiB"
+            )
+
+    def _pages(self, emails: list[str], big) -> None:
 
         client = Client(HTTP_HOST="localhost")
         client.force_login(get_user_model().objects.create(username="benchmark", is_superuser=True))
@@ -147,6 +192,8 @@ class Inside:
             ("group search", "/?q=team+1"),
             ("People search", searched["Location"]),
             ("a person's page", f"/people/{person_keys([someone])[someone]}/"),
+            ("a group's page, first paint", f"/groups/{big.id}/"),
+            ("a group's page, live read", f"/groups/{big.id}/?live=1"),
         ]
         self.stdout.write(f"{'page'.ljust(30)}  median ms     max ms  upstream calls")
         for name, path in figures:
@@ -159,7 +206,8 @@ class Inside:
                 if response.status_code != 200:
                     raise CommandError(f"{path} answered {response.status_code}")
             self.stdout.write(
-                f"{name.ljust(30)}  {statistics.median(samples):9.1f}  {max(samples):9.1f}  {len(upstream.calls):>14}"
+                f"{name.ljust(30)}  {statistics.median(samples):9.1f}  {max(samples):9.1f}  "
+                f"{len(upstream.calls) / max(1, self.options['runs']):>14.0f}"
             )
 
     def _add(self, client, big) -> None:
@@ -173,6 +221,21 @@ class Inside:
         self.stdout.write(
             f"add one email to a {big.memberships.count() - 1}-member group: {len(client.calls)} upstream calls "
             f"({', '.join(f'{m} {p}' for m, p in client.calls)}), {took:.0f} ms — {result.result.message}"
+        )
+
+    def _person_change(self, client) -> None:
+        """One person out of 50 groups, as People does it (one change per group, in the request)."""
+        groups = list(
+            UserGroup.objects.filter(memberships__user__email=FIFTY).values_list("id", flat=True)[:50]
+        )
+        client.calls.clear()
+        began = time.perf_counter()
+        change = person_remove_from_groups(actor=SYSTEM, email=FIFTY, group_ids=groups, client=client)
+        took = time.perf_counter() - began
+        self.stdout.write(
+            f"remove one person from {len(groups)} groups: {len(client.calls)} upstream calls, {took:.1f} s, "
+            f"{len(change.succeeded)} removed, {len(change.not_done)} not done"
+            + (f" (first: {change.not_done[0].message})" if change.not_done else "")
         )
 
 
@@ -244,6 +307,8 @@ def seed(groups: int, memberships: int, big_group: int):
     for n, group in enumerate(made[1:], start=1):
         start = (n * 37) % people
         rows += [Membership(group=group, user=users[(start + k) % people]) for k in range(per_group)]
+    fifty = WorkspaceUser.objects.create(name="In Fifty Groups", email=FIFTY)
+    rows += [Membership(group=group, user=fifty) for group in made[1:51]]
     Membership.objects.bulk_create(rows, batch_size=5000)
     Invite.objects.bulk_create(
         (

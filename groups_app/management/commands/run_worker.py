@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from argparse import ArgumentParser
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from django.utils import timezone
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
 
-from groups_app.services.schedule import enqueue_due_jobs
+from groups_app.services.schedule import HEARTBEAT_EVERY, enqueue_due_jobs, worker_heartbeat
 
 logger = logging.getLogger("groups_app.schedule")
 
@@ -43,6 +46,14 @@ class Command(DbWorkerCommand):
     def handle(self, *args: Any, schedule: bool, schedule_every: float, **options: Any) -> None:
         # With autoreload, the parent process only restarts the child: the child schedules.
         is_reloader_parent = options.get("reload") and os.environ.get(DJANGO_AUTORELOAD_ENV) != "true"
+        if not is_reloader_parent:
+            started_at = timezone.now()
+            if options.get("batch"):
+                _beat(started_at)
+            else:
+                threading.Thread(
+                    target=_beat_forever, args=(started_at,), name="heartbeat", daemon=True
+                ).start()
         if schedule and not options.get("batch") and not is_reloader_parent:
             threading.Thread(
                 target=_schedule_forever, args=(max(1.0, schedule_every),), name="scheduler", daemon=True
@@ -50,6 +61,23 @@ class Command(DbWorkerCommand):
         elif schedule and options.get("batch"):
             enqueue_due_jobs()
         super().handle(*args, **options)
+
+
+def _beat(started_at: datetime) -> None:
+    """Write this worker's heartbeat (readiness fails when no worker wrote one for 2 minutes)."""
+    try:
+        worker_heartbeat(f"{socket.gethostname()}:{os.getpid()}", started_at=started_at)
+    except Exception:  # a database hiccup must not end the worker; the next beat retries
+        logger.exception("The worker could not write its heartbeat")
+    finally:
+        connection.close()
+
+
+def _beat_forever(started_at: datetime) -> None:
+    stop = threading.Event()
+    while not stop.is_set():
+        _beat(started_at)
+        stop.wait(HEARTBEAT_EVERY)
 
 
 def _schedule_forever(every: float) -> None:

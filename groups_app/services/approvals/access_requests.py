@@ -415,7 +415,9 @@ def _close_as_gone(access_request: AccessRequest, actor: Any) -> None:
 def access_requests_close_for_deleted_groups() -> list[AccessRequest]:
     """Close the open requests whose group a full sync no longer found (deleted outside Group
     Admin), as the system, with the reason; run after each successful full sync."""
-    last = SyncRun.objects.filter(kind=SyncRun.Kind.FULL, status=SyncRun.Status.SUCCEEDED).first()
+    last = SyncRun.objects.filter(
+        kind__in=(SyncRun.Kind.FULL, SyncRun.Kind.QUICK), status=SyncRun.Status.SUCCEEDED
+    ).first()
     if last is None:
         return []
     gone = (

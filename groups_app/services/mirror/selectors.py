@@ -9,7 +9,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from groups_app.models import MirrorGroup, MirrorMember, MirrorRole, SyncRun
+from groups_app.models import MirrorGroup, MirrorMember, MirrorResource, MirrorRole, SyncRun
 from groups_app.segment import (
     IamRole,
     Permission,
@@ -20,6 +20,8 @@ from groups_app.services.workspace import Membership
 
 # A requested sync that no worker started within this many seconds may be requested again.
 SYNC_REQUEST_SECONDS = 300
+# The syncs that read the whole group listing (a quick pass reads it too, then what changed).
+LISTING_KINDS = (SyncRun.Kind.FULL, SyncRun.Kind.QUICK)
 
 
 def pending_sync_requests():
@@ -59,9 +61,18 @@ class Freshness:
         return self.as_of is None
 
 
+def last_sync() -> SyncRun | None:
+    """The last successful full sync or quick pass: the mirror is as of its start."""
+    return (
+        SyncRun.objects.filter(kind__in=LISTING_KINDS, status=SyncRun.Status.SUCCEEDED)
+        .order_by("-started_at")
+        .first()
+    )
+
+
 def mirror_freshness() -> Freshness:
-    """As of the start of the last successful full sync (the time Segment was read)."""
-    last = SyncRun.objects.filter(kind=SyncRun.Kind.FULL, status=SyncRun.Status.SUCCEEDED).first()
+    """As of the start of the last successful sync, full or quick (when Segment was read)."""
+    last = last_sync()
     running = SyncRun.objects.filter(kind=SyncRun.Kind.FULL, status=SyncRun.Status.RUNNING).exists()
     latest = (
         SyncRun.objects.filter(kind=SyncRun.Kind.FULL)
@@ -79,6 +90,16 @@ def mirror_freshness() -> Freshness:
 
 def mirrored_roles() -> dict[str, IamRole]:
     return {r.role_id: IamRole(r.role_id, r.name, r.description) for r in MirrorRole.objects.all()}
+
+
+def mirrored_resource_names() -> dict[tuple[str, str], str]:
+    """Resource names by (type, id), as the last full sync read them."""
+    return {
+        (resource_type, resource_id): name
+        for resource_type, resource_id, name in MirrorResource.objects.values_list(
+            "resource_type", "resource_id", "name"
+        )
+    }
 
 
 def mirrored_group(group: MirrorGroup) -> UserGroup:
@@ -102,7 +123,7 @@ def group_seen_missing(group_id: str, *, since: datetime) -> bool:
     if MirrorGroup.objects.filter(group_id=group_id).exists():
         return False
     return SyncRun.objects.filter(
-        kind=SyncRun.Kind.FULL, status=SyncRun.Status.SUCCEEDED, started_at__gt=since
+        kind__in=LISTING_KINDS, status=SyncRun.Status.SUCCEEDED, started_at__gt=since
     ).exists()
 
 

@@ -1,0 +1,44 @@
+"""A group's page in the browser: painted from the mirror, then swapped for the live read."""
+
+import contextlib
+import re
+
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import expect
+
+from tests.browser.conftest import sign_in
+
+
+def test_the_page_is_painted_from_the_copy_then_read_live(page, live_server, workspace, viewer_account):
+    group = workspace["All Employees"]
+    sign_in(page, live_server)
+
+    page.goto(f"{live_server.url}/groups/{group.id}/")
+
+    expect(page.locator("#live-read")).to_contain_text("Live from Segment.")
+    expect(page.locator("#live-read")).to_contain_text("agrees")
+    expect(page.get_by_role("heading", level=1)).to_have_text("All Employees")
+    expect(page.locator("#users-panel [data-range]")).to_have_text("1–25 of 450")
+    expect(page.get_by_role("link", name="Show it live")).to_have_count(0)
+
+
+def test_what_the_person_does_first_wins_over_a_slow_live_read(
+    page, live_server, workspace, help_desk_account
+):
+    group = workspace["Data Engineering"]
+    sign_in(page, live_server, "hana")
+    held = []  # the page's live read, kept waiting until the person has acted
+    page.route(re.compile(r".*[?&]live=1"), lambda route: held.append(route))
+
+    page.goto(f"{live_server.url}/groups/{group.id}/")
+    page.get_by_label("Emails to add").fill("first.wins@partner.example")
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator("#add-members-form .alert-success")).to_be_visible()
+    for route in held:
+        with contextlib.suppress(PlaywrightError):  # dropped by the page: nothing to answer
+            route.continue_()
+    page.wait_for_load_state("networkidle")
+
+    expect(page.locator("#add-members-form .alert-success")).to_be_visible()
+    expect(page.locator("#live-read")).to_contain_text("From Group Admin's copy of the workspace")
+    expect(page.locator("#live-read [data-live-reading]")).to_be_hidden()
