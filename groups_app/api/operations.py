@@ -376,10 +376,12 @@ def members_add(
     *,
     group_id: str,
     emails: list[str],
+    until: date | None = None,
     idempotency_key: str = "",
     request_id: str = "",
 ) -> tuple[int, dict[str, Any]]:
-    """Add members through the same pipeline, rule book and two-person rule as the pages.
+    """Add members through the same pipeline, rule book and two-person rule as the pages;
+    `until` ends the memberships the addition makes after that day (time-bound access).
 
     Returns (HTTP status, answer): 200 when sent, 202 when filed for a second person.
     """
@@ -393,7 +395,9 @@ def members_add(
     )
     key = submission_key(account, idempotency_key)
     with as_problems(request_id=request_id, is_change=True):
-        changed = members_add_or_file(actor=account, group_id=group_id, emails=emails, submission_key=key)
+        changed = members_add_or_file(
+            actor=account, group_id=group_id, emails=emails, submission_key=key, ends_on=until
+        )
     result = changed.result
     filed = bool(result.awaiting_approval)
     return 202 if filed else 200, {

@@ -101,6 +101,12 @@ class EmailsIn(Schema):
     emails: list[str] = Field(..., min_length=1, max_length=1000)
 
 
+class MembersAddIn(EmailsIn):
+    until: date | None = Field(
+        None, description="The memberships this addition makes end after this day (time-bound access)."
+    )
+
+
 class GroupRefOut(Schema):
     id: str
     name: str

@@ -28,6 +28,7 @@ from groups_app.api.schemas import (
     GroupListOut,
     GroupOut,
     InvitePageOut,
+    MembersAddIn,
     MembersAddOut,
     MembersRemoveOut,
     PersonIn,
@@ -175,15 +176,17 @@ def list_group_invites(
 def add_members(
     request: HttpRequest,
     group_id: str,
-    payload: EmailsIn,
+    payload: MembersAddIn,
     idempotency_key: str = Header("", alias="Idempotency-Key"),
 ):
-    """Add members (unknown emails become invites). A privileged group under the two-person
-    rule: access requests are filed instead (202, `awaiting_approval`). Needs scope `change`."""
+    """Add members (unknown emails become invites), optionally until a day. A privileged group
+    under the two-person rule: access requests are filed instead (202, `awaiting_approval`).
+    Needs scope `change`."""
     status, answer = operations.members_add(
         _account(request),
         group_id=group_id,
         emails=payload.emails,
+        until=payload.until,
         idempotency_key=idempotency_key,
         request_id=getattr(request, "id", ""),
     )

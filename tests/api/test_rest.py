@@ -230,6 +230,35 @@ def test_add_member_reaches_segment_once_and_is_audited_via_the_token(client, ad
     assert entry.status == AuditEntry.Status.SUCCEEDED
 
 
+def test_an_addition_until_a_day_is_time_bound_and_a_past_day_is_refused(client, ada, make_token, team):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from groups_app.models import AccessRequest
+
+    secret = make_token(ada, "change", name="deploy")
+    ends = timezone.localdate() + timedelta(days=3)
+
+    response = client.post(
+        f"/api/v1/groups/{team.id}/members",
+        {"emails": ["temp@example.com"], "until": ends.isoformat()},
+        content_type="application/json",
+        **bearer(secret),
+    )
+    past = client.post(
+        f"/api/v1/groups/{team.id}/members",
+        {"emails": ["late@example.com"], "until": "2020-01-01"},
+        content_type="application/json",
+        **bearer(secret),
+    )
+
+    assert response.status_code == 200, body(response)
+    assert AccessRequest.objects.get(group_id=team.id, email="temp@example.com").needed_until == ends
+    assert past.status_code in (400, 422) and past["Content-Type"] == PROBLEM
+    assert not Invite.objects.filter(group=team, email="late@example.com").exists()
+
+
 def test_already_members_are_named(client, ada, make_token, team):
     member = team.memberships.select_related("user").first().user
 
