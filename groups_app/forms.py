@@ -441,6 +441,37 @@ class AccessRequestForm(forms.Form):
             del self.fields["emails"]
 
 
+class IdListField(forms.Field):
+    """Several ids, sent as one name repeated (ticked boxes)."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value) -> list[int]:
+        try:
+            ids = [int(v) for v in value or ()]
+        except (TypeError, ValueError):
+            raise forms.ValidationError("Choose requests from the queue.") from None
+        if any(not 0 < i < 2**31 for i in ids):
+            raise forms.ValidationError("Choose requests from the queue.")
+        return list(dict.fromkeys(ids))
+
+
+class BulkDecisionForm(forms.Form):
+    """The queue's ticked requests, approved or denied together (each its own decision)."""
+
+    ids = IdListField(error_messages={"required": "Tick at least one request."})
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("deny", "Deny")])
+    reason = forms.CharField(
+        label="Reason for denying (sent to each requester)", required=False, max_length=2000
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("decision") == "deny" and not (cleaned.get("reason") or "").strip():
+            self.add_error("reason", "Give a reason for denying them.")
+        return cleaned
+
+
 class DenyForm(forms.Form):
     reason = forms.CharField(
         label="Reason (sent to the requester)", widget=forms.Textarea(attrs={"rows": 2}), max_length=2000

@@ -1,6 +1,7 @@
 from django.urls import path, register_converter
 
 from groups_app.views.access_requests import (
+    request_bulk_view,
     request_decide_view,
     request_detail_view,
     request_list_view,
@@ -121,6 +122,7 @@ urlpatterns = [
     path("inbox/", inbox_view, name="inbox"),
     path("requests/", request_list_view, name="requests"),
     path("requests/new/", request_new_view, name="request-new"),
+    path("requests/decide/", request_bulk_view, name="requests-bulk"),
     path("requests/<int:access_request_id>/", request_detail_view, name="request"),
     path(
         "requests/<int:access_request_id>/<str:action>/",

@@ -412,3 +412,68 @@ def test_a_refused_removal_never_suggests_requesting_access(client, demo_workspa
 
     assert "privileged group" in html(removal) and "Request access instead" not in html(removal)
     assert "Request access instead" in html(addition)
+
+
+def test_the_queue_approves_and_denies_ticked_requests_each_on_its_own(client, team):
+    hana = help_desk(username="hana", email="hana@example.com")
+    others = [
+        AccessRequest.objects.create(
+            group_id=team.id,
+            group_name=team.name,
+            email=f"p{n}@example.com",
+            requester_username="v",
+            justification="j",
+        )
+        for n in range(2)
+    ]
+    own = AccessRequest.objects.create(
+        group_id=team.id, group_name=team.name, email="hana@example.com", requester=hana,
+        requester_username="hana", justification="j",
+    )  # fmt: skip
+    as_user(client, hana)
+    queue = html(client.get(reverse("groups:requests")))
+    assert 'form="bulk-decision"' in queue and "Approve selected" in queue
+
+    response = client.post(
+        reverse("groups:requests-bulk"),
+        {"ids": [r.pk for r in [*others, own]], "decision": "approve"},
+        follow=True,
+    )
+
+    page = html(response)
+    assert "Approved 2:" in page and f"#{own.pk}:" in page
+    assert {AccessRequest.objects.get(pk=r.pk).status for r in others} == {"provisioned"}
+    assert AccessRequest.objects.get(pk=own.pk).status == "pending"
+    approvals = AuditEntry.objects.filter(action="request.approve")
+    assert (
+        approvals.filter(status="succeeded").count() == 2 and approvals.filter(status="refused").count() == 1
+    )
+
+
+def test_denying_ticked_requests_needs_a_reason(client, team):
+    hana = help_desk(username="hana", email="hana@example.com")
+    waiting = AccessRequest.objects.create(
+        group_id=team.id,
+        group_name=team.name,
+        email="p@example.com",
+        requester_username="v",
+        justification="j",
+    )
+    as_user(client, hana)
+
+    without = html(
+        client.post(reverse("groups:requests-bulk"), {"ids": [waiting.pk], "decision": "deny"}, follow=True)
+    )
+    assert "Give a reason for denying them." in without
+    assert AccessRequest.objects.get(pk=waiting.pk).status == "pending"
+    assert not AuditEntry.objects.filter(action="request.deny").exists()
+
+    client.post(
+        reverse("groups:requests-bulk"), {"ids": [waiting.pk], "decision": "deny", "reason": "Use Readers"}
+    )
+    assert AccessRequest.objects.get(pk=waiting.pk).status == "denied"
+    for bad in ({"ids": ["x"], "decision": "approve"}, {"ids": [], "decision": "approve"}):
+        page = html(client.post(reverse("groups:requests-bulk"), bad, follow=True))
+        assert "Approved 1" not in page and (
+            "Choose requests from the queue." in page or "Tick at least one" in page
+        )
