@@ -187,13 +187,26 @@ function dropLiveRead() {
   for (const note of liveRead.querySelectorAll("[data-live-reading]")) note.hidden = true;
 }
 
+// Only what the person does drops it: a panel loading itself or a region refreshing after a
+// change is not the person acting.
 document.addEventListener("htmx:beforeRequest", (event) => {
   const elt = event.detail.elt;
   if (!elt) return;
-  if (elt.id !== "live-read") dropLiveRead();
-  else if (!elt.hasAttribute("data-live-pending")) event.preventDefault();  // dropped before it began
+  if (elt.id === "live-read") {
+    if (!elt.hasAttribute("data-live-pending")) event.preventDefault();  // dropped before it began
+    return;
+  }
+  const config = event.detail.requestConfig || {};
+  const trigger = config.triggeringEvent;
+  if (trigger && PERSON_EVENTS.has(trigger.type)) dropLiveRead();
 });
 document.addEventListener("input", dropLiveRead);
+document.addEventListener("change", dropLiveRead);
+// A live read already answered but not yet swapped in is dropped too: never under the person.
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const elt = event.detail.elt || (event.detail.requestConfig || {}).elt;
+  if (elt && elt.id === "live-read" && !elt.hasAttribute("data-live-pending")) event.detail.shouldSwap = false;
+});
 document.addEventListener("DOMContentLoaded", () => {
   for (const note of document.querySelectorAll("#live-read[data-live-pending] [data-live-reading]")) note.hidden = false;
 });

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
 import pytest
@@ -35,7 +36,9 @@ def with_client(url, secret, work):
         async with http, Client(streamable_http_client(url, http_client=http)) as client:
             return await work(client)
 
-    return asyncio.run(main())
+    # In a thread of its own: the browser tests' Playwright leaves an event loop in this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from groups_app.models import AuditEntry, ExternalIdentity, SignInFailure
-from groups_app.roles import ADMINISTRATOR
+from groups_app.roles import ADMINISTRATOR, ROLE_PERMISSIONS
 from tests.factories import UserFactory, administrator, role_group, viewer
 from tests.oidc_provider import person, provider, revoke_tokens, sign_in_with_client, use_provider
 
@@ -24,7 +24,11 @@ def provider_base():
 
 @pytest.fixture
 def idp(settings, provider_base):
+    """The provider, with the roles it maps to (a transactional test elsewhere may have flushed
+    the roles the migration made)."""
     use_provider(settings, provider_base)
+    for name in ROLE_PERMISSIONS:
+        role_group(name)
     return provider_base
 
 
