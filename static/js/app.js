@@ -202,6 +202,14 @@ document.addEventListener("htmx:beforeRequest", (event) => {
 });
 document.addEventListener("input", dropLiveRead);
 document.addEventListener("change", dropLiveRead);
+// Reaching for a control (a tick box, a button, a field) is acting too: a swap would take it
+// away from under the pointer or the keyboard focus.
+document.addEventListener("pointerdown", dropLiveRead);
+document.addEventListener("focusin", (event) => {
+  if (event.target.closest && event.target.closest("#main input, #main select, #main textarea, #main button")) {
+    dropLiveRead();
+  }
+});
 // A live read already answered but not yet swapped in is dropped too: never under the person.
 document.addEventListener("htmx:beforeSwap", (event) => {
   const elt = event.detail.elt || (event.detail.requestConfig || {}).elt;

@@ -42,3 +42,27 @@ def test_what_the_person_does_first_wins_over_a_slow_live_read(
     expect(page.locator("#add-members-form .alert-success")).to_be_visible()
     expect(page.locator("#live-read")).to_contain_text("From Group Admin's copy of the workspace")
     expect(page.locator("#live-read [data-live-reading]")).to_be_hidden()
+
+
+def test_reaching_for_a_tick_box_keeps_the_page_under_the_keyboard(
+    page, live_server, workspace, help_desk_account
+):
+    group = workspace["Data Engineering"]
+    first = group.memberships.order_by("user__email").first().user.email
+    sign_in(page, live_server, "hana")
+    held = []
+    page.route(re.compile(r".*[?&]live=1"), lambda route: held.append(route))
+
+    page.goto(f"{live_server.url}/groups/{group.id}/")
+    tick = page.get_by_label(f"Select {first}")
+    tick.focus()
+    expect(page.locator("#live-read [data-live-reading]")).to_be_hidden()
+    for route in held:
+        with contextlib.suppress(PlaywrightError):
+            route.continue_()
+    page.wait_for_load_state("networkidle")
+
+    expect(tick).to_be_focused()
+    page.keyboard.press("Space")
+    expect(tick).to_be_checked()
+    expect(page.locator("#users-panel").get_by_role("button", name="Remove 1 selected…")).to_be_visible()
