@@ -65,6 +65,19 @@ def person_email(key: str) -> str:
     return email
 
 
+def person_emails(keys: Iterable[str]) -> list[str]:
+    """The addresses some People keys stand for, in the order given (duplicates once).
+
+    Raises:
+        PersonNotFound: a key stands for nobody (mistyped, or from another installation).
+    """
+    wanted = list(dict.fromkeys(key for key in keys if key))
+    emails = dict(PersonKey.objects.filter(key__in=wanted).values_list("key", "email"))
+    if len(emails) < len(wanted):
+        raise PersonNotFound("A chosen member could not be found: the link may be mistyped or out of date.")
+    return [emails[key] for key in wanted]
+
+
 @dataclass(frozen=True)
 class PersonRow:
     email: str

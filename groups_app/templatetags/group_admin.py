@@ -17,6 +17,13 @@ def get_item(mapping: dict, key: str):
 
 
 @register.filter
+def person_key(keys: dict, email: str):
+    """`person_keys|person_key:email` — the opaque key that stands for an address in URLs (the
+    keys are by lower-cased address)."""
+    return keys.get((email or "").strip().lower()) if keys else None
+
+
+@register.filter
 def when(moment: datetime | None, precision: str = "minutes"):
     """A moment in the viewer's time zone, with the zone shown: `2026-11-28 14:02 CET`.
 

@@ -50,6 +50,7 @@ from groups_app.services.membership import (
     group_members_replace_preview,
 )
 from groups_app.services.mirror.selectors import known_workspace_users, mirrored_membership
+from groups_app.services.people import PersonNotFound, person_emails
 from groups_app.services.permissions import group_permissions_preview
 from groups_app.views.submit import Submission, change_permission_required, submit_change, submit_preview
 
@@ -194,11 +195,17 @@ def members_add_view(request: HttpRequest, group_id: str) -> HttpResponse:
 @change_permission_required(CHANGE_MEMBERSHIP, Action.MEMBERS_REMOVE)
 @vary_on_headers("HX-Request")
 def members_remove_view(request: HttpRequest, group_id: str) -> HttpResponse:
-    """Confirm who loses access (GET ?email=…), then remove them (POST)."""
+    """Confirm who loses access (GET ?person=<key>…, never an address in the URL), then remove
+    them (POST)."""
+    not_found = ""
     if request.method == "POST":
         form = RemoveMembersForm(request.POST)
     else:
-        form = RemoveMembersForm(emails=request.GET.getlist("email"))
+        try:
+            chosen = person_emails(request.GET.getlist("person"))
+        except PersonNotFound as exc:
+            chosen, not_found = [], exc.message
+        form = RemoveMembersForm(emails=chosen)
     submission = submit_change(
         request,
         form,
@@ -238,6 +245,7 @@ def members_remove_view(request: HttpRequest, group_id: str) -> HttpResponse:
         "submission": submission,
         "emails": emails,
         "people": _members_as_known(group_id, emails),
+        "not_found": not_found,
         # Resending a change whose outcome is unknown is never offered; "not applied" renews the form.
         "can_submit": submission.uncertain is None or submission.uncertain.may_resubmit,
         "group": group_get(group_id=group_id),

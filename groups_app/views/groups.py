@@ -200,6 +200,8 @@ def group_detail_view(request: HttpRequest, group_id: str) -> HttpResponse:
         invites=_pager("invites", detail.invites, params) if detail.invites else None,
         **_abilities(request.user, detail.group),
     )
+    if context["can_change_membership"]:
+        context["person_keys"] = _row_keys(detail.users, detail.invites)
     return render(request, "groups_app/group_detail.html", context)
 
 
@@ -238,10 +240,20 @@ def _table_fragment(request: HttpRequest, group_id: str, *, prefix: str) -> Http
         # The table pages from Segment; whether its group is privileged comes from the mirror.
         **_abilities(request.user, mirrored_group_or_none(group_id), group_id=group_id),
     }
+    if context["can_change_membership"]:
+        context["person_keys"] = _row_keys(page)
     response = render(request, f"groups_app/group_detail.html#{prefix}-panel", context)
     if is_refresh:
         return response
     return push_url(response, f"{request.path}?{query.urlencode()}" if query else request.path)
+
+
+def _row_keys(*pages: Page | None) -> dict[str, str]:
+    """The opaque keys the tables' Remove links and tick boxes use for their rows' addresses
+    (users carry an email; invites are addresses)."""
+    return person_keys(
+        getattr(item, "email", item) for page in pages if page is not None for item in page.items
+    )
 
 
 def _privilege(group) -> dict:

@@ -135,7 +135,7 @@ function showSelectAll() {
 }
 
 function updateSelectedCount() {
-  const count = document.querySelectorAll("input[form='remove-selected'][name='email']:checked").length;
+  const count = document.querySelectorAll("input[form='remove-selected'][name='person']:checked").length;
   for (const button of document.querySelectorAll("[data-remove-selected]")) {
     button.textContent = count ? `Remove ${count} selected…` : "Remove selected…";
   }

@@ -111,7 +111,8 @@ def places(workspace, admin_account, transactional_db):
         "long-name": f"/groups/{long_name.id}/",
         "members-add": f"/groups/{group.id}/members/add/",
         "members-replace": f"/groups/{long_name.id}/members/replace/",
-        "members-remove": f"/groups/{group.id}/members/remove/?email={group.invites.first().email}",
+        "members-remove": f"/groups/{group.id}/members/remove/?person="
+        + next(iter(person_keys([group.invites.first().email]).values())),
         "permissions-add": f"/groups/{group.id}/permissions/add/",
         "permissions-edit": f"/groups/{group.id}/permissions/edit/",
         "rename": f"/groups/{group.id}/rename/",

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from groups_app.models import AuditEntry, ChangeProposal
 from groups_app.services.mirror.sync import refresh_group
+from groups_app.services.people import person_keys
 from sandbox.faults import inject_fault
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 from tests.factories import UserFactory, administrator, help_desk, viewer
@@ -218,11 +219,17 @@ def test_upstream_failure_of_a_form_shows_a_banner_and_keeps_the_form(help_desk_
 # -- remove members -----------------------------------------------------------------------------------
 
 
+def chosen(emails):
+    """The query that chooses these members: their opaque People keys, never the addresses."""
+    keys = person_keys(emails)
+    return {"person": [keys[email.lower()] for email in emails]}
+
+
 def test_remove_asks_for_confirmation_naming_who_loses_access(help_desk_client, small):
     emails = list(small.memberships.values_list("user__email", flat=True)[:2])
 
     confirm = help_desk_client.get(
-        url("members-remove", small), {"email": emails}, headers={**HTMX, "HX-Target": "member-dialog"}
+        url("members-remove", small), chosen(emails), headers={**HTMX, "HX-Target": "member-dialog"}
     )
 
     page = html(confirm)
@@ -250,7 +257,7 @@ def test_remove_asks_for_confirmation_naming_who_loses_access(help_desk_client, 
 def test_remove_whose_answer_is_lost_but_applied_closes_the_dialog_with_a_warning(help_desk_client, small):
     email = small.memberships.values_list("user__email", flat=True).first()
     confirm = help_desk_client.get(
-        url("members-remove", small), {"email": [email]}, headers={**HTMX, "HX-Target": "member-dialog"}
+        url("members-remove", small), chosen([email]), headers={**HTMX, "HX-Target": "member-dialog"}
     )
     inject_fault("remove_users_from_user_group", "applied-500")
 
@@ -269,7 +276,7 @@ def test_remove_whose_answer_is_lost_but_applied_closes_the_dialog_with_a_warnin
 def test_remove_with_an_unknown_outcome_offers_no_resend(help_desk_client, small, monkeypatch):
     email = small.memberships.values_list("user__email", flat=True).first()
     confirm = help_desk_client.get(
-        url("members-remove", small), {"email": [email]}, headers={**HTMX, "HX-Target": "member-dialog"}
+        url("members-remove", small), chosen([email]), headers={**HTMX, "HX-Target": "member-dialog"}
     )
     inject_fault("remove_users_from_user_group", "500")
     monkeypatch.setattr("groups_app.services.changes.reconcile_entry", lambda entry, **kwargs: entry)
@@ -294,7 +301,7 @@ def test_the_remove_dialog_names_people_one_a_line_with_cancel_beside_the_button
     page = html(
         help_desk_client.get(
             url("members-remove", small),
-            {"email": [user.email, invite.email]},
+            chosen([user.email, invite.email]),
             headers={**HTMX, "HX-Target": "member-dialog"},
         )
     )
@@ -316,6 +323,36 @@ def test_remove_without_choosing_anyone_says_so(help_desk_client, small):
     assert (
         '<dialog id="member-dialog" class="card danger-zone" aria-labelledby="remove-heading" open>' in page
     )
+
+
+def test_the_group_page_chooses_members_by_key_never_by_address_in_a_url(help_desk_client, small):
+    email = small.memberships.values_list("user__email", flat=True).first()
+
+    page = html(help_desk_client.get(f"/groups/{small.id}/?live=1"))
+
+    hrefs = re.findall(r'href="([^"]*members/remove/[^"]*)"', page)
+    assert hrefs and not any("@" in href or "%40" in href for href in hrefs)
+    remove = re.search(rf'href="([^"]+)"[^>]*aria-label="Remove {re.escape(email)}"', page).group(1)
+    confirm = help_desk_client.get(
+        remove.replace("&amp;", "&"), headers={**HTMX, "HX-Target": "member-dialog"}
+    )
+    assert f"Remove 1 member from {small.name}?" in html(confirm) and email in html(confirm)
+    tick = re.search(
+        rf'name="person" value="([^"]+)" form="remove-selected" aria-label="Select {re.escape(email)}"', page
+    )
+    assert tick and "@" not in tick.group(1)
+
+
+def test_a_remove_link_with_an_unknown_key_says_so_and_offers_nothing(help_desk_client, small):
+    response = help_desk_client.get(
+        url("members-remove", small),
+        {"person": ["not-a-key"]},
+        headers={**HTMX, "HX-Target": "member-dialog"},
+    )
+
+    page = html(response)
+    assert "A chosen member could not be found" in page
+    assert "Remove 0" not in page and "Remove 1" not in page
 
 
 def test_remove_post_without_emails_is_refused(help_desk_client, small):
