@@ -103,12 +103,13 @@ def test_the_worker_schedules_the_periodic_jobs_and_runs_them(database_queue, te
         "notify_expiring": "SUCCESSFUL",
         "remind_reviews": "SUCCESSFUL",
         "prune_history": "SUCCESSFUL",
+        "resume_jobs": "SUCCESSFUL",
     }
     assert MirrorGroup.objects.filter(group_id=team.id).exists()
     assert set(PeriodicJob.objects.values_list("name", flat=True)) == set(ran)
     # A second worker a moment later finds nothing due: each job runs once per period.
     assert run_worker().returncode == 0
-    assert DBTaskResult.objects.count() == 6
+    assert DBTaskResult.objects.count() == 7
 
 
 def test_each_due_job_is_enqueued_once_however_many_workers_look(db, settings, enqueued):
@@ -124,9 +125,10 @@ def test_each_due_job_is_enqueued_once_however_many_workers_look(db, settings, e
         "notify_expiring",
         "remind_reviews",
         "prune_history",
+        "resume_jobs",
     ]
     assert second == []
-    assert len(enqueued()) == 6
+    assert len(enqueued()) == 7
     PeriodicJob.objects.filter(name="sync_changed").update(next_run_at=timezone.now() - timedelta(seconds=1))
     assert enqueue_due_jobs() == ["sync_changed"]
     job = PeriodicJob.objects.get(name="sync_changed")
