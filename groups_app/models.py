@@ -1082,6 +1082,7 @@ class JobItem(models.Model):
     position = models.PositiveIntegerField()
     target_id = models.CharField(max_length=128, help_text="What it changes (a group id).")
     target_name = models.CharField(max_length=300, blank=True)
+    payload = models.JSONField(default=dict, blank=True, help_text="What else the item's change needs.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     message = models.TextField(blank=True)
     audit_entry = models.ForeignKey(

@@ -47,6 +47,7 @@ from groups_app.services.people import (
     checked_selection,
     person_group_add,
     person_group_remove,
+    person_keys,
 )
 from groups_app.services.reconcile import mark_abandoned, reconcile_entry
 from groups_app.services.segment_client import get_client
@@ -180,6 +181,12 @@ def job_list(*, actor: Any, limit: int = 50) -> list[Job]:
 
 def job_items(job: Job) -> list[JobItem]:
     return list(job.items.select_related("audit_entry").order_by("position"))
+
+
+def job_person_key(job: Job) -> str:
+    """The People key of the person a job changes ("" for other jobs), to link their page."""
+    email = job.parameters.get("email") if job.kind in (Job.Kind.PERSON_REMOVE, Job.Kind.PERSON_ADD) else None
+    return person_keys([email]).get(email, "") if email else ""
 
 
 def job_cancel(*, actor: Any, job_id: int) -> Job:

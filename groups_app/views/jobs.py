@@ -14,7 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from groups_app.roles import is_administrator
 from groups_app.services.errors import InvalidInput
-from groups_app.services.jobs import JobNotFound, job_cancel, job_for, job_items, job_list
+from groups_app.services.jobs import JobNotFound, job_cancel, job_for, job_items, job_list, job_person_key
 
 # While a job runs, its page asks for its progress this often (seconds); without JavaScript it
 # reloads itself as often.
@@ -32,7 +32,13 @@ def job_view(request: HttpRequest, job_id: int) -> HttpResponse:
     template = "groups_app/job_detail.html"
     if request.htmx and request.htmx.target == "job-progress":
         template += "#job-progress"
-    context = {"job": job, "items": job_items(job), "poll_seconds": POLL_SECONDS, "nav_section": "jobs"}
+    context = {
+        "job": job,
+        "items": job_items(job),
+        "person_key": job_person_key(job),
+        "poll_seconds": POLL_SECONDS,
+        "nav_section": "jobs",
+    }
     return render(request, template, context)
 
 

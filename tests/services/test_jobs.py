@@ -2,6 +2,7 @@
 audit entry; cancelled, resumed after a worker died, and never sending an item twice."""
 
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 from django.utils import timezone
@@ -32,9 +33,13 @@ EMAIL = "alice@example.com"
 @pytest.fixture
 def groups(db):
     """Alice in five groups, mirrored."""
+    return alice_in_groups(5)
+
+
+def alice_in_groups(count):
     alice = WorkspaceUser.objects.create(name="Alice Liddell", email=EMAIL)
     found = []
-    for n in range(1, 6):
+    for n in range(1, count + 1):
         group = UserGroup.objects.create(name=f"Team {n}")
         Membership.objects.create(group=group, user=alice)
         found.append(group)
@@ -276,7 +281,7 @@ def test_the_write_budget_lets_no_minute_hold_more_than_its_count():
     assert max(minutes.count(m) for m in minutes) <= 4
     for start in taken:
         assert sum(start <= t < start + 60 for t in taken) <= 5  # spread evenly, never a burst
-    assert all(later - earlier >= 1 for earlier, later in zip(taken, taken[1:], strict=False))
+    assert all(later - earlier >= 1 for earlier, later in pairwise(taken))
     assert taken[-1] - taken[0] >= 2 * 60  # twelve changes at four a minute span three minutes
 
 
@@ -323,3 +328,17 @@ def test_the_same_form_submitted_twice_starts_one_job(groups, ada):
     )
 
     assert again.job == first and not again.is_new and Job.objects.count() == 1
+
+
+def test_items_sent_side_by_side_each_get_their_outcome_once(transactional_db, settings):
+    settings.JOB_CONCURRENCY = 3
+    teams = alice_in_groups(8)
+    job = start_removal(administrator(username="ada"), teams)
+    client = CountingClient()
+
+    ended = job_run(job.pk, client=client)
+
+    assert ended.status == "finished" and (ended.done_count, ended.succeeded_count) == (8, 8)
+    assert sorted(client.removals) == sorted(g.id for g in teams)
+    assert set(job.items.values_list("status", flat=True)) == {"succeeded"}
+    assert AuditEntry.objects.filter(action="members.remove", status="succeeded").count() == 8
