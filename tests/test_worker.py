@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from groups_app import tasks
-from groups_app.models import MirrorGroup, PeriodicJob, SyncRun, WorkerHeartbeat
+from groups_app.models import AuditEntry, Job, MirrorGroup, PeriodicJob, SyncRun, WorkerHeartbeat
+from groups_app.services.jobs import person_change_start
+from groups_app.services.mirror.sync import sync_workspace
 from groups_app.services.schedule import enqueue_due_jobs
 from sandbox.models import Membership, UserGroup, WorkspaceUser
+from tests.factories import administrator
 
 ROOT = Path(__file__).resolve().parents[1]
 DATABASE_QUEUE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
@@ -31,9 +35,11 @@ def database_url() -> str:
     return f"postgres://{db['USER']}{password}@{host}:{port}/{db['NAME']}"
 
 
-def run_worker(*arguments: str) -> subprocess.CompletedProcess:
-    """One worker process on the production settings: runs what is queued, then exits (--batch)."""
+def run_worker(*arguments: str, **settings: str) -> subprocess.CompletedProcess:
+    """One worker process on the production settings (and `settings`, as environment variables):
+    runs what is queued, then exits (--batch)."""
     env = {
+        **settings,
         "PATH": os.environ["PATH"],
         "DJANGO_SETTINGS_MODULE": "dashboard.settings",
         "DATABASE_URL": database_url(),
@@ -89,6 +95,32 @@ def test_a_worker_process_runs_a_queued_sync(database_queue, team):
     assert run.trigger == "Refresh by vera" and run.status == SyncRun.Status.SUCCEEDED
     assert MirrorGroup.objects.get(group_id=team.id).member_count == 1
     assert WorkerHeartbeat.objects.count() == 1  # readiness sees a worker alive
+
+
+def test_a_worker_process_runs_a_job_items_side_by_side(database_queue, team):
+    others = [UserGroup.objects.create(name=f"Team {n}") for n in range(1, 5)]
+    alice = WorkspaceUser.objects.get(email="alice@example.com")
+    for group in others:
+        Membership.objects.create(group=group, user=alice)
+    sync_workspace(trigger="test")
+    ada = administrator(username="ada")
+    with transaction.atomic():  # committed, so the worker process sees it
+        job = person_change_start(
+            actor=ada,
+            kind=Job.Kind.PERSON_REMOVE,
+            email="alice@example.com",
+            group_ids=[team.id, *(g.id for g in others)],
+        ).job
+
+    finished = run_worker("--no-schedule", JOB_CONCURRENCY="3", JOB_WRITES_PER_MINUTE="6000")
+
+    assert finished.returncode == 0, finished.stderr
+    result = DBTaskResult.objects.get(task_path="groups_app.tasks.run_job")
+    assert result.status == "SUCCESSFUL", result.traceback
+    job.refresh_from_db()
+    assert (job.status, job.done_count, job.succeeded_count) == ("finished", 5, 5)
+    assert not Membership.objects.filter(user=alice).exists()
+    assert AuditEntry.objects.filter(action="members.remove", status="succeeded").count() == 5
 
 
 def test_the_worker_schedules_the_periodic_jobs_and_runs_them(database_queue, team):
