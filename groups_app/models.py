@@ -385,6 +385,10 @@ class Review(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     completed_by_username = models.CharField(max_length=150, blank=True)
+    removal_job = models.ForeignKey(
+        "Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The job removing the entries marked remove, when there were many.",
+    )  # fmt: skip
     expected_count = models.PositiveIntegerField(help_text="memberCount when the snapshot was taken.")
     snapshot_count = models.PositiveIntegerField(help_text="Users and invites actually read.")
     due_date = models.DateField(null=True, blank=True)
@@ -1007,6 +1011,7 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         PERSON_REMOVE = "person.remove", "Remove from groups"
         PERSON_ADD = "person.add", "Add to groups"
+        REVIEW_REMOVE = "review.remove", "Remove a review's entries"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

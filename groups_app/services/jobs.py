@@ -30,7 +30,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from groups_app.models import AuditEntry, Job, JobItem
+from groups_app.models import AuditEntry, Job, JobItem, Review, ReviewItem
 from groups_app.segment import SegmentClient, SegmentError, deadline
 from groups_app.services import queue
 from groups_app.services.audit import actor_name, record_completed
@@ -42,6 +42,7 @@ from groups_app.services.errors import (
     ServiceError,
     outcome_message,
 )
+from groups_app.services.membership import group_members_remove
 from groups_app.services.people import (
     checked_person_email,
     checked_selection,
@@ -123,9 +124,28 @@ def person_change_start(
         kind=kind,
         title=title,
         parameters={"email": email},
-        targets=list(selection.items()),
+        targets=[(group_id, name, {}) for group_id, name in selection.items()],
         submission_key=submission_key,
     )
+
+
+def review_removals_start(*, actor: Any, review: Review, batches: list[list[str]]) -> Job:
+    """Queue the removals of a completed review as a job: one item (one change) per batch."""
+    targets = []
+    done = 0
+    for batch in batches:
+        label = f"{review.group_name}: entries {done + 1}–{done + len(batch)}"
+        targets.append((review.group_id, label, {"emails": batch}))
+        done += len(batch)
+    title = f"Remove {plural(done, 'entry', 'entries')} from {review.group_name} (review #{review.pk})"
+    return _job_create(
+        actor=actor,
+        kind=Job.Kind.REVIEW_REMOVE,
+        title=title,
+        parameters={"review": review.pk},
+        targets=targets,
+        submission_key=None,
+    ).job
 
 
 def _job_create(
@@ -134,7 +154,7 @@ def _job_create(
     kind: str,
     title: str,
     parameters: dict[str, Any],
-    targets: list[tuple[str, str]],
+    targets: list[tuple[str, str, dict[str, Any]]],
     submission_key: str | None,
 ) -> Started:
     try:
@@ -150,8 +170,8 @@ def _job_create(
                 total=len(targets),
             )
             JobItem.objects.bulk_create(
-                JobItem(job=job, position=n, target_id=target_id, target_name=name[:300])
-                for n, (target_id, name) in enumerate(targets, start=1)
+                JobItem(job=job, position=n, target_id=target_id, target_name=name[:300], payload=payload)
+                for n, (target_id, name, payload) in enumerate(targets, start=1)
             )
     except IntegrityError:
         earlier = Job.objects.filter(submission_key=submission_key, created_by=actor).first()
@@ -281,9 +301,17 @@ def _cancel_requested(job: Job) -> bool:
 
 
 def _cancel_waiting(job: Job) -> None:
-    JobItem.objects.filter(job=job, status=Status.PENDING).update(
-        status=Status.CANCELLED, message="Cancelled before it was sent.", finished_at=timezone.now()
-    )
+    waiting = JobItem.objects.filter(job=job, status=Status.PENDING)
+    message = "Cancelled before it was sent."
+    if job.kind == Job.Kind.REVIEW_REMOVE:
+        emails = [
+            email for payload in waiting.values_list("payload", flat=True) for email in payload["emails"]
+        ]
+        ReviewItem.objects.filter(review_id=job.parameters["review"], email__in=emails).update(
+            removal=ReviewItem.Removal.FAILED,
+            removal_error=f"{message} Retry the failed removals to send it.",
+        )
+    waiting.update(status=Status.CANCELLED, message=message, finished_at=timezone.now())
 
 
 def _recount(job: Job) -> None:
@@ -378,10 +406,9 @@ def _change(item: JobItem, client: SegmentClient) -> tuple[str, str, AuditEntry 
     actor = job.created_by
     if actor is None:
         return Status.REFUSED, "The account that started this job no longer exists; nothing was sent.", None
-    email = job.parameters["email"]
     common = {
         "actor": actor,
-        "email": email,
+        "email": job.parameters.get("email", ""),
         "group_id": item.target_id,
         "group_name": item.target_name,
         "submission_key": item.submission_key,
@@ -393,6 +420,17 @@ def _change(item: JobItem, client: SegmentClient) -> tuple[str, str, AuditEntry 
     if job.kind == Job.Kind.PERSON_ADD:
         message, entry, is_filed = person_group_add(**common)
         return (Status.FILED if is_filed else Status.SUCCEEDED), message, entry
+    if job.kind == Job.Kind.REVIEW_REMOVE:
+        emails = item.payload["emails"]
+        changed = group_members_remove(
+            actor=actor,
+            group_id=item.target_id,
+            emails=emails,
+            submission_key=item.submission_key,
+            review=Review.objects.get(pk=job.parameters["review"]),
+            client=client,
+        )
+        return Status.SUCCEEDED, f"Removed {plural(len(emails), 'entry', 'entries')}.", changed.entry
     raise ValueError(f"No runner for jobs of kind {job.kind!r}.")
 
 
@@ -401,11 +439,33 @@ def _record(item: JobItem, status: str, message: str, entry: AuditEntry | None) 
         status=status, message=message[:2000], audit_entry=entry, finished_at=timezone.now()
     ):
         return
+    if item.job.kind == Job.Kind.REVIEW_REMOVE:
+        _settle_review_items(item, status, message, entry)
     done = status in JobItem.DONE
     Job.objects.filter(pk=item.job_id).update(
         done_count=F("done_count") + int(done),
         succeeded_count=F("succeeded_count") + int(status == Status.SUCCEEDED),
         not_done_count=F("not_done_count") + int(done and status != Status.SUCCEEDED),
+    )
+
+
+def _settle_review_items(item: JobItem, status: str, message: str, entry: AuditEntry | None) -> None:
+    """Mark the review's entries of one batch removed or failed (failed ones can be retried)."""
+    emails = set(item.payload["emails"])
+    if entry is not None and entry.status == AuditEntry.Status.UNKNOWN and entry.resolution:
+        not_removed = set((entry.evidence or {}).get("not_applied") or ())  # as read back
+    elif status == Status.SUCCEEDED:
+        not_removed = set()
+    elif entry is not None and entry.details.get("applied_emails"):
+        not_removed = emails - set(entry.details["applied_emails"])  # a batch cut short
+    else:
+        not_removed = emails
+    entries = ReviewItem.objects.filter(review_id=item.job.parameters["review"])
+    entries.filter(email__in=emails - not_removed).update(
+        removal=ReviewItem.Removal.REMOVED, removal_error=""
+    )
+    entries.filter(email__in=not_removed).update(
+        removal=ReviewItem.Removal.FAILED, removal_error=message[:2000]
     )
 
 

@@ -10,6 +10,7 @@ from groups_app.models import AuditEntry, Job
 from groups_app.segment import SegmentClient
 from groups_app.services.mirror.sync import sync_workspace
 from groups_app.services.people import person_keys
+from groups_app.services.reviews import review_decide, review_start
 from sandbox.models import Membership, UserGroup, WorkspaceUser
 from tests.factories import administrator, help_desk
 from tests.jobs import run_jobs
@@ -146,3 +147,35 @@ def test_my_jobs_is_in_the_navigation(client, teams):
 
     assert f'<a href="{reverse("groups:jobs")}" aria-current="page">Jobs</a>' in page
     assert f"Remove {EMAIL} from 3 groups" in page and "0 of 3" in page
+
+
+def test_completing_a_review_with_many_removals_answers_with_its_job(client, demo_workspace):
+    ada = administrator(username="ada")
+    client.force_login(ada)
+    group = demo_workspace["All Employees"]
+    review = review_start(actor=ada, group_id=group.id).review
+    items = list(review.items.order_by("pk"))
+    review_decide(actor=ada, review_id=review.pk, item_ids=[i.pk for i in items[:120]], decision="remove")
+    review_decide(actor=ada, review_id=review.pk, item_ids=[i.pk for i in items[120:]], decision="keep")
+    marked = {i.email for i in items[:120]}
+
+    response = client.post(reverse("groups:review-complete", args=[review.pk]), {"submission_key": "a" * 32})
+
+    review.refresh_from_db()
+    job = review.removal_job
+    assert response.status_code == 302 and response.url == reverse("groups:job", args=[job.pk])
+    assert review.status == "completed" and job.total == 3  # batches of 50, 50 and 20
+    assert not AuditEntry.objects.filter(action="members.remove").exists()  # nothing sent yet
+    page = client.get(response.url).content.decode()
+    assert "the worker removes the 120 entries marked remove" in page and "0 of 3" in page
+
+    run_jobs()
+
+    assert "3 of 3" in client.get(response.url).content.decode()
+    assert set(review.items.filter(removal="removed").values_list("email", flat=True)) == marked
+    assert not group.memberships.filter(user__email__in=marked).exists()
+    assert not group.invites.filter(email__in=marked).exists()
+    removals = AuditEntry.objects.filter(action="members.remove", status="succeeded", review=review)
+    assert removals.count() == 3
+    review_page = client.get(reverse("groups:review", args=[review.pk])).content.decode()
+    assert f'<a href="{reverse("groups:job", args=[job.pk])}">job #{job.pk}</a>' in review_page
