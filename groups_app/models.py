@@ -1012,6 +1012,7 @@ class Job(models.Model):
         PERSON_REMOVE = "person.remove", "Remove from groups"
         PERSON_ADD = "person.add", "Add to groups"
         REVIEW_REMOVE = "review.remove", "Remove a review's entries"
+        MEMBERS_REPLACE = "members.replace", "Replace a group's members"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -30,7 +30,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from groups_app.models import AuditEntry, Job, JobItem, Review, ReviewItem
+from groups_app.models import AuditEntry, Job, JobItem, MirrorGroup, Review, ReviewItem
 from groups_app.segment import SegmentClient, SegmentError, deadline
 from groups_app.services import queue
 from groups_app.services.audit import actor_name, record_completed
@@ -42,7 +42,7 @@ from groups_app.services.errors import (
     ServiceError,
     outcome_message,
 )
-from groups_app.services.membership import group_members_remove
+from groups_app.services.membership import group_members_remove, group_members_replace
 from groups_app.services.people import (
     checked_person_email,
     checked_selection,
@@ -59,6 +59,9 @@ logger = logging.getLogger("groups_app.jobs")
 Status = JobItem.Status
 HEARTBEAT_EVERY = 10.0
 RUN_TASK = "run_job"
+# A Replace all naming more addresses than this is applied by the worker (reading a large group
+# whole and sending the list may take longer than a request may wait).
+REPLACE_IN_WORKER_OVER = 200
 
 
 class JobNotFound(ServiceError):
@@ -125,6 +128,29 @@ def person_change_start(
         title=title,
         parameters={"email": email},
         targets=[(group_id, name, {}) for group_id, name in selection.items()],
+        submission_key=submission_key,
+    )
+
+
+def members_replace_start(
+    *,
+    actor: Any,
+    group_id: str,
+    emails: list[str],
+    fingerprint: str,
+    submission_key: str | None = None,
+) -> Started:
+    """Queue a Replace all as a job of one item: the worker reads the group whole, refuses the
+    change if it differs from the preview (`fingerprint`), and sends the list."""
+    group_name = (
+        MirrorGroup.objects.filter(group_id=group_id).values_list("name", flat=True).first() or group_id
+    )
+    return _job_create(
+        actor=actor,
+        kind=Job.Kind.MEMBERS_REPLACE,
+        title=f"Replace the members of {group_name} with {plural(len(emails), 'address', 'addresses')}",
+        parameters={},
+        targets=[(group_id, group_name, {"emails": emails, "fingerprint": fingerprint})],
         submission_key=submission_key,
     )
 
@@ -420,6 +446,21 @@ def _change(item: JobItem, client: SegmentClient) -> tuple[str, str, AuditEntry 
     if job.kind == Job.Kind.PERSON_ADD:
         message, entry, is_filed = person_group_add(**common)
         return (Status.FILED if is_filed else Status.SUCCEEDED), message, entry
+    if job.kind == Job.Kind.MEMBERS_REPLACE:
+        changed = group_members_replace(
+            actor=actor,
+            group_id=item.target_id,
+            emails=item.payload["emails"],
+            fingerprint=item.payload["fingerprint"],
+            submission_key=item.submission_key,
+            client=client,
+        )
+        result = changed.result
+        message = (
+            f"Members replaced: {len(result.to_add)} added, {len(result.to_remove)} removed, "
+            f"{len(result.unchanged)} unchanged."
+        )
+        return Status.SUCCEEDED, message, changed.entry
     if job.kind == Job.Kind.REVIEW_REMOVE:
         emails = item.payload["emails"]
         changed = group_members_remove(

@@ -2,6 +2,8 @@
 each outcome, polls while the job runs, and is seen and cancelled by its creator and
 Administrators only."""
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -179,3 +181,51 @@ def test_completing_a_review_with_many_removals_answers_with_its_job(client, dem
     assert removals.count() == 3
     review_page = client.get(reverse("groups:review", args=[review.pk])).content.decode()
     assert f'<a href="{reverse("groups:job", args=[job.pk])}">job #{job.pk}</a>' in review_page
+
+
+def test_replace_all_with_many_addresses_answers_with_its_job(client, demo_workspace, monkeypatch):
+    client.force_login(help_desk(username="hana"))
+    group = demo_workspace["All Employees"]
+    url = reverse("groups:members-replace", args=[group.id])
+    kept = sorted(group.memberships.values_list("user__email", flat=True))[:250]
+    wanted = [*kept, *(f"new{n}@acme-corp.example" for n in range(10))]
+    preview = client.post(url, {"emails": "\n".join(wanted)}).content.decode()
+    fingerprint = re.search(r'name="fingerprint" value="([0-9a-f]+)"', preview).group(1)
+    no_upstream_call(monkeypatch)
+
+    response = client.post(
+        url,
+        {"emails": "\n".join(wanted), "fingerprint": fingerprint, "submission_key": "b" * 32, "confirm": "1"},
+    )
+
+    job = Job.objects.get()
+    assert response.status_code == 302 and response.url == reverse("groups:job", args=[job.pk])
+    assert job.title == "Replace the members of All Employees with 260 addresses" and job.total == 1
+    assert not AuditEntry.objects.exists()
+    monkeypatch.undo()
+    run_jobs()
+
+    item = job.items.get()
+    assert item.status == "succeeded" and item.message.startswith("Members replaced: 10 added,")
+    assert item.audit_entry.action == "members.replace" and item.audit_entry.status == "succeeded"
+    now = set(group.memberships.values_list("user__email", flat=True)) | set(
+        group.invites.values_list("email", flat=True)
+    )
+    assert now == set(wanted)
+
+
+def test_replace_all_changed_since_its_preview_is_refused_by_the_job(client, demo_workspace):
+    client.force_login(help_desk(username="hana"))
+    group = demo_workspace["All Employees"]
+    url = reverse("groups:members-replace", args=[group.id])
+    wanted = sorted(group.memberships.values_list("user__email", flat=True))[:250]
+
+    client.post(
+        url,
+        {"emails": "\n".join(wanted), "fingerprint": "0" * 16, "submission_key": "c" * 32, "confirm": "1"},
+    )
+    run_jobs()
+
+    item = Job.objects.get().items.get()
+    assert item.status == "refused" and "changed since the preview" in item.message
+    assert group.memberships.count() > 250  # nothing sent
