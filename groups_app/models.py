@@ -1013,6 +1013,7 @@ class Job(models.Model):
         PERSON_ADD = "person.add", "Add to groups"
         REVIEW_REMOVE = "review.remove", "Remove a review's entries"
         MEMBERS_REPLACE = "members.replace", "Replace a group's members"
+        AUDIT_EXPORT = "audit.export", "Export the audit log"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -1109,3 +1110,21 @@ class JobItem(models.Model):
     def submission_key(self) -> str:
         """The key its change is sent under: the pipeline never sends the same key twice."""
         return f"job:{self.job.key}:{self.position}"
+
+
+class JobOutput(models.Model):
+    """A file a job produced (an export), kept in the database in gzip-compressed chunks, so
+    that any web process can serve what any worker wrote."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="outputs")
+    position = models.PositiveIntegerField()
+    data = models.BinaryField(help_text="One chunk of the file, gzip-compressed.")
+
+    class Meta:
+        ordering = ["job", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "position"], name="job_one_output_chunk_per_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}.{self.position}"

@@ -120,8 +120,9 @@ def send_notification(kind: str, ids: list[int]) -> dict[str, Any]:
 @queue.register
 @task
 def prune_history() -> dict[str, Any]:
-    """Forget finished tasks and sync records older than KEEP_TASK_HISTORY_DAYS (failures are kept
-    as long again, to be looked into). Audit entries are never pruned."""
+    """Forget finished tasks, sync records and jobs' files (exports) older than
+    KEEP_TASK_HISTORY_DAYS (failed tasks are kept as long again, to be looked into). Audit
+    entries are never pruned."""
     days = settings.KEEP_TASK_HISTORY_DAYS
     if isinstance(task_backends["default"], DatabaseBackend):
         call_command(
@@ -137,6 +138,7 @@ def prune_history() -> dict[str, Any]:
     )
     deleted, _ = old.delete()
     schedule.forget_silent_workers(older_than=timedelta(days=1))
+    jobs.job_outputs_prune(older_than=timedelta(days=days))
     return {"sync_runs_deleted": deleted}
 
 

@@ -37,7 +37,7 @@ from groups_app.views.changes import (
 from groups_app.views.expiring import expiring_view, renewal_ask_view
 from groups_app.views.groups import group_detail_view, group_list_view, group_member_search_view
 from groups_app.views.inbox import inbox_view
-from groups_app.views.jobs import job_cancel_view, job_list_view, job_view
+from groups_app.views.jobs import job_cancel_view, job_download_view, job_list_view, job_view
 from groups_app.views.owners import group_owner_remove_view, group_owners_view, owned_groups_view
 from groups_app.views.people import (
     people_view,
@@ -146,6 +146,7 @@ urlpatterns = [
     path("jobs/", job_list_view, name="jobs"),
     path("jobs/<int:job_id>/", job_view, name="job"),
     path("jobs/<int:job_id>/cancel/", job_cancel_view, name="job-cancel"),
+    path("jobs/<int:job_id>/download/", job_download_view, name="job-download"),
     path("people/", people_view, name="people"),
     path("people/<person_key:key>/", person_view, name="person"),
     path("people/<person_key:key>/remove/", person_remove_view, name="person-remove"),

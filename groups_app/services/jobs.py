@@ -14,13 +14,14 @@ back (reconciled) and its outcome recorded; only an item that wrote no entry was
 
 from __future__ import annotations
 
+import gzip
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -30,10 +31,11 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from groups_app.models import AuditEntry, Job, JobItem, MirrorGroup, Review, ReviewItem
+from groups_app.models import AuditEntry, Job, JobItem, JobOutput, MirrorGroup, Review, ReviewItem
 from groups_app.segment import SegmentClient, SegmentError, deadline
 from groups_app.services import queue
 from groups_app.services.audit import actor_name, record_completed
+from groups_app.services.audit_log import audit_csv_rows, audit_entries
 from groups_app.services.changes import SecondPersonNeeded
 from groups_app.services.errors import (
     ChangeOutcomeUnknown,
@@ -62,6 +64,15 @@ RUN_TASK = "run_job"
 # A Replace all naming more addresses than this is applied by the worker (reading a large group
 # whole and sending the list may take longer than a request may wait).
 REPLACE_IN_WORKER_OVER = 200
+# An export of more rows than this is written by the worker and downloaded from the job's page.
+EXPORT_IN_WORKER_OVER = 10_000
+# Kinds whose items send a change to Segment (and so take the write budget).
+WRITING_KINDS = (
+    Job.Kind.PERSON_REMOVE,
+    Job.Kind.PERSON_ADD,
+    Job.Kind.REVIEW_REMOVE,
+    Job.Kind.MEMBERS_REPLACE,
+)
 
 
 class JobNotFound(ServiceError):
@@ -153,6 +164,40 @@ def members_replace_start(
         targets=[(group_id, group_name, {"emails": emails, "fingerprint": fingerprint})],
         submission_key=submission_key,
     )
+
+
+def audit_export_start(*, actor: Any, filters: dict[str, Any], filename: str) -> Job:
+    """Queue an export of the audit entries matching `filters` (dates as ISO text) as a job."""
+    return _job_create(
+        actor=actor,
+        kind=Job.Kind.AUDIT_EXPORT,
+        title="Export the audit log" + (" (filtered)" if any(filters.values()) else ""),
+        parameters={"filters": filters, "filename": filename},
+        targets=[("audit", filename, {})],
+        submission_key=None,
+    ).job
+
+
+def job_download(*, actor: Any, job_id: int) -> tuple[Iterator[str], str]:
+    """The file a finished export job wrote, as text chunks, and its name.
+
+    Raises:
+        JobNotFound: not a job the actor may see, or one with nothing to download.
+    """
+    job = job_for(actor=actor, job_id=job_id)
+    if job.kind != Job.Kind.AUDIT_EXPORT or job.status != Job.Status.FINISHED or not job.outputs.exists():
+        raise JobNotFound("This job has no file to download.")
+    chunks = (
+        gzip.decompress(bytes(data)).decode()
+        for data in job.outputs.order_by("position").values_list("data", flat=True).iterator(chunk_size=20)
+    )
+    return chunks, job.parameters.get("filename") or f"job-{job.pk}.csv"
+
+
+def job_outputs_prune(*, older_than: timedelta) -> int:
+    """Forget the files of jobs that ended longer ago than `older_than` (their pages stay)."""
+    deleted, _ = JobOutput.objects.filter(job__finished_at__lt=timezone.now() - older_than).delete()
+    return deleted
 
 
 def review_removals_start(*, actor: Any, review: Review, batches: list[list[str]]) -> Job:
@@ -395,7 +440,8 @@ def _send_item(
     budget: WriteBudget,
     on_wait: Callable[[], None] | None = None,
 ) -> None:
-    budget.take(on_wait=on_wait)
+    if job.kind in WRITING_KINDS:
+        budget.take(on_wait=on_wait)
     if _cancel_requested(job):
         return
     if not JobItem.objects.filter(pk=item_id, status=Status.PENDING).update(
@@ -446,6 +492,8 @@ def _change(item: JobItem, client: SegmentClient) -> tuple[str, str, AuditEntry 
     if job.kind == Job.Kind.PERSON_ADD:
         message, entry, is_filed = person_group_add(**common)
         return (Status.FILED if is_filed else Status.SUCCEEDED), message, entry
+    if job.kind == Job.Kind.AUDIT_EXPORT:
+        return _export_audit(job)
     if job.kind == Job.Kind.MEMBERS_REPLACE:
         changed = group_members_replace(
             actor=actor,
@@ -473,6 +521,21 @@ def _change(item: JobItem, client: SegmentClient) -> tuple[str, str, AuditEntry 
         )
         return Status.SUCCEEDED, f"Removed {plural(len(emails), 'entry', 'entries')}.", changed.entry
     raise ValueError(f"No runner for jobs of kind {job.kind!r}.")
+
+
+def _export_audit(job: Job) -> tuple[str, str, None]:
+    """Write the matching entries as CSV chunks (again from the start when taken up again)."""
+    filters = dict(job.parameters.get("filters") or {})
+    for name in ("date_from", "date_to"):
+        filters[name] = date.fromisoformat(filters[name]) if filters.get(name) else None
+    entries = audit_entries(**filters)
+    with transaction.atomic():
+        JobOutput.objects.filter(job=job).delete()
+        JobOutput.objects.bulk_create(
+            JobOutput(job=job, position=n, data=gzip.compress(chunk.encode()))
+            for n, chunk in enumerate(audit_csv_rows(entries))
+        )
+    return Status.SUCCEEDED, f"{plural(entries.count(), 'entry', 'entries')} written: download the CSV.", None
 
 
 def _record(item: JobItem, status: str, message: str, entry: AuditEntry | None) -> None:

@@ -14,7 +14,16 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from groups_app.roles import is_administrator
 from groups_app.services.errors import InvalidInput
-from groups_app.services.jobs import JobNotFound, job_cancel, job_for, job_items, job_list, job_person_key
+from groups_app.services.jobs import (
+    JobNotFound,
+    job_cancel,
+    job_download,
+    job_for,
+    job_items,
+    job_list,
+    job_person_key,
+)
+from groups_app.views.downloads import csv_download
 
 # While a job runs, its page asks for its progress this often (seconds); without JavaScript it
 # reloads itself as often.
@@ -68,3 +77,13 @@ def job_list_view(request: HttpRequest) -> HttpResponse:
     jobs = job_list(actor=request.user)
     context = {"jobs": jobs, "is_administrator": is_administrator(request.user), "nav_section": "jobs"}
     return render(request, "groups_app/job_list.html", context)
+
+
+@require_GET
+def job_download_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The file an export job wrote, streamed."""
+    try:
+        chunks, filename = job_download(actor=request.user, job_id=job_id)
+    except JobNotFound:
+        raise Http404("No such file.") from None
+    return csv_download(request, chunks, filename)

@@ -10,11 +10,12 @@ from django.urls import reverse
 
 from groups_app.models import AuditEntry, Job
 from groups_app.segment import SegmentClient
+from groups_app.services.audit import record_completed
 from groups_app.services.mirror.sync import sync_workspace
 from groups_app.services.people import person_keys
 from groups_app.services.reviews import review_decide, review_start
 from sandbox.models import Membership, UserGroup, WorkspaceUser
-from tests.factories import administrator, help_desk
+from tests.factories import administrator, help_desk, viewer
 from tests.jobs import run_jobs
 
 pytestmark = pytest.mark.django_db
@@ -229,3 +230,40 @@ def test_replace_all_changed_since_its_preview_is_refused_by_the_job(client, dem
     item = Job.objects.get().items.get()
     assert item.status == "refused" and "changed since the preview" in item.message
     assert group.memberships.count() > 250  # nothing sent
+
+
+def test_a_large_audit_export_is_written_by_the_worker_and_downloaded_from_its_job(client, db, monkeypatch):
+    monkeypatch.setattr("groups_app.views.audit.EXPORT_IN_WORKER_OVER", 3)
+    vera = viewer(username="vera")
+    client.force_login(vera)
+    for n in range(5):
+        record_completed(
+            actor=vera, action=AuditEntry.Action.OWNER_ADD, summary=f"=entry {n}", group_id=f"g{n}"
+        )
+    export = reverse("groups:audit-export") + "?date_from=2020-01-01&q=entry"
+
+    offer = client.get(export)
+
+    assert offer.status_code == 200 and "Prepare the export" in offer.content.decode()
+    assert not Job.objects.exists()
+    started = client.post(export)
+    job = Job.objects.get()
+    assert started.url == reverse("groups:job", args=[job.pk])
+    assert (
+        job.parameters["filters"]["date_from"] == "2020-01-01"
+        and job.parameters["filters"]["text"] == "entry"
+    )
+    download = reverse("groups:job-download", args=[job.pk])
+    assert client.get(download).status_code == 404  # not written yet
+
+    run_jobs()
+
+    page = client.get(started.url).content.decode()
+    assert f'href="{download}"' in page and "5 entries written" in page
+    response = client.get(download)
+    text = b"".join(response.streaming_content).decode()
+    assert response["Content-Disposition"].startswith('attachment; filename="group-admin-audit-')
+    assert text.count("\n") == 6 and "'=entry 4" in text  # header and five rows, spreadsheet-safe
+    other = Client()
+    other.force_login(viewer(username="victor"))
+    assert other.get(download).status_code == 404
