@@ -529,12 +529,10 @@ def _export_audit(job: Job) -> tuple[str, str, None]:
     for name in ("date_from", "date_to"):
         filters[name] = date.fromisoformat(filters[name]) if filters.get(name) else None
     entries = audit_entries(**filters)
-    with transaction.atomic():
-        JobOutput.objects.filter(job=job).delete()
-        JobOutput.objects.bulk_create(
-            JobOutput(job=job, position=n, data=gzip.compress(chunk.encode()))
-            for n, chunk in enumerate(audit_csv_rows(entries))
-        )
+    JobOutput.objects.filter(job=job).delete()
+    for n, chunk in enumerate(audit_csv_rows(entries)):
+        JobOutput.objects.create(job=job, position=n, data=gzip.compress(chunk.encode()))
+        _beat(job)  # a long export is alive, not a worker that died
     return Status.SUCCEEDED, f"{plural(entries.count(), 'entry', 'entries')} written: download the CSV.", None
 
 
