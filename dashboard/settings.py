@@ -447,8 +447,20 @@ EXPORT_SLOT_SECONDS = env.int("EXPORT_SLOT_SECONDS", default=15 * 60)
 
 ROLES_CACHE_TTL = env.int("ROLES_CACHE_TTL", default=600)
 
-# Most groups one action on one person (People) may change; each group is a change of its own.
-MAX_GROUPS_PER_PERSON_CHANGE = env.int("MAX_GROUPS_PER_PERSON_CHANGE", default=50)
+# Most groups one action on one person (People) may change; each group is a change of its own,
+# made by the worker as a job with its own page.
+MAX_GROUPS_PER_PERSON_CHANGE = env.int("MAX_GROUPS_PER_PERSON_CHANGE", default=500)
+
+# Jobs (long work run in the worker, item by item, with a progress page): items one job sends
+# side by side, and the changes per minute all jobs together may send (counted in the shared
+# cache; below Segment's 60 a minute for the mutating IAM endpoints, so that changes made on
+# the pages still get through while a job runs).
+JOB_CONCURRENCY = env.int("JOB_CONCURRENCY", default=3)
+JOB_WRITES_PER_MINUTE = env.int("JOB_WRITES_PER_MINUTE", default=40)
+# A running job whose worker gave no sign of life for this many seconds is taken up again by
+# another (or the restarted) worker; the worker looks for such jobs every JOB_RESUME_EVERY seconds.
+JOB_STALE_SECONDS = env.int("JOB_STALE_SECONDS", default=120)
+JOB_RESUME_EVERY = env.int("JOB_RESUME_EVERY", default=60)
 
 # Background work: Django's Tasks framework on a queue in the database, run by
 # `manage.py run_worker` (any number of them, on any number of machines).

@@ -117,6 +117,7 @@ class AuditEntry(models.Model):
         GROUP_DESCRIBE = "group.describe", "Describe a group"
         CAMPAIGN_START = "campaign.start", "Start a review campaign"
         REFUSALS_OVER_LIMIT = "refusals.over_limit", "Refused attempts over the limit"
+        JOB_CANCEL = "job.cancel", "Cancel a job"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -384,6 +385,10 @@ class Review(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     completed_by_username = models.CharField(max_length=150, blank=True)
+    removal_job = models.ForeignKey(
+        "Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The job removing the entries marked remove, when there were many.",
+    )  # fmt: skip
     expected_count = models.PositiveIntegerField(help_text="memberCount when the snapshot was taken.")
     snapshot_count = models.PositiveIntegerField(help_text="Users and invites actually read.")
     due_date = models.DateField(null=True, blank=True)
@@ -979,3 +984,147 @@ class MirrorResource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.resource_type} {self.name}"
+
+
+class JobQuerySet(models.QuerySet):
+    def unfinished(self) -> JobQuerySet:
+        return self.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
+
+    def stalled(self, *, before) -> JobQuerySet:
+        """Jobs whose runner stopped beating (a worker that died), or queued ones nobody took."""
+        return self.filter(
+            models.Q(status=Job.Status.RUNNING, heartbeat_at__lt=before)
+            | models.Q(status=Job.Status.QUEUED, created_at__lt=before)
+        )
+
+    def visible_to(self, user) -> JobQuerySet:
+        """Its creator sees a job; Administrators see every job."""
+        if roles.is_administrator(user):
+            return self
+        return self.filter(created_by=user)
+
+
+class Job(models.Model):
+    """Long work run in the worker item by item (a change to one person across many groups),
+    shown on its own page with its progress and each item's outcome."""
+
+    class Kind(models.TextChoices):
+        PERSON_REMOVE = "person.remove", "Remove from groups"
+        PERSON_ADD = "person.add", "Add to groups"
+        REVIEW_REMOVE = "review.remove", "Remove a review's entries"
+        MEMBERS_REPLACE = "members.replace", "Replace a group's members"
+        AUDIT_EXPORT = "audit.export", "Export the audit log"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    title = models.CharField(max_length=300, help_text="What the job does, as its page says it.")
+    key = models.CharField(max_length=32, unique=True, help_text="Part of each item's submission key.")
+    submission_key = models.CharField(
+        max_length=64,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="The form that started it: one job a form.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    created_by_username = models.CharField(max_length=150)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    done_count = models.PositiveIntegerField(default=0, help_text="Items with an outcome (any).")
+    succeeded_count = models.PositiveIntegerField(default=0)
+    not_done_count = models.PositiveIntegerField(default=0, help_text="Failed, refused, unknown, cancelled.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Its runner's last sign of life.")
+    runs = models.PositiveIntegerField(default=0, help_text="How many times a worker took it up.")
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Job #{self.pk}: {self.title}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+
+class JobItem(models.Model):
+    """One step of a job: one change (and its own audit entry)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        SENDING = "sending", "Sending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        UNKNOWN = "unknown", "Outcome unknown"
+        REFUSED = "refused", "Refused"
+        FILED = "filed", "Filed for approval"
+        CANCELLED = "cancelled", "Cancelled"
+
+    DONE = (
+        Status.SUCCEEDED,
+        Status.FAILED,
+        Status.UNKNOWN,
+        Status.REFUSED,
+        Status.FILED,
+        Status.CANCELLED,
+    )
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    target_id = models.CharField(max_length=128, help_text="What it changes (a group id).")
+    target_name = models.CharField(max_length=300, blank=True)
+    payload = models.JSONField(default=dict, blank=True, help_text="What else the item's change needs.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    message = models.TextField(blank=True)
+    audit_entry = models.ForeignKey(
+        AuditEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="job_items"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "position"]
+        constraints = [models.UniqueConstraint(fields=["job", "position"], name="job_one_item_per_position")]
+        indexes = [models.Index(fields=["job", "status"], name="job_items_by_status")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}.{self.position} {self.target_name}"
+
+    @property
+    def submission_key(self) -> str:
+        """The key its change is sent under: the pipeline never sends the same key twice."""
+        return f"job:{self.job.key}:{self.position}"
+
+
+class JobOutput(models.Model):
+    """A file a job produced (an export), kept in the database in gzip-compressed chunks, so
+    that any web process can serve what any worker wrote."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="outputs")
+    position = models.PositiveIntegerField()
+    data = models.BinaryField(help_text="One chunk of the file, gzip-compressed.")
+
+    class Meta:
+        ordering = ["job", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "position"], name="job_one_output_chunk_per_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}.{self.position}"

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
 
 from groups_app.models import SyncRun
-from groups_app.services import notifications, queue, reconcile, reviews, schedule, webhooks
+from groups_app.services import jobs, notifications, queue, reconcile, reviews, schedule, webhooks
 from groups_app.services.approvals import access_requests, expiry
 from groups_app.services.mirror import sync, write_through
 from groups_app.services.reviews import reviews_remind
@@ -120,8 +120,9 @@ def send_notification(kind: str, ids: list[int]) -> dict[str, Any]:
 @queue.register
 @task
 def prune_history() -> dict[str, Any]:
-    """Forget finished tasks and sync records older than KEEP_TASK_HISTORY_DAYS (failures are kept
-    as long again, to be looked into). Audit entries are never pruned."""
+    """Forget finished tasks, sync records and jobs' files (exports) older than
+    KEEP_TASK_HISTORY_DAYS (failed tasks are kept as long again, to be looked into). Audit
+    entries are never pruned."""
     days = settings.KEEP_TASK_HISTORY_DAYS
     if isinstance(task_backends["default"], DatabaseBackend):
         call_command(
@@ -137,6 +138,7 @@ def prune_history() -> dict[str, Any]:
     )
     deleted, _ = old.delete()
     schedule.forget_silent_workers(older_than=timedelta(days=1))
+    jobs.job_outputs_prune(older_than=timedelta(days=days))
     return {"sync_runs_deleted": deleted}
 
 
@@ -155,3 +157,20 @@ def deliver_webhook(delivery_id: int) -> dict[str, Any]:
 def deliver_due_webhooks() -> dict[str, Any]:
     """Send the webhook deliveries whose retry time has come."""
     return {"attempted": len(webhooks.webhook_deliveries_due())}
+
+
+@queue.register
+@task
+def run_job(job_id: int) -> dict[str, Any]:
+    """Send a job's items (a change to one person across many groups), recording each outcome."""
+    job = jobs.job_run(job_id)
+    if job is None:
+        return {"skipped": "ended, or running in another worker"}
+    return {"job": job.pk, "status": job.status, "done": job.done_count, "total": job.total}
+
+
+@queue.register
+@task
+def resume_jobs() -> dict[str, Any]:
+    """Take up again the jobs whose worker stopped (nothing is sent twice)."""
+    return {"resumed": jobs.jobs_resume()}

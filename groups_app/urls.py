@@ -37,6 +37,7 @@ from groups_app.views.changes import (
 from groups_app.views.expiring import expiring_view, renewal_ask_view
 from groups_app.views.groups import group_detail_view, group_list_view, group_member_search_view
 from groups_app.views.inbox import inbox_view
+from groups_app.views.jobs import job_cancel_view, job_download_view, job_list_view, job_view
 from groups_app.views.owners import group_owner_remove_view, group_owners_view, owned_groups_view
 from groups_app.views.people import (
     people_view,
@@ -142,6 +143,10 @@ urlpatterns = [
     path("reviews/<int:review_id>/assign/", review_assign_view, name="review-assign"),
     path("reviews/<int:review_id>/retry/", review_retry_view, name="review-retry"),
     path("reviews/<int:review_id>/export.csv", review_export_view, name="review-export"),
+    path("jobs/", job_list_view, name="jobs"),
+    path("jobs/<int:job_id>/", job_view, name="job"),
+    path("jobs/<int:job_id>/cancel/", job_cancel_view, name="job-cancel"),
+    path("jobs/<int:job_id>/download/", job_download_view, name="job-download"),
     path("people/", people_view, name="people"),
     path("people/<person_key:key>/", person_view, name="person"),
     path("people/<person_key:key>/remove/", person_remove_view, name="person-remove"),

@@ -28,3 +28,6 @@ MIDDLEWARE = [entry for entry in MIDDLEWARE if not entry.startswith("whitenoise"
 TASKS = {"default": {"BACKEND": "tests.task_backend.RecordingBackend"}}
 # Mirror syncs in tests are not held back by the shared read budget.
 MIRROR_READS_PER_SECOND = 10_000
+# Jobs run item by item in the test's own thread (and database transaction), unthrottled.
+JOB_CONCURRENCY = 1
+JOB_WRITES_PER_MINUTE = 100_000

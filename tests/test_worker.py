@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from groups_app import tasks
-from groups_app.models import MirrorGroup, PeriodicJob, SyncRun, WorkerHeartbeat
+from groups_app.models import AuditEntry, Job, MirrorGroup, PeriodicJob, SyncRun, WorkerHeartbeat
+from groups_app.services.jobs import person_change_start
+from groups_app.services.mirror.sync import sync_workspace
 from groups_app.services.schedule import enqueue_due_jobs
 from sandbox.models import Membership, UserGroup, WorkspaceUser
+from tests.factories import administrator
 
 ROOT = Path(__file__).resolve().parents[1]
 DATABASE_QUEUE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
@@ -31,9 +35,11 @@ def database_url() -> str:
     return f"postgres://{db['USER']}{password}@{host}:{port}/{db['NAME']}"
 
 
-def run_worker(*arguments: str) -> subprocess.CompletedProcess:
-    """One worker process on the production settings: runs what is queued, then exits (--batch)."""
+def run_worker(*arguments: str, **settings: str) -> subprocess.CompletedProcess:
+    """One worker process on the production settings (and `settings`, as environment variables):
+    runs what is queued, then exits (--batch)."""
     env = {
+        **settings,
         "PATH": os.environ["PATH"],
         "DJANGO_SETTINGS_MODULE": "dashboard.settings",
         "DATABASE_URL": database_url(),
@@ -91,6 +97,32 @@ def test_a_worker_process_runs_a_queued_sync(database_queue, team):
     assert WorkerHeartbeat.objects.count() == 1  # readiness sees a worker alive
 
 
+def test_a_worker_process_runs_a_job_items_side_by_side(database_queue, team):
+    others = [UserGroup.objects.create(name=f"Team {n}") for n in range(1, 5)]
+    alice = WorkspaceUser.objects.get(email="alice@example.com")
+    for group in others:
+        Membership.objects.create(group=group, user=alice)
+    sync_workspace(trigger="test")
+    ada = administrator(username="ada")
+    with transaction.atomic():  # committed, so the worker process sees it
+        job = person_change_start(
+            actor=ada,
+            kind=Job.Kind.PERSON_REMOVE,
+            email="alice@example.com",
+            group_ids=[team.id, *(g.id for g in others)],
+        ).job
+
+    finished = run_worker("--no-schedule", JOB_CONCURRENCY="3", JOB_WRITES_PER_MINUTE="6000")
+
+    assert finished.returncode == 0, finished.stderr
+    result = DBTaskResult.objects.get(task_path="groups_app.tasks.run_job")
+    assert result.status == "SUCCESSFUL", result.traceback
+    job.refresh_from_db()
+    assert (job.status, job.done_count, job.succeeded_count) == ("finished", 5, 5)
+    assert not Membership.objects.filter(user=alice).exists()
+    assert AuditEntry.objects.filter(action="members.remove", status="succeeded").count() == 5
+
+
 def test_the_worker_schedules_the_periodic_jobs_and_runs_them(database_queue, team):
     finished = run_worker()
 
@@ -103,12 +135,13 @@ def test_the_worker_schedules_the_periodic_jobs_and_runs_them(database_queue, te
         "notify_expiring": "SUCCESSFUL",
         "remind_reviews": "SUCCESSFUL",
         "prune_history": "SUCCESSFUL",
+        "resume_jobs": "SUCCESSFUL",
     }
     assert MirrorGroup.objects.filter(group_id=team.id).exists()
     assert set(PeriodicJob.objects.values_list("name", flat=True)) == set(ran)
     # A second worker a moment later finds nothing due: each job runs once per period.
     assert run_worker().returncode == 0
-    assert DBTaskResult.objects.count() == 6
+    assert DBTaskResult.objects.count() == 7
 
 
 def test_each_due_job_is_enqueued_once_however_many_workers_look(db, settings, enqueued):
@@ -124,9 +157,10 @@ def test_each_due_job_is_enqueued_once_however_many_workers_look(db, settings, e
         "notify_expiring",
         "remind_reviews",
         "prune_history",
+        "resume_jobs",
     ]
     assert second == []
-    assert len(enqueued()) == 6
+    assert len(enqueued()) == 7
     PeriodicJob.objects.filter(name="sync_changed").update(next_run_at=timezone.now() - timedelta(seconds=1))
     assert enqueue_due_jobs() == ["sync_changed"]
     job = PeriodicJob.objects.get(name="sync_changed")

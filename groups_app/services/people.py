@@ -295,7 +295,7 @@ class PersonChange:
         return [o for o in self.outcomes if not o.ok]
 
 
-def _checked_selection(group_ids: list[str]) -> dict[str, str]:
+def checked_selection(group_ids: list[str]) -> dict[str, str]:
     """The selected groups that the mirror knows, id → name, in the order chosen.
 
     Raises:
@@ -337,6 +337,47 @@ def _each_group(
     return change
 
 
+def person_group_remove(
+    *,
+    actor: Any,
+    email: str,
+    group_id: str,
+    group_name: str,
+    submission_key: str | None = None,
+    client: SegmentClient | None = None,
+) -> tuple[str, Any]:
+    """Take one person out of one group (one change, one audit entry): what to say, and the entry.
+
+    Raises:
+        What group_members_remove raises.
+    """
+    changed = group_members_remove(
+        actor=actor, group_id=group_id, emails=[email], submission_key=submission_key, client=client
+    )
+    return f"Removed from {group_name}.", changed.entry
+
+
+def person_group_add(
+    *,
+    actor: Any,
+    email: str,
+    group_id: str,
+    group_name: str,
+    submission_key: str | None = None,
+    client: SegmentClient | None = None,
+) -> tuple[str, Any, bool]:
+    """Add one person to one group, or file an access request for a privileged group: what to
+    say, the entry, and whether it was filed for a second Administrator.
+
+    Raises:
+        What members_add_or_file raises.
+    """
+    changed = members_add_or_file(
+        actor=actor, group_id=group_id, emails=[email], submission_key=submission_key, client=client
+    )
+    return f"{group_name}: {changed.result.message}", changed.entry, bool(changed.result.awaiting_approval)
+
+
 def person_remove_from_groups(
     *,
     actor: Any,
@@ -345,21 +386,27 @@ def person_remove_from_groups(
     submission_key: str | None = None,
     client: SegmentClient | None = None,
 ) -> PersonChange:
-    """Take one person out of the chosen groups: one change (and one audit entry) per group,
-    each under the pipeline's rules (role, privileged groups).
+    """Take one person out of the chosen groups at once, in this process: one change (and one
+    audit entry) per group, each under the pipeline's rules (role, privileged groups). The pages
+    run the same change as a job in the worker (`services.jobs`).
 
     Raises:
         InvalidInput: not an email, or no usable selection (nothing is sent).
     """
     email = checked_person_email(email)
-    selection = _checked_selection(group_ids)
+    selection = checked_selection(group_ids)
     client = client or get_client()
 
     def remove(group_id: str, key: str | None) -> str:
-        group_members_remove(
-            actor=actor, group_id=group_id, emails=[email], submission_key=key, client=client
+        message, _ = person_group_remove(
+            actor=actor,
+            email=email,
+            group_id=group_id,
+            group_name=selection[group_id],
+            submission_key=key,
+            client=client,
         )
-        return f"Removed from {selection[group_id]}."
+        return message
 
     return _each_group(PersonChange("removed"), selection, remove, submission_key=submission_key)
 
@@ -372,21 +419,26 @@ def person_add_to_groups(
     submission_key: str | None = None,
     client: SegmentClient | None = None,
 ) -> PersonChange:
-    """Add one person to the chosen groups, one change per group (a privileged group may turn
-    the addition into an access request for a second Administrator).
+    """Add one person to the chosen groups at once, in this process, one change per group (a
+    privileged group may turn the addition into an access request for a second Administrator).
 
     Raises:
         InvalidInput: not an email, or no usable selection (nothing is sent).
     """
     email = checked_person_email(email)
-    selection = _checked_selection(group_ids)
+    selection = checked_selection(group_ids)
     client = client or get_client()
 
     def add(group_id: str, key: str | None) -> str:
-        result = members_add_or_file(
-            actor=actor, group_id=group_id, emails=[email], submission_key=key, client=client
+        message, _, _ = person_group_add(
+            actor=actor,
+            email=email,
+            group_id=group_id,
+            group_name=selection[group_id],
+            submission_key=key,
+            client=client,
         )
-        return f"{selection[group_id]}: {result.result.message}"
+        return message
 
     return _each_group(PersonChange("added"), selection, add, submission_key=submission_key)
 

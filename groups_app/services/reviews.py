@@ -30,6 +30,7 @@ from groups_app.services.audit_details import details_for
 from groups_app.services.errors import ChangeOutcomeUnknown, InvalidInput, NotAllowed, ServiceError
 from groups_app.services.exports import csv_chunks
 from groups_app.services.groups import group_membership
+from groups_app.services.jobs import review_removals_start
 from groups_app.services.membership import group_members_remove
 from groups_app.services.mirror.selectors import mirrored_group, mirrored_membership
 from groups_app.services.mirror.sync import refresh_group
@@ -272,7 +273,8 @@ def invite_ages(
 
 
 def review_complete(*, actor: Any, review_id: int, submission_key: str | None = None) -> Review:
-    """Close a fully decided review and remove every entry marked remove, in batches.
+    """Close a fully decided review and remove every entry marked remove, in batches: at once
+    when one call does it, otherwise as a job in the worker (`review.removal_job`).
 
     Failed batches are marked per email and can be retried with review_retry_removals.
 
@@ -312,7 +314,13 @@ def review_complete(*, actor: Any, review_id: int, submission_key: str | None = 
             raise InvalidInput("This review was completed a moment ago by someone else.")
         for name, value in fields.items():
             setattr(review, name, value)
-    _remove(actor, review, removals)
+    if len(removals) > REMOVAL_BATCH:  # more than one call: the worker removes them, as a job
+        emails = [item.email for item in removals]
+        batches = [emails[start : start + REMOVAL_BATCH] for start in range(0, len(emails), REMOVAL_BATCH)]
+        review.removal_job = review_removals_start(actor=actor, review=review, batches=batches)
+        Review.objects.filter(pk=review.pk).update(removal_job=review.removal_job)
+    else:
+        _remove(actor, review, removals)
     return review
 
 

@@ -58,6 +58,8 @@ def jobs() -> tuple[Job, ...]:
         Job("notify_expiring", lambda: settings.NOTIFY_EXPIRING_EVERY),
         Job("remind_reviews", lambda: settings.REMIND_REVIEWS_EVERY),
         Job("prune_history", lambda: 24 * 3600),
+        # Jobs a stopped worker left are taken up again.
+        Job("resume_jobs", lambda: settings.JOB_RESUME_EVERY),
         *([Job("deliver_due_webhooks", lambda: settings.WEBHOOK_RETRY_EVERY)] if _has_webhooks() else []),
     )
 

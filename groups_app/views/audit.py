@@ -9,7 +9,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from groups_app.forms import AuditFilterForm
@@ -19,6 +19,7 @@ from groups_app.services.audit_details import detail_sections
 from groups_app.services.audit_log import audit_actor_choices, audit_csv_rows, audit_entries
 from groups_app.services.changes import ACTION_PERMISSIONS, entry_check_again
 from groups_app.services.errors import InvalidInput, NotAllowed
+from groups_app.services.jobs import EXPORT_IN_WORKER_OVER, audit_export_start
 from groups_app.views.downloads import csv_download
 
 PAGE_SIZE = 50
@@ -93,10 +94,37 @@ def audit_entry_check_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     return redirect("groups:audit-entry", entry_id=entry_id)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @permission_required(VIEW, raise_exception=True)
 def audit_export_view(request: HttpRequest) -> HttpResponse:
-    """The filtered entries as a CSV download, streamed."""
+    """The filtered entries as a CSV download, streamed; past EXPORT_IN_WORKER_OVER entries, a
+    page offering to have the worker write it (POST), downloaded from the job's page."""
     _, entries, _ = _filtered(request)
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
-    return csv_download(request, audit_csv_rows(entries), f"group-admin-audit-{stamp}.csv")
+    filename = f"group-admin-audit-{stamp}.csv"
+    if entries[: EXPORT_IN_WORKER_OVER + 1].count() <= EXPORT_IN_WORKER_OVER:
+        return csv_download(request, audit_csv_rows(entries), filename)
+    if request.method == "POST":
+        job = audit_export_start(actor=request.user, filters=_filter_values(request), filename=filename)
+        return redirect("groups:job", job_id=job.pk)
+    context = {"limit": EXPORT_IN_WORKER_OVER, "query": request.GET.urlencode(), "nav_section": "audit"}
+    return render(request, "groups_app/audit_export_large.html", context)
+
+
+def _filter_values(request: HttpRequest) -> dict:
+    """The audit log's filters as the job keeps them (dates as ISO text)."""
+    form = AuditFilterForm(request.GET or None)
+    if not (form.is_bound and form.is_valid()):
+        return {}
+    return {
+        name: value.isoformat() if hasattr(value, "isoformat") else value
+        for name, value in (
+            ("text", form.cleaned_data["q"]),
+            ("actor", form.cleaned_data["actor"]),
+            ("action", form.cleaned_data["action"]),
+            ("group", form.cleaned_data["group"]),
+            ("status", form.cleaned_data["status"]),
+            ("date_from", form.cleaned_data["date_from"]),
+            ("date_to", form.cleaned_data["date_to"]),
+        )
+    }

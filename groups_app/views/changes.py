@@ -42,6 +42,7 @@ from groups_app.services.approvals.changes import (
 from groups_app.services.approvals.proposals import proposal_approve, proposal_reject
 from groups_app.services.errors import ChangeOutcomeUnknown, ServiceError
 from groups_app.services.groups import group_get, group_membership, resource_catalog, roles_by_id
+from groups_app.services.jobs import REPLACE_IN_WORKER_OVER, members_replace_start
 from groups_app.services.manage import group_create, group_delete, group_rename
 from groups_app.services.membership import (
     ReplacePreview,
@@ -267,6 +268,16 @@ def members_replace_view(request: HttpRequest, group_id: str) -> HttpResponse:
     form = ReplaceMembersForm(request.POST or None)
     submission = Submission(form)
     preview = None
+    if "confirm" in request.POST and _is_large(form):
+        # Many addresses: the worker reads the group whole and sends the list, as a job.
+        started = members_replace_start(
+            actor=request.user,
+            group_id=group_id,
+            emails=form.cleaned_data["emails"],
+            fingerprint=form.cleaned_data["fingerprint"],
+            submission_key=form.cleaned_data["submission_key"],
+        )
+        return redirect("groups:job", job_id=started.job.pk)
     if "confirm" in request.POST:
         submission = submit_change(
             request,
@@ -316,6 +327,11 @@ def members_replace_view(request: HttpRequest, group_id: str) -> HttpResponse:
         "people": _preview_people(preview) if preview else None,
     }
     return render(request, "groups_app/members_replace.html", context, status=submission.status)
+
+
+def _is_large(form: ReplaceMembersForm) -> bool:
+    """A valid Replace all naming more addresses than a request should send itself."""
+    return form.is_valid() and len(form.cleaned_data["emails"]) > REPLACE_IN_WORKER_OVER
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import replace_url
+from django_htmx.http import HttpResponseClientRedirect, replace_url
 
 from groups_app.forms import (
     CopyAccessForm,
@@ -29,24 +29,22 @@ from groups_app.forms import (
     PersonPageQuery,
     segment_ids,
 )
-from groups_app.models import AuditEntry
+from groups_app.models import AuditEntry, Job
 from groups_app.roles import CHANGE_MEMBERSHIP, VIEW
 from groups_app.services.audit_log import audit_entries
 from groups_app.services.changes import change_refused
 from groups_app.services.errors import InvalidInput
 from groups_app.services.groups import cached_resource_names
+from groups_app.services.jobs import person_change_start
 from groups_app.services.people import (
     ADD_CANDIDATES_SHOWN,
-    PersonChange,
     PersonNotFound,
     copy_access_preview,
     groups_to_add,
     people_search,
-    person_add_to_groups,
     person_detail,
     person_email,
     person_groups,
-    person_remove_from_groups,
 )
 from groups_app.views.submit import change_permission_required, form_error_text, show_errors
 
@@ -167,8 +165,8 @@ def person_copy_view(request: HttpRequest, key: str) -> HttpResponse:
 @require_POST
 @change_permission_required(CHANGE_MEMBERSHIP, Action.MEMBERS_REMOVE)
 def person_remove_view(request: HttpRequest, key: str) -> HttpResponse:
-    """Remove the person from the chosen groups: one audited change per group."""
-    return _person_change(request, key, action=Action.MEMBERS_REMOVE, change=person_remove_from_groups)
+    """Remove the person from the chosen groups: a job in the worker, one audited change per group."""
+    return _person_change(request, key, action=Action.MEMBERS_REMOVE)
 
 
 @require_POST
@@ -190,7 +188,7 @@ def person_add_view(request: HttpRequest, key: str) -> HttpResponse:
         if request.htmx:
             return render(request, "groups_app/person_detail.html#add-candidates", picker, status=status)
         return _person_page(request, email, picker=picker, status=status)
-    return _person_change(request, key, action=Action.MEMBERS_ADD, change=person_add_to_groups)
+    return _person_change(request, key, action=Action.MEMBERS_ADD)
 
 
 def _add_picker(email: str, data=None) -> dict:
@@ -214,9 +212,9 @@ def _add_picker(email: str, data=None) -> dict:
     }
 
 
-def _person_change(request: HttpRequest, key: str, *, action: str, change) -> HttpResponse:
-    """Validate the chosen groups against those offered, confirm a removal, then change; the
-    page (with the person's whole detail) is read once, after."""
+def _person_change(request: HttpRequest, key: str, *, action: str) -> HttpResponse:
+    """Validate the chosen groups against those offered, confirm a removal, then queue the change
+    as a job and go to its page at once: the worker sends it, group by group."""
     try:
         email = person_email(key)
     except PersonNotFound:
@@ -233,9 +231,11 @@ def _person_change(request: HttpRequest, key: str, *, action: str, change) -> Ht
         names = dict(offered)
         chosen = [(g, names[g]) for g in form.cleaned_data["groups"]]
         return _person_page(request, email, remove_form=form, confirm_remove=chosen)
+    kind = Job.Kind.PERSON_REMOVE if action == Action.MEMBERS_REMOVE else Job.Kind.PERSON_ADD
     try:
-        result: PersonChange = change(
+        started = person_change_start(
             actor=request.user,
+            kind=kind,
             email=email,
             group_ids=form.cleaned_data["groups"],
             submission_key=form.cleaned_data.get("submission_key"),
@@ -243,7 +243,8 @@ def _person_change(request: HttpRequest, key: str, *, action: str, change) -> Ht
     except InvalidInput as exc:
         show_errors(form, exc)
         return _person_page(request, email, **_forms_for(action, form, request), status=422)
-    return _person_page(request, email, change=result)
+    url = reverse("groups:job", args=[started.job.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 def _forms_for(action: str, form: PersonGroupsForm, request: HttpRequest) -> dict:
@@ -268,7 +269,6 @@ def _person_page(
     picker: dict | None = None,
     copy_form: CopyAccessForm | None = None,
     preview=None,
-    change: PersonChange | None = None,
     confirm_remove: list[tuple[str, str]] | None = None,
     status: int = 200,
 ) -> HttpResponse:
@@ -291,7 +291,6 @@ def _person_page(
             group_choices=[(g.group.id, g.group.name) for g in preview.to_add] if preview else []
         ),
         "preview": preview,
-        "change": change,
         "confirm_remove": confirm_remove,
         "history": history,
         # Resource names when they are cached already: this page makes no upstream call.

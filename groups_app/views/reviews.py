@@ -222,6 +222,14 @@ def review_complete_view(request: HttpRequest, review_id: int) -> HttpResponse:
         except DuplicateSubmission:
             error = "This review was already completed."
         else:
+            if review.removal_job is not None:
+                count = review.items.filter(decision=ReviewItem.Decision.REMOVE).count()
+                messages.success(
+                    request,
+                    f"Review completed; the worker removes the {count} entries marked remove, "
+                    "a batch at a time: this page shows each batch as it is done.",
+                )
+                return redirect("groups:job", job_id=review.removal_job.pk)
             failed = review.items.filter(removal=ReviewItem.Removal.FAILED).count()
             if failed:
                 messages.error(request, f"{failed} removal(s) failed; see the list and retry them.")

@@ -62,6 +62,8 @@ document.addEventListener("htmx:afterSettle", (event) => {
     pending.delete(region.id);
     placeFocus(region, remembered);
     announceCount(region);  // what the person's search or filter found; never a background refresh
+  } else if (region && region.hasAttribute && region.hasAttribute("data-announce-progress")) {
+    announceCount(region);  // a job's progress: read out when its count changes
   }
   showSelectAll();
 });

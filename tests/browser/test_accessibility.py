@@ -9,7 +9,8 @@ from axe_playwright_python.base import AXE_SCRIPT
 from django.urls import reverse
 from django.utils import timezone
 
-from groups_app.models import AccessRequest, AuditEntry, Review
+from groups_app.models import AccessRequest, AuditEntry, Job, Review
+from groups_app.services.jobs import person_change_start
 from groups_app.services.people import person_keys
 from groups_app.services.reviews import campaign_open_reviews, campaign_start, review_start
 from sandbox.models import UserGroup
@@ -105,6 +106,9 @@ def places(workspace, admin_account, transactional_db):
         due_date=timezone.localdate() + timedelta(days=7),
     )  # fmt: skip
     campaign_open_reviews(campaign_id=campaign.pk)
+    job = person_change_start(  # queued: its page polls, and offers Cancel
+        actor=admin_account, kind=Job.Kind.PERSON_REMOVE, email=person, group_ids=[group.id, long_name.id]
+    ).job
     return {
         "group-list": "/",
         "group-detail": f"/groups/{group.id}/",
@@ -141,6 +145,8 @@ def places(workspace, admin_account, transactional_db):
         "campaign": f"/reviews/campaigns/{campaign.pk}/",
         "campaign-print": f"/reviews/campaigns/{campaign.pk}/print/",
         "inbox": "/inbox/",
+        "job": f"/jobs/{job.pk}/",
+        "jobs": "/jobs/",
         "not-found": "/no/such/page/",
     }
 

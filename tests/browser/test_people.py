@@ -4,11 +4,13 @@ import re
 
 from playwright.sync_api import expect
 
-from groups_app.models import AuditEntry
+from groups_app.models import AuditEntry, Job
+from groups_app.services.jobs import person_change_start
 from groups_app.services.people import person_keys
 from sandbox.models import Invite, Membership, UserGroup, WorkspaceUser
 from tests.browser.conftest import screenshot, sign_in
-from tests.browser.test_accessibility import axe_problems
+from tests.browser.test_accessibility import axe_problems, sideways_scroll
+from tests.jobs import run_jobs
 
 
 def a_person_in_two_plain_groups(workspace):
@@ -46,15 +48,49 @@ def test_help_desk_finds_a_person_and_removes_them_from_two_groups(
     screenshot(page, "person-remove-confirm")
     page.get_by_role("button", name="Remove from 2 groups").click()
 
-    outcome = page.locator("#person-outcome")
-    expect(outcome).to_contain_text(f"Removed from {first.name}.")
-    expect(outcome).to_contain_text(f"Removed from {second.name}.")
-    expect(outcome).to_be_focused()
-    groups_table = page.locator("#person-groups")
-    expect(groups_table).not_to_contain_text(first.name)
+    # The request answers at once with the job's page; the worker has not sent anything yet.
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Remove {user.email} from 2 groups")
+    progress = page.locator("#job-progress")
+    expect(progress).to_contain_text("0 of 2")
+    expect(page.get_by_role("button", name="Cancel")).to_be_visible()
+    assert Membership.objects.filter(user=user, group__in=[first, second]).count() == 2
+    assert axe_problems(page) == []
+    screenshot(page, "job-queued")
+
+    run_jobs()  # the worker
+
+    expect(progress).to_contain_text("2 of 2")  # the page follows the job by itself
+    expect(progress).to_contain_text(f"Removed from {first.name}.")
+    expect(progress).to_contain_text(f"Removed from {second.name}.")
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+    screenshot(page, "job-finished")
     assert not Membership.objects.filter(user=user, group__in=[first, second]).exists()
     removals = AuditEntry.objects.filter(action="members.remove", status="succeeded", actor_username="hana")
     assert sorted(e.group_id for e in removals) == sorted([first.id, second.id])
+    page.get_by_role("link", name=f"#{removals.get(group_id=first.id).pk} for {first.name}").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"hana removed 1 member from {first.name}")
+
+
+def test_a_running_job_at_phone_width_can_be_cancelled(page, live_server, workspace, help_desk_account):
+    user, groups = a_person_in_two_plain_groups(workspace)
+    job = person_change_start(
+        actor=help_desk_account,
+        kind=Job.Kind.PERSON_REMOVE,
+        email=user.email,
+        group_ids=[g.id for g in groups],
+    ).job
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, live_server, "hana")
+    page.goto(f"{live_server.url}/jobs/{job.pk}/")
+
+    expect(page.get_by_role("progressbar", name="Groups done")).to_be_visible()
+    assert sideways_scroll(page) == 0 and axe_problems(page) == []
+    page.get_by_role("button", name="Cancel").click()
+
+    expect(page.locator("#banner")).to_contain_text("Cancelled")
+    expect(page.locator("#job-progress")).to_contain_text("Cancelled")
+    assert Membership.objects.filter(user=user, group__in=groups).count() == 2
+    assert AuditEntry.objects.get(action="job.cancel").actor_username == "hana"
 
 
 def test_select_all_ticks_every_group_of_the_person(page, live_server, workspace, admin_account):
@@ -121,9 +157,11 @@ def test_ticked_groups_survive_a_new_search_and_are_all_added(
     screenshot(page, "person-add-selected")
     page.get_by_role("button", name="Add to selected groups").click()
 
-    outcome = page.locator("#person-outcome")
-    expect(outcome).to_contain_text(f"{first.name}:")
-    expect(outcome).to_contain_text(f"{second.name}:")
+    progress = page.locator("#job-progress")
+    expect(progress).to_contain_text("0 of 2")
+    run_jobs()
+    expect(progress).to_contain_text(f"{first.name}:")
+    expect(progress).to_contain_text(f"{second.name}:")
     for group in (first, second):
         assert (
             Membership.objects.filter(user=user, group=group).exists()

@@ -19,6 +19,7 @@ from groups_app.services.reviews import (
 from sandbox.faults import inject_fault
 from sandbox.models import Invite, Membership, UserGroup, WorkspaceUser
 from tests.factories import administrator, help_desk
+from tests.jobs import run_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -133,8 +134,14 @@ def test_failed_removals_are_marked_per_email_and_can_be_retried(group, ada, set
     review_decide(actor=ada, review_id=review.pk, item_ids=[i.pk for i in items[60:]], decision="keep")
     inject_fault("remove_users_from_user_group", "503")  # the first batch of 50 fails
 
-    review_complete(actor=ada, review_id=review.pk)
+    review = review_complete(actor=ada, review_id=review.pk)
+    # More than one batch: the worker removes them, a job with one item a batch.
+    job = review.removal_job
+    assert job.total == 2 and not review.items.exclude(removal="").exists()
+    assert members() >= {i.email for i in items[:60]}  # nothing sent in the request
+    run_jobs()
 
+    assert list(job.items.values_list("status", flat=True)) == ["failed", "succeeded"]
     failed = set(review.items.filter(removal="failed").values_list("email", flat=True))
     removed = set(review.items.filter(removal="removed").values_list("email", flat=True))
     assert failed == {i.email for i in items[:50]} and removed == {i.email for i in items[50:60]}

@@ -7,12 +7,13 @@ from urllib.parse import unquote
 import pytest
 from django.urls import reverse
 
-from groups_app.models import AccessRequest, AuditEntry, MirrorMember
+from groups_app.models import AccessRequest, AuditEntry, Job, MirrorMember
 from groups_app.services.mirror.sync import sync_workspace
 from groups_app.services.people import person_keys
 from sandbox.faults import inject_fault
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 from tests.factories import administrator, help_desk, viewer
+from tests.jobs import run_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -149,9 +150,17 @@ def test_removing_from_several_groups_asks_first_then_audits_each_group(client, 
     assert "Remove alice@example.com from 2 groups?" in html(asked)
     assert in_group(office["data"], "alice@example.com") and not AuditEntry.objects.exists()
 
-    done = client.post(person_url("alice@example.com", "remove"), {**chosen, "confirmed": "yes"})
+    queued = client.post(person_url("alice@example.com", "remove"), {**chosen, "confirmed": "yes"})
 
+    job = Job.objects.get()
+    assert queued.status_code == 302 and queued.url == reverse("groups:job", args=[job.pk])
+    assert (
+        in_group(office["data"], "alice@example.com") and not AuditEntry.objects.exists()
+    )  # sent by the worker
+    run_jobs()
+    done = client.get(queued.url)
     assert "Removed from Data." in html(done) and "Removed from Finance." in html(done)
+    assert "2 of 2" in html(done)
     assert not in_group(office["data"], "alice@example.com")
     assert not in_group(office["finance"], "alice@example.com")
     entries = AuditEntry.objects.filter(action="members.remove", status="succeeded")
@@ -165,14 +174,19 @@ def test_help_desk_cannot_remove_from_a_privileged_group_and_the_rest_still_happ
     client.force_login(help_desk(username="hana"))
     form = client.get(person_url("bob@example.com"))
 
-    done = client.post(
+    queued = client.post(
         person_url("bob@example.com", "remove"),
         {"groups": [office["owners"].id, office["data"].id], "submission_key": key(form), "confirmed": "yes"},
     )
+    run_jobs()
 
-    page = html(done)
+    page = html(client.get(queued.url))
     assert "Removed from Data." in page
-    assert "Not done in 1 group" in page and "Owners is a privileged group" in page
+    assert "1 not done" in page and "Owners is a privileged group" in page
+    assert dict(Job.objects.get().items.values_list("target_name", "status")) == {
+        "Owners": "refused",
+        "Data": "succeeded",
+    }
     assert in_group(office["owners"], "bob@example.com") and not in_group(office["data"], "bob@example.com")
     refused = AuditEntry.objects.get(group_id=office["owners"].id)
     assert refused.status == "refused" and refused.actor_username == "hana"
@@ -216,12 +230,14 @@ def test_adding_to_several_groups_turns_a_privileged_one_into_a_request(client, 
     client.force_login(administrator(username="ada"))
     form = client.get(person_url("alice@example.com"))
 
-    done = client.post(
+    queued = client.post(
         person_url("alice@example.com", "add"),
         {"groups": [office["owners"].id], "submission_key": key(form)},
     )
+    run_jobs()
 
-    assert "a second Administrator must approve" in html(done)
+    page = html(client.get(queued.url))
+    assert "a second Administrator must approve" in page and "Filed for approval" in page
     assert not in_group(office["owners"], "alice@example.com")
     assert AccessRequest.objects.get(email="alice@example.com").status == "pending"
 
@@ -236,12 +252,13 @@ def test_copy_access_shows_the_difference_then_adds_what_was_ticked(client, offi
     assert "+ Finance" in page
     assert not in_group(office["finance"], "nina@example.org")
 
-    done = client.post(
+    queued = client.post(
         person_url("nina@example.org", "add"),
         {"groups": [office["finance"].id], "submission_key": key(preview)},
     )
+    run_jobs()
 
-    assert "Finance: Invited 1 person not seen in the workspace yet." in html(done)
+    assert "Finance: Invited 1 person not seen in the workspace yet." in html(client.get(queued.url))
     assert in_group(office["finance"], "nina@example.org")
 
 
@@ -293,14 +310,16 @@ def test_segment_failing_midway_is_told_per_group_and_audited_never_a_500(client
     settings.SEGMENT_MAX_RETRIES = 0
     inject_fault("remove_users_from_user_group", "429")  # the first removal is rate-limited
 
-    done = client.post(
+    queued = client.post(
         person_url("alice@example.com", "remove"),
         {"groups": [office["data"].id, office["finance"].id], "confirmed": "yes"},
     )
+    run_jobs()
 
+    done = client.get(queued.url)
     page = html(done)
     assert done.status_code == 200
-    assert "Not done in 1 group" in page and "rate-limiting" in page
+    assert "1 not done" in page and "rate-limiting" in page
     assert "Removed from Finance." in page
     outcomes = dict(AuditEntry.objects.filter(action="members.remove").values_list("group_name", "status"))
     assert outcomes == {"Data": "failed", "Finance": "succeeded"}
