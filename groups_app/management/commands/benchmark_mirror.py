@@ -134,13 +134,16 @@ def scratch_database(url: str) -> Iterator[str]:
         "port": config.get("PORT") or None,
         "autocommit": True,
     }
-    with psycopg.connect(**server) as admin:
-        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            raise CommandError(
-                f"The database {name} exists. The benchmark creates its own and drops it when done: "
-                "name one that does not exist (or drop this one yourself)."
-            )
-        admin.execute(pg_sql.SQL("CREATE DATABASE {}").format(pg_sql.Identifier(name)))
+    try:
+        with psycopg.connect(**server) as admin:
+            if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+                raise CommandError(
+                    f"The database {name} exists. The benchmark creates its own and drops it when "
+                    "done: name one that does not exist (or drop this one yourself)."
+                )
+            admin.execute(pg_sql.SQL("CREATE DATABASE {}").format(pg_sql.Identifier(name)))
+    except psycopg.Error as exc:
+        raise CommandError(f"Could not create the database {name}: {exc}") from exc
     try:
         yield url
     finally:
