@@ -1,8 +1,9 @@
 """Measure the workspace mirror at scale, against a Public API stand-in served over HTTP.
 
-In a database of its own (a temporary SQLite file, so the development data is untouched), it
-seeds a sandbox workspace of --groups groups and --memberships memberships (one group of
---big-group members), serves it with `runserver` adding --latency-ms to every call, and prints:
+In a database of its own (a temporary SQLite file, or with --database-url a PostgreSQL database
+it creates and drops, so the development data is untouched), it seeds a sandbox workspace of
+--groups groups and --memberships memberships (one group of --big-group members), serves it
+with `runserver` adding --latency-ms to every call, and prints, measured with DEBUG off:
 
 - a full sync: upstream calls (and Σ ⌈items / page size⌉ for comparison), pages, wall time and
   peak memory (traced Python allocations);
@@ -20,22 +21,32 @@ Asserts nothing; prints figures.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import math
+import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import environ
+import psycopg
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection, transaction
 from django.db.models import Count
-from django.test import Client
+from django.test import Client, override_settings
+from django.utils import timezone
+from psycopg import sql as pg_sql
 from requests.adapters import HTTPAdapter
 
 from groups_app.management.commands._loopback import benchmark_env, loopback_server, sandbox_command
@@ -66,14 +77,21 @@ class Command(BaseCommand):
         )
         parser.add_argument("--runs", type=int, default=5)
         parser.add_argument("--port", type=int, default=8767)
+        parser.add_argument(
+            "--database-url",
+            default="",
+            help="A PostgreSQL database to run in (postgres://…/name), created for the run and "
+            "dropped after it; it must not exist. By default a temporary SQLite file.",
+        )
         parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
 
-    def handle(self, *args: Any, inside: bool, **options: Any) -> None:
+    def handle(self, *args: Any, inside: bool, database_url: str, **options: Any) -> None:
         if inside:
             return Inside(self.stdout, **options).run()
-        with tempfile.TemporaryDirectory(prefix="group-admin-bench-") as folder:
+        with scratch_database(database_url) as url:
+            # A token of its own: the in-process sandbox refuses the public default with DEBUG off.
             env = benchmark_env(
-                DATABASE_URL=f"sqlite:///{Path(folder) / 'bench.sqlite3'}", SEGMENT_API_TOKEN=""
+                DATABASE_URL=url, SEGMENT_API_TOKEN="", SANDBOX_API_TOKEN=secrets.token_urlsafe()
             )
             env.pop("REDIS_URL", None)
             env.pop("CACHE_URL", None)
@@ -95,6 +113,46 @@ class Command(BaseCommand):
         return None
 
 
+@contextmanager
+def scratch_database(url: str) -> Iterator[str]:
+    """The URL of a database for one run, gone afterwards: a temporary SQLite file, or the
+    PostgreSQL database `url` names, created for the run and dropped after it (one that exists
+    already is refused, never emptied)."""
+    if not url:
+        with tempfile.TemporaryDirectory(prefix="group-admin-bench-") as folder:
+            yield f"sqlite:///{Path(folder) / 'bench.sqlite3'}"
+        return
+    config = environ.Env.db_url_config(url)
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        raise CommandError("--database-url names a PostgreSQL database (postgres://…/name).")
+    name = config["NAME"]
+    server = {
+        "dbname": "postgres",
+        "user": config.get("USER") or None,
+        "password": config.get("PASSWORD") or None,
+        "host": config.get("HOST") or None,
+        "port": config.get("PORT") or None,
+        "autocommit": True,
+    }
+    try:
+        with psycopg.connect(**server) as admin:
+            if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+                raise CommandError(
+                    f"The database {name} exists. The benchmark creates its own and drops it when "
+                    "done: name one that does not exist (or drop this one yourself)."
+                )
+            admin.execute(pg_sql.SQL("CREATE DATABASE {}").format(pg_sql.Identifier(name)))
+    except psycopg.Error as exc:
+        raise CommandError(f"Could not create the database {name}: {exc}") from exc
+    try:
+        yield url
+    finally:
+        with psycopg.connect(**server) as admin:
+            admin.execute(
+                pg_sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pg_sql.Identifier(name))
+            )
+
+
 class Inside:
     """The measurements, run with the temporary database configured."""
 
@@ -106,25 +164,30 @@ class Inside:
         logging.getLogger("groups_app.segment").setLevel(logging.WARNING)
         logging.getLogger("groups_app.mirror").setLevel(logging.WARNING)
         o = self.options
-        started = time.perf_counter()
-        big, emails = seed(o["groups"], o["memberships"], o["big_group"])
-        self.stdout.write(
-            f"Seeded {o['groups']} groups and {o['memberships']} memberships "
-            f"(largest group {o['big_group']}) in {time.perf_counter() - started:.1f} s."
-        )
-        port = o["port"]
-        env = benchmark_env(
-            SANDBOX_LATENCY_MS=str(o["latency_ms"]),
-            SANDBOX_READ_LIMIT_PER_MINUTE="1000000",
-        )
-        with loopback_server(sandbox_command(port), env, port, "Public API stand-in"):
-            client = counting_client(f"http://127.0.0.1:{port}/sandbox/api", o["concurrency"])
-            self.stdout.write(f"Stand-in on 127.0.0.1:{port}, {o['latency_ms']} ms added per call.\n")
-            self._sync(client)
-            self._quick(client)
-            self._pages(emails, big)
-            self._add(client, big)
-            self._person_change(client)
+        # Measured with DEBUG off, as served: DEBUG keeps every query's text (and on SQLite
+        # runs one more query to quote its parameters).
+        # Pages are rendered, not their static files: none need collecting for it.
+        warnings.filterwarnings("ignore", message="No directory at", module="django.core.handlers.base")
+        with override_settings(DEBUG=False):
+            started = time.perf_counter()
+            big, emails = seed(o["groups"], o["memberships"], o["big_group"])
+            self.stdout.write(
+                f"Seeded {o['groups']} groups and {o['memberships']} memberships "
+                f"(largest group {o['big_group']}) in {time.perf_counter() - started:.1f} s."
+            )
+            port = o["port"]
+            env = benchmark_env(
+                SANDBOX_LATENCY_MS=str(o["latency_ms"]),
+                SANDBOX_READ_LIMIT_PER_MINUTE="1000000",
+            )
+            with loopback_server(sandbox_command(port), env, port, "Public API stand-in"):
+                client = counting_client(f"http://127.0.0.1:{port}/sandbox/api", o["concurrency"])
+                self.stdout.write(f"Stand-in on 127.0.0.1:{port}, {o['latency_ms']} ms added per call.\n")
+                self._sync(client)
+                self._quick(client)
+                self._pages(emails, big)
+                self._add(client, big)
+                self._person_change(client)
 
     def _sync(self, client) -> None:
 
@@ -179,7 +242,16 @@ class Inside:
             )
 
     def _pages(self, emails: list[str], big) -> None:
+        # A live read goes to the stand-in over HTTP, with its added latency, as it would go to
+        # Segment (not to the in-process sandbox, which has none).
+        with override_settings(
+            SANDBOX_MODE=False,
+            SEGMENT_API_URL=f"http://127.0.0.1:{self.options['port']}/sandbox/api",
+            SEGMENT_API_TOKEN=settings.SANDBOX_API_TOKEN,
+        ):
+            self._time_pages(emails, big)
 
+    def _time_pages(self, emails: list[str], big) -> None:
         client = Client(HTTP_HOST="localhost")
         client.force_login(get_user_model().objects.create(username="benchmark", is_superuser=True))
         upstream = counting(get_client())
@@ -301,15 +373,19 @@ def seed(groups: int, memberships: int, big_group: int):
         ),
         batch_size=2000,
     )
-    rows = [Membership(group=made[0], user=u) for u in users[:big_group]]
+    fifty = WorkspaceUser.objects.create(name="In Fifty Groups", email=FIFTY)
+    user_ids = [u.id for u in users]
     rest = max(0, memberships - big_group)
     per_group = rest // max(1, groups - 1)
-    for n, group in enumerate(made[1:], start=1):
-        start = (n * 37) % people
-        rows += [Membership(group=group, user=users[(start + k) % people]) for k in range(per_group)]
-    fifty = WorkspaceUser.objects.create(name="In Fifty Groups", email=FIFTY)
-    rows += [Membership(group=group, user=fifty) for group in made[1:51]]
-    Membership.objects.bulk_create(rows, batch_size=5000)
+
+    def pairs() -> Iterator[tuple[str, str]]:
+        yield from ((made[0].id, user_id) for user_id in user_ids[:big_group])
+        for n, group in enumerate(made[1:], start=1):
+            start = (n * 37) % people
+            yield from ((group.id, user_ids[(start + k) % people]) for k in range(per_group))
+        yield from ((group.id, fifty.id) for group in made[1:51])
+
+    _insert_memberships(pairs())
     Invite.objects.bulk_create(
         (
             Invite(group=g, email=f"invitee{n}.{k}@bench.example")
@@ -319,4 +395,27 @@ def seed(groups: int, memberships: int, big_group: int):
         ),
         batch_size=2000,
     )
+    _analyze()
     return made[0], [u.email for u in users[:: max(1, people // 50)]]
+
+
+def _insert_memberships(pairs: Iterable[tuple[str, str]]) -> None:
+    """Memberships by plain INSERTs in large batches (COPY on PostgreSQL), in one transaction:
+    a million model instances would take minutes and a gigabyte."""
+    table = connection.ops.quote_name(Membership._meta.db_table)  # only the quoted name is formatted in
+    sql = f"INSERT INTO {table} (group_id, user_id, created_at) VALUES (%s, %s, %s)"  # noqa: S608
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.copy(f"COPY {table} (group_id, user_id, created_at) FROM STDIN") as copy:
+                for group_id, user_id in pairs:
+                    copy.write_row((group_id, user_id, now))
+            return
+        for batch in itertools.batched(pairs, 20_000):
+            cursor.executemany(sql, [(group_id, user_id, now) for group_id, user_id in batch])
+
+
+def _analyze() -> None:
+    """Planner statistics for the freshly loaded sandbox, as after any large load."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
