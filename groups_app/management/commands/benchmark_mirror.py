@@ -13,7 +13,8 @@ with `runserver` adding --latency-ms to every call, and prints, measured with DE
   first paint from the mirror, and its live read): server time (a request through Django's
   handler, templates included) and upstream calls;
 - adding one email to the big group: upstream calls on the request path, and time;
-- removing one person from 50 groups (People): calls, time and outcomes.
+- removing one person from 50 groups (People): the page's answer (a job) and its upstream calls,
+  then the job as the worker runs it: calls, time and outcomes.
 
 Asserts nothing; prints figures.
 """
@@ -53,9 +54,10 @@ from groups_app.management.commands._loopback import benchmark_env, loopback_ser
 from groups_app.models import SyncRun
 from groups_app.segment import SegmentClient
 from groups_app.services.audit import SYSTEM
+from groups_app.services.jobs import job_run
 from groups_app.services.membership import group_members_add
 from groups_app.services.mirror.sync import ReadBudget, sync_changed, sync_workspace
-from groups_app.services.people import person_keys, person_remove_from_groups
+from groups_app.services.people import person_keys
 from groups_app.services.segment_client import get_client
 from sandbox.models import GroupPermission, Invite, Membership, Role, UserGroup, WorkspaceUser
 
@@ -253,7 +255,11 @@ class Inside:
 
     def _time_pages(self, emails: list[str], big) -> None:
         client = Client(HTTP_HOST="localhost")
-        client.force_login(get_user_model().objects.create(username="benchmark", is_superuser=True))
+        client.force_login(
+            get_user_model().objects.create(
+                username="benchmark", email="benchmark@bench.example", is_superuser=True
+            )
+        )
         upstream = counting(get_client())
         someone = emails[len(emails) // 2]
         # People searches are POSTed and shown at a token URL; a person's page is at their key.
@@ -296,18 +302,39 @@ class Inside:
         )
 
     def _person_change(self, client) -> None:
-        """One person out of 50 groups, as People does it (one change per group, in the request)."""
+        """One person out of 50 groups, as People does it: the page answers with a job (timed,
+        with its upstream calls), then the job runs as the worker runs it, within the write
+        budget (`JOB_WRITES_PER_MINUTE`), a few changes side by side."""
         groups = list(
             UserGroup.objects.filter(memberships__user__email=FIFTY).values_list("id", flat=True)[:50]
         )
+        web = Client(HTTP_HOST="localhost")
+        web.force_login(get_user_model().objects.get(username="benchmark"))
+        key = person_keys([FIFTY])[FIFTY]
+        upstream = counting(get_client())
+        began = time.perf_counter()
+        response = web.post(
+            f"/people/{key}/remove/",
+            {"groups": groups, "confirmed": "yes", "submission_key": secrets.token_hex(16)},
+        )
+        answered = (time.perf_counter() - began) * 1000
+        if response.status_code != 302 or "/jobs/" not in response["Location"]:
+            raise CommandError(
+                f"Removing from {len(groups)} groups answered {response.status_code}, not a job."
+            )
+        job_id = int(response["Location"].rstrip("/").rsplit("/", 1)[-1])
+        self.stdout.write(
+            f"remove one person from {len(groups)} groups, the page: {answered:.0f} ms, "
+            f"{len(upstream.calls)} upstream calls, answered with {response['Location']}"
+        )
         client.calls.clear()
         began = time.perf_counter()
-        change = person_remove_from_groups(actor=SYSTEM, email=FIFTY, group_ids=groups, client=client)
+        job = job_run(job_id, client=client)
         took = time.perf_counter() - began
         self.stdout.write(
-            f"remove one person from {len(groups)} groups: {len(client.calls)} upstream calls, {took:.1f} s, "
-            f"{len(change.succeeded)} removed, {len(change.not_done)} not done"
-            + (f" (first: {change.not_done[0].message})" if change.not_done else "")
+            f"  the job (JOB_WRITES_PER_MINUTE={settings.JOB_WRITES_PER_MINUTE}, "
+            f"JOB_CONCURRENCY={settings.JOB_CONCURRENCY}): {len(client.calls)} upstream calls, {took:.1f} s, "
+            f"{job.succeeded_count} removed, {job.not_done_count} not done, {job.get_status_display().lower()}"
         )
 
 
