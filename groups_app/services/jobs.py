@@ -285,13 +285,15 @@ def job_cancel(*, actor: Any, job_id: int) -> Job:
 
     Raises:
         JobNotFound: not a job the actor may see (and so cancel).
-        InvalidInput: it has ended already.
+        InvalidInput: it has ended already, or is being cancelled already (a second click, a
+            resent form, someone else's Cancel): only the first is recorded.
     """
     job = job_for(actor=actor, job_id=job_id)
     if not job.is_active:
         raise InvalidInput("This job has ended already; there is nothing to cancel.")
     now = timezone.now()
-    Job.objects.filter(pk=job.pk, cancel_requested_at__isnull=True).update(cancel_requested_at=now)
+    if not Job.objects.filter(pk=job.pk, cancel_requested_at__isnull=True).update(cancel_requested_at=now):
+        raise InvalidInput("This job is being cancelled already: the changes on their way finish.")
     # Not taken up by a worker yet: nothing is in flight, so it ends now.
     if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
         status=Job.Status.CANCELLED, finished_at=now

@@ -41,9 +41,12 @@ def job_view(request: HttpRequest, job_id: int) -> HttpResponse:
     template = "groups_app/job_detail.html"
     if request.htmx and request.htmx.target == "job-progress":
         template += "#job-progress"
+    items = job_items(job)
     context = {
         "job": job,
-        "items": job_items(job),
+        "items": items,
+        # A cancelled item counts as done (nothing more will happen to it) but was never sent.
+        "cancelled_count": sum(1 for item in items if item.status == item.Status.CANCELLED),
         "person_key": job_person_key(job),
         "poll_seconds": POLL_SECONDS,
         "nav_section": "jobs",

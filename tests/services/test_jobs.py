@@ -5,6 +5,7 @@ from datetime import timedelta
 from itertools import pairwise
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from groups_app.models import AuditEntry, Job, JobItem
@@ -156,6 +157,17 @@ def test_cancelling_a_queued_job_sends_nothing_and_is_audited(groups, ada):
         job_cancel(actor=ada, job_id=job.pk)
 
 
+def test_cancelling_twice_while_running_is_recorded_once(groups, ada):
+    job = start_removal(ada, groups)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING)
+
+    job_cancel(actor=ada, job_id=job.pk)
+    with pytest.raises(InvalidInput, match="being cancelled already"):
+        job_cancel(actor=ada, job_id=job.pk)
+
+    assert AuditEntry.objects.filter(action="job.cancel").count() == 1
+
+
 def test_cancelling_while_running_lets_the_item_in_flight_finish_and_stops_the_rest(groups, ada):
     job = start_removal(ada, groups)
     client = CountingClient(during=lambda n: n == 2 and job_cancel(actor=ada, job_id=job.pk))
@@ -168,6 +180,11 @@ def test_cancelling_while_running_lets_the_item_in_flight_finish_and_stops_the_r
     assert len(client.removals) == 2
     assert [in_group(g) for g in groups] == [False, False, True, True, True]
     assert (ended.done_count, ended.succeeded_count, ended.not_done_count) == (5, 2, 3)
+    page = Client()
+    page.force_login(ada)
+    assert "5 of 5</strong> done: 2 succeeded, 3 not done, 3 of them cancelled before they were sent." in (
+        page.get(f"/jobs/{job.pk}/").content.decode()
+    )
 
 
 class WorkerStopped(BaseException):
