@@ -188,3 +188,17 @@ def test_ticked_groups_survive_a_new_search_without_javascript(
     expect(page.locator("#selected-groups").get_by_label(first.name, exact=True)).to_be_checked()
     expect(page.locator("#found-groups").get_by_label(second.name, exact=True)).not_to_be_checked()
     context.close()
+
+
+def test_removing_from_no_group_says_so_with_focus_on_the_message(
+    page, live_server, workspace, help_desk_account
+):
+    user, _ = a_person_in_two_plain_groups(workspace)
+    sign_in(page, live_server, "hana")
+    page.goto(f"{live_server.url}/people/{person_keys([user.email])[user.email]}/")
+
+    page.get_by_role("button", name="Remove from selected groups…").click()
+
+    message = page.get_by_role("alert").filter(has_text="Choose at least one group.")
+    expect(message).to_be_focused()
+    assert not Job.objects.exists()
