@@ -3,7 +3,7 @@
 from io import StringIO
 
 import pytest
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 
 from groups_app import roles
@@ -29,6 +29,20 @@ def test_generated_password_is_printed_once_and_works():
     helpdesk = authenticate(username="helpdesk", password=password)
     assert roles.role_label(helpdesk) == roles.HELP_DESK
     assert roles.role_label(authenticate(username="viewer", password=password)) == roles.VIEWER
+    second_administrator = authenticate(username="admin2", password=password)
+    assert roles.role_label(second_administrator) == roles.ADMINISTRATOR
+    assert not second_administrator.is_superuser
+
+
+def test_an_account_added_to_the_demo_later_gets_a_password_of_its_own_and_says_so():
+    password = run().rsplit(": ", 1)[1].strip()
+    get_user_model().objects.filter(username="admin2").delete()
+
+    output = run()
+
+    assert "Demo accounts admin2 created" in output and "as admin2 with" in output
+    assert authenticate(username="admin2", password=output.rsplit(": ", 1)[1].strip()) is not None
+    assert authenticate(username="admin", password=password) is not None
 
 
 def test_demo_password_setting_sets_every_account(settings):

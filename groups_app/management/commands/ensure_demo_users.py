@@ -15,6 +15,9 @@ from groups_app import roles
 
 DEMO_ACCOUNTS = (
     ("admin", roles.ADMINISTRATOR, True),
+    # A second Administrator: what the two-person rule needs (a privileged group's change is
+    # filed by one Administrator and approved by another).
+    ("admin2", roles.ADMINISTRATOR, False),
     ("helpdesk", roles.HELP_DESK, False),
     ("viewer", roles.VIEWER, False),
 )
@@ -53,9 +56,11 @@ class Command(BaseCommand):
             user.groups.add(Group.objects.get(name=role))
         names = ", ".join(name for name, _, _ in DEMO_ACCOUNTS)
         if missing and not configured:
+            # Accounts that existed keep their password: the new one is only the new accounts'.
+            made = ", ".join(name for name, _, _ in missing)
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"Demo accounts {names} created. Sign in at {sign_in_address()} as admin "
+                    f"Demo accounts {made} created. Sign in at {sign_in_address()} as {missing[0][0]} "
                     f"with the password (shown once): {password}"
                 )
             )
