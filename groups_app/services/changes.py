@@ -378,8 +378,8 @@ def _refresh_touched_group(attempt: ChangeAttempt) -> None:
     """Keep the mirror (the list, People) right about the group a sent change touched.
 
     An addition is written through to the mirror before this runs: when Segment's answer (the
-    group's member count) agrees with the mirror then, and no added email needs telling apart
-    as a user or an invite, nothing is re-read. Otherwise the worker re-reads the group, once a
+    group's member count) agrees with the mirror then, and the addition told its users and
+    invites apart (it reads the group's invites when the mirror cannot), nothing is re-read. Otherwise the worker re-reads the group, once a
     minute at most (always when there are emails to verify); a change within that minute is
     left to the write-through and the next quick pass. A queue that cannot be reached costs
     only freshness: it never fails the change."""
@@ -388,8 +388,9 @@ def _refresh_touched_group(attempt: ChangeAttempt) -> None:
     if not group_id:
         return
     emails = attempt.details.get("emails") if attempt.action == AuditEntry.Action.MEMBERS_ADD else None
-    # Added emails the mirror guessed to be invites are verified by a refresh (invite ages).
-    unverified = write_through.unverified_emails(group_id, list(emails or ()))
+    # An addition whose invites could not be read back: the refresh tells them apart (invite ages).
+    split_unknown = bool(record and record.details.get("split_unknown"))
+    unverified = list(emails or ()) if split_unknown else []
     answer = getattr(attempt.answer, "group", attempt.answer)
     is_addition = attempt.action == AuditEntry.Action.MEMBERS_ADD and isinstance(answer, UserGroup)
     if is_addition and not unverified and write_through.confirmed_by_answer(group_id, answer.member_count):

@@ -39,8 +39,6 @@ class AddResult:
     invited: tuple[str, ...]
     already_members: tuple[str, ...]
     is_split_known: bool = True
-    # The users/invites split comes from the mirror (emails it never saw as users count as invited).
-    split_from_mirror: bool = False
     # Emails filed as access requests for a second Administrator (a privileged group).
     awaiting_approval: tuple[str, ...] = ()
 
@@ -60,17 +58,9 @@ class AddResult:
         if self.added_users:
             parts.append(f"added {plural(len(self.added_users), 'user')}")
         if len(self.invited) == 1:
-            parts.append(
-                "invited 1 person not seen in the workspace yet"
-                if self.split_from_mirror
-                else "invited 1 person who is not yet a workspace user"
-            )
+            parts.append("invited 1 person who is not yet a workspace user")
         elif self.invited:
-            parts.append(
-                f"invited {len(self.invited)} people not seen in the workspace yet"
-                if self.split_from_mirror
-                else f"invited {len(self.invited)} people who are not yet workspace users"
-            )
+            parts.append(f"invited {len(self.invited)} people who are not yet workspace users")
         if len(self.already_members) == 1:
             parts.append("1 was already a member")
         elif self.already_members:
@@ -175,12 +165,11 @@ def group_members_add(
         def add() -> AddResult:
             updated = client.add_users_to_user_group(group_id, to_send) if to_send else group
             if from_mirror:
-                # Verified by the refresh the pipeline enqueues (record_verified_invites).
                 users = known_workspace_users(new)
-                added = tuple(e for e in new if e in users)
-                invited = tuple(e for e in new if e not in users)
-                attempt.record.details.update(added_users=list(added), invited=list(invited))
-                return AddResult(updated, added, invited, already, split_from_mirror=True)
+                if all(e in users for e in new):
+                    return _added(updated, tuple(new), (), already)
+                # The mirror knows users through their groups only: someone in no group looks
+                # new. The group's invites (one page, as a rule) say whom Segment invited.
             try:
                 invites_after = set(client.iter_invites_from_user_group(group_id)) if new else set()
             except SegmentError:
@@ -189,6 +178,9 @@ def group_members_add(
                 return AddResult(updated, tuple(new), (), already, is_split_known=False)
             invited = tuple(e for e in new if e in invites_after)
             added = tuple(e for e in new if e not in invites_after)
+            return _added(updated, added, invited, already)
+
+        def _added(updated: UserGroup, added: tuple, invited: tuple, already: tuple) -> AddResult:
             attempt.record.details.update(added_users=list(added), invited=list(invited))
             record_invites(group_id, invited)
             return AddResult(updated, added, invited, already)

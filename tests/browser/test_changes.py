@@ -45,7 +45,7 @@ def test_add_members_bad_email_then_good_ones(page, live_server, workspace, help
     page.get_by_role("button", name="Add", exact=True).click()
 
     expect(page.locator("#add-members-form .alert-success")).to_have_text(
-        "Added 1 user, invited 1 person not seen in the workspace yet."
+        "Added 1 user, invited 1 person who is not yet a workspace user."
     )
     expect(page.locator("#invites-panel")).to_contain_text("brand.new@partner.example")
     expect(page.locator("#users-panel")).to_contain_text(outsider.email)

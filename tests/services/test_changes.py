@@ -107,16 +107,10 @@ def test_add_members_reports_users_invites_and_existing_and_audits(team, hana, e
     assert entry.details["added_users"] == ["carol@example.com"]
     assert entry.details["invited"] == ["stranger@example.org"]
     assert entry.details["already_members"] == ["alice@example.com"]
-    # The worker re-reads the group, and verifies which added emails became invites.
+    # The worker reads the group the mirror does not hold yet; who was invited is known already
+    # (the group's invites were read), so there is nothing to verify.
     assert enqueued() == [
-        (
-            "refresh_group",
-            (GROUP,),
-            {
-                "trigger": f"members.add #{entry.pk}",
-                "verify_emails": ["carol@example.com", "stranger@example.org"],
-            },
-        )
+        ("refresh_group", (GROUP,), {"trigger": f"members.add #{entry.pk}", "verify_emails": []})
     ]
 
 

@@ -352,27 +352,60 @@ def test_a_full_sync_keeps_a_newer_refresh_of_a_group(workspace, monkeypatch):
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.OBSERVED).exists()
 
 
-def test_adding_one_email_to_a_big_mirrored_group_makes_two_upstream_calls(db, counted, settings):
+def a_big_mirrored_group(settings):
     settings.SEGMENT_PAGE_SIZE = 200
     group = UserGroup.objects.create(name="Everyone")
     users = WorkspaceUser.objects.bulk_create(
         WorkspaceUser(name=f"User {n}", email=f"user{n}@example.com") for n in range(1200)
     )
     Membership.objects.bulk_create(Membership(group=group, user=user) for user in users)
+    elsewhere = UserGroup.objects.create(name="Elsewhere")
+    Membership.objects.create(
+        group=elsewhere, user=WorkspaceUser.objects.create(name="Ella", email="ella@example.com")
+    )
     sync_workspace(trigger="baseline")
+    return group
+
+
+def test_adding_a_known_user_to_a_big_mirrored_group_makes_two_upstream_calls(db, counted, settings):
+    group = a_big_mirrored_group(settings)
     counted.calls.clear()
 
     changed = group_members_add(
         actor=help_desk(username="hana"),
         group_id=group.id,
-        emails=["newcomer@example.org", "user7@example.com"],
+        emails=["ella@example.com", "user7@example.com"],
         client=counted.client,
     )
     result = changed.result
     assert changed.entry.action == "members.add" and changed.entry.status == "succeeded"
 
     assert counted.calls == [("GET", f"/groups/{group.id}"), ("POST", f"/groups/{group.id}/users")]
-    assert result.invited == ("newcomer@example.org",) and result.already_members == ("user7@example.com",)
+    assert result.added_users == ("ella@example.com",) and result.already_members == ("user7@example.com",)
+
+
+def test_an_address_the_mirror_never_saw_as_a_user_is_told_apart_by_the_groups_invites(db, counted, settings):
+    group = a_big_mirrored_group(settings)
+    # A workspace user in no group: the mirror, which knows users through their groups, has not seen them.
+    WorkspaceUser.objects.create(name="Noah", email="no.groups@example.com")
+    counted.calls.clear()
+
+    changed = group_members_add(
+        actor=help_desk(username="hana"),
+        group_id=group.id,
+        emails=["newcomer@example.org", "no.groups@example.com"],
+        client=counted.client,
+    )
+
+    result = changed.result
+    assert counted.calls == [
+        ("GET", f"/groups/{group.id}"),
+        ("POST", f"/groups/{group.id}/users"),
+        ("GET", f"/groups/{group.id}/invites"),
+    ]
+    assert result.invited == ("newcomer@example.org",) and result.added_users == ("no.groups@example.com",)
+    assert changed.entry.details["invited"] == ["newcomer@example.org"]
+    assert changed.entry.details["added_users"] == ["no.groups@example.com"]
     assert Invite.objects.filter(group=group, email="newcomer@example.org").exists()
 
 
@@ -383,7 +416,7 @@ def test_a_group_the_mirror_does_not_hold_is_read_whole_as_before(workspace, cou
     result = changed.result
     assert changed.entry.action == "members.add" and changed.entry.status == "succeeded"
 
-    assert result.added_users == ("carol@example.com",) and not result.split_from_mirror
+    assert result.added_users == ("carol@example.com",)
     assert ("GET", f"/groups/{GROUP}/users") in counted.calls
 
 

@@ -10,6 +10,7 @@ from groups_app.services.membership import group_members_add, group_members_remo
 from groups_app.services.mirror.sync import sync_changed, sync_workspace
 from groups_app.services.mirror.write_through import REFRESH_SPACING
 from groups_app.services.segment_client import get_client
+from sandbox.faults import inject_fault
 from sandbox.models import Membership, UserGroup, WorkspaceUser
 from tests.factories import help_desk
 from tests.services.test_mirror import GROUP, workspace  # noqa: F401 - the fixture
@@ -62,12 +63,22 @@ def test_an_addition_segment_counts_differently_is_re_read(mirrored, hana, enque
     assert refreshes(enqueued) == [(GROUP,)]
 
 
-def test_an_address_the_mirror_never_saw_is_verified_by_a_refresh(mirrored, hana, enqueued):
+def test_an_address_the_mirror_never_saw_is_told_apart_at_once_and_needs_no_refresh(mirrored, hana, enqueued):
     group_members_add(actor=hana, group_id=GROUP, emails=["new@example.org"])
 
+    assert refreshes(enqueued) == []
+    assert InviteRecord.objects.filter(group_id=GROUP, email="new@example.org").exists()
+    assert MirrorMember.objects.filter(group_id=GROUP, email="new@example.org", kind="invite").exists()
+
+
+def test_an_addition_whose_invites_could_not_be_read_is_verified_by_a_refresh(mirrored, hana, enqueued):
+    inject_fault("list_invites_from_user_group", "503", times=5)
+
+    changed = group_members_add(actor=hana, group_id=GROUP, emails=["new@example.org"])
+
+    assert changed.entry.details["split_unknown"] is True
     ((name, args, kwargs),) = enqueued()
     assert (name, args, kwargs["verify_emails"]) == ("refresh_group", (GROUP,), ["new@example.org"])
-    assert not InviteRecord.objects.exists()  # recorded once the refresh verified it
 
 
 def test_a_group_is_refreshed_once_a_minute_at_most(mirrored, hana, enqueued, monkeypatch, settings):

@@ -138,7 +138,7 @@ def test_add_members_htmx_reports_the_outcome_and_triggers_refresh(help_desk_cli
     assert response.status_code == 200
     assert "<html" not in html(response)
     # Users, invites and members are told apart from the mirror (no read of the whole group).
-    assert "Added 1 user, invited 1 person not seen in the workspace yet, 1 was already a member." in html(
+    assert "Added 1 user, invited 1 person who is not yet a workspace user, 1 was already a member." in html(
         response
     )
     assert "members-changed" in response["HX-Trigger-After-Settle"]

@@ -258,7 +258,7 @@ def test_copy_access_shows_the_difference_then_adds_what_was_ticked(client, offi
     )
     run_jobs()
 
-    assert "Finance: Invited 1 person not seen in the workspace yet." in html(client.get(queued.url))
+    assert "Finance: Invited 1 person who is not yet a workspace user." in html(client.get(queued.url))
     assert in_group(office["finance"], "nina@example.org")
 
 

@@ -94,21 +94,6 @@ def confirmed_by_answer(group_id: str, member_count: int) -> bool:
     return True
 
 
-def unverified_emails(group_id: str, emails: list[str]) -> list[str]:
-    """The added emails whose kind the mirror only guessed: those it holds as invites of this
-    group (never seen as users), or all of them when it does not hold the group."""
-    if not emails:
-        return []
-    if not MirrorGroup.objects.filter(group_id=group_id).exists():
-        return list(emails)
-    invites = set(
-        MirrorMember.objects.filter(
-            group_id=group_id, email__in=[e.lower() for e in emails], kind=MirrorMember.Kind.INVITE
-        ).values_list("email", flat=True)
-    )
-    return [e for e in emails if e.lower() in invites]
-
-
 def refresh_soon(group_id: str, *, trigger: str, verify_emails: list[str]) -> bool:
     """Have the worker re-read a group after a change, unless it was asked to in the last
     REFRESH_SPACING seconds and there is no email to verify (that refresh, the write-through
