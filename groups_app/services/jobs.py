@@ -27,7 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, close_old_connections, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -388,11 +388,15 @@ def _cancel_waiting(job: Job) -> None:
 
 
 def _recount(job: Job) -> None:
-    items = JobItem.objects.filter(job=job)
-    done = items.filter(status__in=JobItem.DONE).count()
-    succeeded = items.filter(status=Status.SUCCEEDED).count()
+    """Count the job's items afresh (one query), after items were settled in bulk."""
+    counts = JobItem.objects.filter(job=job).aggregate(
+        done=Count("pk", filter=Q(status__in=JobItem.DONE)),
+        succeeded=Count("pk", filter=Q(status=Status.SUCCEEDED)),
+    )
     Job.objects.filter(pk=job.pk).update(
-        done_count=done, succeeded_count=succeeded, not_done_count=done - succeeded
+        done_count=counts["done"],
+        succeeded_count=counts["succeeded"],
+        not_done_count=counts["done"] - counts["succeeded"],
     )
 
 
