@@ -17,6 +17,9 @@ from django.db.models import Q
 
 from groups_app.emails import address_problem
 from groups_app.models import AccessRequest, MirrorGroup, MirrorMember, MirrorPerson, PersonKey
+from groups_app.roles import CHANGE_MEMBERSHIP
+from groups_app.rules import book
+from groups_app.rules.identity import same_identity
 from groups_app.segment import IamRole, SegmentClient, SegmentError, UserGroup
 from groups_app.services.approvals.changes import members_add_or_file
 from groups_app.services.errors import InvalidInput, ServiceError
@@ -269,6 +272,38 @@ def groups_to_add(
 
 
 @dataclass(frozen=True)
+class GroupOffer:
+    """What the rule book says, before anything is sent, about changing one group's members."""
+
+    is_privileged: bool
+    refusal: str  # why the actor may not change it at all ("" when they may, perhaps with approval)
+
+
+def group_offers(*, actor: Any, group_ids: Iterable[str]) -> dict[str, GroupOffer]:
+    """The mirrored groups among `group_ids`, each as the rule book answers for `actor` before any
+    address is typed: the pages show up front a group the actor may not change (a privileged
+    group for Help desk) instead of offering it and refusing it later. The change itself is still
+    decided by the pipeline, on what is sent."""
+    roles = mirrored_roles()
+    offers = {}
+    for row in MirrorGroup.objects.filter(group_id__in=set(group_ids)):
+        group = mirrored_group(row)
+        decision = book.decide(book.ProposedChange(actor=actor, permission=CHANGE_MEMBERSHIP, group=group))
+        offers[group.id] = GroupOffer(
+            is_privileged=group_is_privileged(group, roles),
+            refusal="" if decision.verdict != book.Verdict.REFUSED else decision.reason,
+        )
+    return offers
+
+
+def addition_refusal(*, actor: Any, email: str) -> str:
+    """Why the rule book refuses adding `email` to any group at all (the actor's own address, or a
+    domain outside the allowed ones), or "" when it does not."""
+    decision = book.decide(book.ProposedChange(actor=actor, permission=CHANGE_MEMBERSHIP, adds=(email,)))
+    return decision.reason if decision.verdict == book.Verdict.REFUSED else ""
+
+
+@dataclass(frozen=True)
 class GroupOutcome:
     """What became of one group's part of a change to one person's access."""
 
@@ -459,14 +494,16 @@ def copy_access_preview(*, email: str, source: str) -> CopyPreview:
     """The groups `source` is in and `email` is not, from the mirror.
 
     Raises:
-        InvalidInput (field `source`): not an email, the same person, or in no group.
+        InvalidInput (field `source`): not an email, the same person (compared as the rule
+            book compares identities, so an alias or a look-alike spelling is the same), or in
+            no group.
     """
     email = checked_person_email(email)
     try:
         source = checked_person_email(source)
     except InvalidInput as exc:
         raise InvalidInput(exc.message, {"source": exc.message}) from None
-    if source == email:
+    if same_identity(source, email):
         message = "Choose someone else to copy from."
         raise InvalidInput(message, {"source": message})
     theirs = person_groups(source)

@@ -39,7 +39,9 @@ from groups_app.services.jobs import person_change_start
 from groups_app.services.people import (
     ADD_CANDIDATES_SHOWN,
     PersonNotFound,
+    addition_refusal,
     copy_access_preview,
+    group_offers,
     groups_to_add,
     people_search,
     person_detail,
@@ -183,7 +185,7 @@ def person_add_view(request: HttpRequest, key: str) -> HttpResponse:
             email = person_email(key)
         except PersonNotFound:
             return _no_such_person(request)
-        picker = _add_picker(email, request.POST)
+        picker = _add_picker(request.user, email, request.POST)
         status = 422 if picker["find_form"].errors else 200
         if request.htmx:
             return render(request, "groups_app/person_detail.html#add-candidates", picker, status=status)
@@ -191,10 +193,11 @@ def person_add_view(request: HttpRequest, key: str) -> HttpResponse:
     return _person_change(request, key, action=Action.MEMBERS_ADD)
 
 
-def _add_picker(email: str, data=None) -> dict:
+def _add_picker(actor, email: str, data=None) -> dict:
     """The "Add to groups" picker: groups found by name, and apart from them the groups ticked
     so far (those still offered stay ticked; those no longer offered are counted, never dropped
-    silently)."""
+    silently). Each comes as (id, name, offer): a group the actor may not change is shown with
+    the reason instead of a tick box."""
     find_form = GroupFindForm(data)
     query = find_form.cleaned_data["add_q"] if find_form.is_bound and find_form.is_valid() else ""
     sent = data.getlist("groups") if data is not None else []
@@ -202,12 +205,15 @@ def _add_picker(email: str, data=None) -> dict:
     selected = groups_to_add(email=email, group_ids=ticked) if ticked else []
     selected_ids = {group_id for group_id, _ in selected}
     found = groups_to_add(email=email, query=query)
+    offers = group_offers(actor=actor, group_ids=[group_id for group_id, _ in [*selected, *found]])
     return {
         "find_form": find_form,
         "add_q": query,
-        "selected": selected,
+        "selected": [(group_id, name, offers.get(group_id)) for group_id, name in selected],
         "not_offered": len(set(sent)) - len(selected),
-        "candidates": [c for c in found if c[0] not in selected_ids],
+        "candidates": [
+            (group_id, name, offers.get(group_id)) for group_id, name in found if group_id not in selected_ids
+        ],
         "candidates_capped": len(found) >= ADD_CANDIDATES_SHOWN,
     }
 
@@ -285,7 +291,7 @@ def _person_page(
         "remove_form": remove_form
         or PersonGroupsForm(group_choices=[(g.group.id, g.group.name) for g in person.groups]),
         "add_form": add_form or PersonGroupsForm(),
-        **(picker or _add_picker(person.email, picker_data)),
+        **(picker or _add_picker(request.user, person.email, picker_data)),
         "copy_form": copy_form or CopyAccessForm(),
         "copy_apply_form": PersonGroupsForm(
             group_choices=[(g.group.id, g.group.name) for g in preview.to_add] if preview else []
@@ -296,4 +302,10 @@ def _person_page(
         # Resource names when they are cached already: this page makes no upstream call.
         "resource_names": cached_resource_names(),
     }
+    if context["can_change"]:
+        # What the rule book says before anything is typed: about the whole addition (their own
+        # address, a domain not allowed) and about each group shown (a privileged group).
+        shown = [*person.groups, *(preview.to_add if preview else ())]
+        context["addition_refusal"] = addition_refusal(actor=request.user, email=person.email)
+        context["offers"] = group_offers(actor=request.user, group_ids=[g.group.id for g in shown])
     return render(request, "groups_app/person_detail.html", context, status=status)

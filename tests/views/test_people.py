@@ -266,6 +266,7 @@ def test_copy_access_shows_the_difference_then_adds_what_was_ticked(client, offi
     ("source", "message"),
     [
         ("alice@example.com", "Choose someone else to copy from."),
+        ("Alice+old@EXAMPLE.com", "Choose someone else to copy from."),
         ("nobody@example.com", "nobody@example.com is in no group"),
         ("not an address", "is not an email address"),
     ],
@@ -280,7 +281,7 @@ def test_copy_access_from_a_wrong_source_says_why(client, office, source, messag
 
 
 def test_groups_to_add_are_found_by_name_and_exclude_the_persons_groups(client, office):
-    client.force_login(help_desk(username="hana"))
+    client.force_login(administrator(username="ada"))
 
     fragment = client.post(
         person_url("alice@example.com", "add"),
@@ -294,6 +295,48 @@ def test_groups_to_add_are_found_by_name_and_exclude_the_persons_groups(client, 
     assert f'value="{office["owners"].id}"' in html(fragment)
     assert f'value="{office["data"].id}"' not in html(fragment)  # she is in it already
     assert f'value="{office["owners"].id}"' in offered and f'value="{office["finance"].id}"' not in offered
+
+
+def test_help_desk_sees_up_front_which_groups_it_may_not_change_and_why(client, office):
+    client.force_login(help_desk(username="hana"))
+    owners = office["owners"]
+
+    found = html(
+        client.post(
+            person_url("alice@example.com", "add"),
+            {"add_q": "own"},
+            headers={"HX-Request": "true", "HX-Target": "add-candidates"},
+        )
+    )
+    bob = html(client.get(person_url("bob@example.com")))
+    copied = html(client.post(person_url("alice@example.com", "copy"), {"source": "bob@example.com"}))
+
+    refusal = "Owners is a privileged group (it grants Workspace Owner): only Administrators change"
+    assert f'value="{owners.id}"' not in found and refusal in found
+    assert f"/requests/new/?group={owners.id}" in found
+    assert f'id="remove-{owners.id}"' not in bob and f'id="remove-{office["data"].id}"' in bob
+    assert refusal in bob
+    preview = copied[copied.index('id="copy-preview"') :]
+    assert f'value="{owners.id}"' not in preview and refusal in preview
+
+
+def test_an_administrator_is_offered_privileged_groups(client, office):
+    client.force_login(administrator(username="ada"))
+
+    bob = html(client.get(person_url("bob@example.com")))
+
+    assert f'id="remove-{office["owners"].id}"' in bob and "only Administrators change its members" not in bob
+
+
+def test_your_own_page_says_why_nothing_can_be_added_instead_of_offering_groups(client, office):
+    client.force_login(administrator(username="ada", email="alice@example.com"))
+
+    page = html(client.get(person_url("alice@example.com")))
+
+    assert 'id="addition-refusal"' in page and "You cannot add yourself to a group" in page
+    assert (
+        'id="add-to-groups"' not in page and 'action="' + person_url("alice@example.com", "copy") not in page
+    )
 
 
 def test_adding_to_a_group_the_person_is_in_already_is_refused(client, office):
