@@ -21,6 +21,7 @@ from groups_app.services.changes import ACTION_PERMISSIONS, entry_check_again
 from groups_app.services.errors import InvalidInput, NotAllowed
 from groups_app.services.jobs import EXPORT_IN_WORKER_OVER, audit_export_start
 from groups_app.views.downloads import csv_download
+from groups_app.views.jobs import to_started_job
 
 PAGE_SIZE = 50
 
@@ -106,7 +107,9 @@ def audit_export_view(request: HttpRequest) -> HttpResponse:
         return csv_download(request, audit_csv_rows(entries), filename)
     if request.method == "POST":
         job = audit_export_start(actor=request.user, filters=_filter_values(request), filename=filename)
-        return redirect("groups:job", job_id=job.pk)
+        return to_started_job(
+            request, job, message="Started. The worker writes the file now; download it here when it is done."
+        )
     context = {"limit": EXPORT_IN_WORKER_OVER, "query": request.GET.urlencode(), "nav_section": "audit"}
     return render(request, "groups_app/audit_export_large.html", context)
 

@@ -53,6 +53,7 @@ from groups_app.services.membership import (
 from groups_app.services.mirror.selectors import known_workspace_users, mirrored_membership
 from groups_app.services.people import PersonNotFound, person_emails
 from groups_app.services.permissions import group_permissions_preview
+from groups_app.views.jobs import to_started_job
 from groups_app.views.submit import Submission, change_permission_required, submit_change, submit_preview
 
 Action = AuditEntry.Action
@@ -277,7 +278,7 @@ def members_replace_view(request: HttpRequest, group_id: str) -> HttpResponse:
             fingerprint=form.cleaned_data["fingerprint"],
             submission_key=form.cleaned_data["submission_key"],
         )
-        return redirect("groups:job", job_id=started.job.pk)
+        return to_started_job(request, started.job, is_new=started.is_new)
     if "confirm" in request.POST:
         submission = submit_change(
             request,

@@ -30,6 +30,20 @@ from groups_app.views.downloads import csv_download
 POLL_SECONDS = 2
 
 
+STARTED = "Started. The worker sends the changes now; you can leave this page."
+
+
+def to_started_job(request: HttpRequest, job, *, is_new: bool = True, message: str = STARTED) -> HttpResponse:
+    """From the form that queued a job to the job's page, with a message saying so: the page
+    opens on that message (it takes focus and is read out), not on nothing in particular."""
+    if is_new:
+        messages.success(request, message)
+    else:
+        messages.info(request, "This form had started this job already; it was not started again.")
+    url = reverse("groups:job", args=[job.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
 @require_GET
 @vary_on_headers("HX-Request", "HX-Target")
 def job_view(request: HttpRequest, job_id: int) -> HttpResponse:

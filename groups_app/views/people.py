@@ -18,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, replace_url
+from django_htmx.http import replace_url
 
 from groups_app.forms import (
     CopyAccessForm,
@@ -48,6 +48,7 @@ from groups_app.services.people import (
     person_email,
     person_groups,
 )
+from groups_app.views.jobs import to_started_job
 from groups_app.views.submit import change_permission_required, form_error_text, show_errors
 
 Action = AuditEntry.Action
@@ -249,8 +250,7 @@ def _person_change(request: HttpRequest, key: str, *, action: str) -> HttpRespon
     except InvalidInput as exc:
         show_errors(form, exc)
         return _person_page(request, email, **_forms_for(action, form, request), status=422)
-    url = reverse("groups:job", args=[started.job.pk])
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return to_started_job(request, started.job, is_new=started.is_new)
 
 
 def _forms_for(action: str, form: PersonGroupsForm, request: HttpRequest) -> dict:

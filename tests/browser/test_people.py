@@ -50,6 +50,8 @@ def test_help_desk_finds_a_person_and_removes_them_from_two_groups(
 
     # The request answers at once with the job's page; the worker has not sent anything yet.
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Remove {user.email} from 2 groups")
+    expect(page.locator("#banner .alert-success")).to_be_focused()  # read out: where the person is
+    expect(page.locator("#banner .alert-success")).to_contain_text("you can leave this page")
     progress = page.locator("#job-progress")
     expect(progress).to_contain_text("0 of 2")
     expect(page.get_by_role("button", name="Cancel")).to_be_visible()
