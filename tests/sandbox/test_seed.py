@@ -41,6 +41,9 @@ def test_seed_builds_the_demo_workspace():
     assert big.memberships.count() >= 450 and big.invites.count() == 30
     assert UserGroup.objects.get(name__startswith="New Hires").memberships.count() == 0
     assert UserGroup.objects.filter(name__contains="<Zürich>").exists()
+    owners = UserGroup.objects.get(name="Workspace Owners")  # privileged: the rules can be tried
+    assert owners.memberships.count() == 3
+    assert [p.role.name for p in owners.permissions.all()] == ["Workspace Owner"]
     assert all(
         len(group_id) == 27 and group_id.isalnum()
         for group_id in UserGroup.objects.values_list("id", flat=True)

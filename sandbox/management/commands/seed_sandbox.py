@@ -196,6 +196,12 @@ INVITE_DOMAINS = ["northwind-agency.example", "contoso-consulting.example", "fab
 LARGE_GROUP = "All Employees"
 EMPTY_GROUP = "New Hires (no members yet)"
 TRICKY_GROUP = 'R&D <Zürich> "Ångström" Team'
+# A privileged group (it grants Workspace Owner, one of PRIVILEGED_ROLES by default), so that a
+# newcomer meets the privileged-group and two-person rules; the last group of a workspace of at
+# least PRIVILEGED_FROM groups, so smaller test workspaces keep their shape.
+PRIVILEGED_GROUP = "Workspace Owners"
+PRIVILEGED_FROM = 10
+PRIVILEGED_MEMBERS = 3
 WORKSPACE_NAME = "Acme Corp"
 RESOURCES = {
     "SOURCE": [
@@ -282,10 +288,13 @@ class Seeder:
         people = WorkspaceUser.objects.bulk_create(self.users(user_count))
 
         names = [LARGE_GROUP, EMPTY_GROUP, TRICKY_GROUP]
+        teams = group_count - 3 - (group_count >= PRIVILEGED_FROM)
         names += [
             TEAMS[i % len(TEAMS)] + ("" if i < len(TEAMS) else f" {i // len(TEAMS) + 1}")
-            for i in range(group_count - 3)
+            for i in range(teams)
         ]
+        if group_count >= PRIVILEGED_FROM:
+            names.append(PRIVILEGED_GROUP)
         groups = UserGroup.objects.bulk_create([UserGroup(id=self.new_id(), name=name) for name in names])
 
         memberships, invites, permissions = [], [], []
@@ -295,6 +304,9 @@ class Seeder:
             if group.name == LARGE_GROUP:
                 members = self.rng.sample(people, max(450, int(len(people) * 0.8)))
                 invite_count = 30
+            elif group.name == PRIVILEGED_GROUP:
+                members = self.rng.sample(people, PRIVILEGED_MEMBERS)
+                invite_count = 0
             else:
                 members = self.rng.sample(people, self.rng.randint(3, 40))
                 invite_count = self.rng.choice((0, 0, 1, 2, 4))
@@ -331,11 +343,12 @@ class Seeder:
         self, group: UserGroup, roles: list[Role], resources: dict[str, list[tuple[str, str]]], workspace: str
     ) -> list[GroupPermission]:
         by_name = {role.name: role for role in roles}
-        if group.name == LARGE_GROUP:
+        whole_workspace = {LARGE_GROUP: "Workspace Member", PRIVILEGED_GROUP: "Workspace Owner"}
+        if group.name in whole_workspace:
             return [
                 GroupPermission(
                     group=group,
-                    role=by_name["Workspace Member"],
+                    role=by_name[whole_workspace[group.name]],
                     resources=[{"id": workspace, "type": "WORKSPACE"}],
                 )
             ]
