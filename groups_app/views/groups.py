@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
@@ -37,6 +38,7 @@ from groups_app.services.groups import (
 from groups_app.services.mirror.selectors import mirror_freshness, mirrored_group_or_none
 from groups_app.services.mirror.sync import request_sync
 from groups_app.services.people import person_keys
+from groups_app.views.searches import SEARCH_FORGOTTEN, recalled_search, remember_search
 
 STALE_CURSOR_NOTE = "That page link is no longer valid (the list changed); showing the first page."
 
@@ -311,18 +313,40 @@ def _pager(prefix: str, page: Page, params: dict) -> TablePager:
     )
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @permission_required(VIEW, raise_exception=True)
 @vary_on_headers("HX-Request")
 def group_member_search_view(request: HttpRequest, group_id: str) -> HttpResponse:
-    """Search within a group's members (from the mirror); htmx swaps the results into the detail page."""
-    form = MemberSearchQuery(request.GET)
+    """Search within a group's members (from the mirror); htmx swaps the results into the detail page.
+
+    As on People, the search is POSTed and remembered under a token (`?search=<token>`), so an
+    address typed into the box stays out of URLs; without JavaScript the POST is redirected there.
+    """
+    url = reverse("groups:members-search", args=[group_id])
+    notes = []
+    token = ""
+    if request.method == "POST":
+        form = MemberSearchQuery(request.POST)
+        if form.is_valid():
+            query = form.cleaned_data["q"]
+            token = remember_search(request, query) if query else ""
+            if not request.htmx:
+                return redirect(url + (f"?{urlencode({'search': token})}" if token else ""))
+    else:
+        token = request.GET.get("search", "")
+        query = recalled_search(request, token) if token else ""
+        if query is None:
+            notes.append(SEARCH_FORGOTTEN)
+            query, token = "", ""
+        form = MemberSearchQuery({"q": query})
     search = (
         group_members_search(group_id=group_id, query=form.cleaned_data["q"]) if form.is_valid() else None
     )
     context = {
         "search": search,
         "form": form,
+        "token": token,
+        "notes": notes,
         # People's pages are addressed by an opaque key, never by the address.
         "person_keys": person_keys(member.email for member in search.rows) if search else {},
         "group_id": group_id,

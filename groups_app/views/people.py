@@ -8,7 +8,6 @@ access is asked for by POST.
 
 from __future__ import annotations
 
-import secrets
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import permission_required
@@ -49,17 +48,12 @@ from groups_app.services.people import (
     person_groups,
 )
 from groups_app.views.jobs import to_started_job
+from groups_app.views.searches import SEARCH_FORGOTTEN, recalled_search, remember_search
 from groups_app.views.submit import change_permission_required, form_error_text, show_errors
 
 Action = AuditEntry.Action
 
-# Searches remembered per session (`?search=<token>` links keep working while they are).
-SEARCHES = "people_searches"
-SEARCHES_KEPT = 20
 HISTORY_PAGE_SIZE = 20
-SEARCH_FORGOTTEN = (
-    "That search is no longer remembered (searches last as long as your session); search again."
-)
 
 
 @require_http_methods(["GET", "POST"])
@@ -76,7 +70,7 @@ def people_view(request: HttpRequest) -> HttpResponse:
         if not form.is_valid():
             return _people_page(request, form, status=422)
         query = form.cleaned_data["q"]
-        token = _remember_search(request, query) if query else ""
+        token = remember_search(request, query) if query else ""
         url = reverse("groups:people") + (f"?{urlencode({'search': token})}" if token else "")
         if not request.htmx:
             return redirect(url)
@@ -84,7 +78,7 @@ def people_view(request: HttpRequest) -> HttpResponse:
         return replace_url(_people_page(request, form, query=query, token=token), url)
     params, notes = PeopleListQuery(request.GET).values()
     token = params["search"]
-    query = _recalled_search(request, token) if token else ""
+    query = recalled_search(request, token) if token else ""
     if query is None:
         notes.append(SEARCH_FORGOTTEN)
         query, token = "", ""
@@ -115,22 +109,6 @@ def _people_page(
         "nav_section": "people",
     }
     return render(request, template, context, status=status)
-
-
-def _remember_search(request: HttpRequest, query: str) -> str:
-    """Keep `query` in the session (the most recent SEARCHES_KEPT); returns its token."""
-    searches = dict(request.session.get(SEARCHES) or {})
-    token = next((t for t, text in searches.items() if text == query), "") or secrets.token_urlsafe(12)
-    searches.pop(token, None)
-    searches[token] = query
-    request.session[SEARCHES] = dict(list(searches.items())[-SEARCHES_KEPT:])
-    return token
-
-
-def _recalled_search(request: HttpRequest, token: str) -> str | None:
-    searches = request.session.get(SEARCHES) or {}
-    query = searches.get(token) if isinstance(searches, dict) else None
-    return query if isinstance(query, str) else None
 
 
 @require_GET

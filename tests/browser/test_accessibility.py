@@ -133,7 +133,7 @@ def places(workspace, admin_account, transactional_db):
         "review-complete": f"/reviews/{review.pk}/complete/",
         "people": "/people/",
         "person": reverse("groups:person", args=[person_keys([person])[person]]),
-        "member-search": f"/groups/{group.id}/members/search/?q=a",
+        "member-search": f"/groups/{group.id}/members/search/",
         "owners": f"/groups/{group.id}/owners/",
         "owned": "/owned/",
         "catalogue": "/catalogue/",

@@ -1,5 +1,6 @@
 """The group list and group detail pages: full pages, htmx fragments, parameters and failures."""
 
+import re
 from io import StringIO
 
 import pytest
@@ -465,15 +466,29 @@ def test_search_within_a_groups_members_from_the_mirror(viewer_client, demo_work
     someone = group.memberships.select_related("user").first().user
     url = reverse("groups:members-search", args=[group.id])
 
-    fragment = viewer_client.get(url, {"q": someone.name.upper()}, headers=HTMX)
-    page = viewer_client.get(url, {"q": someone.email})
-    nothing = viewer_client.get(url, {"q": "no such person"}, headers=HTMX)
+    fragment = viewer_client.post(url, {"q": someone.name.upper()}, headers=HTMX)
+    sent = viewer_client.post(url, {"q": someone.email})
+    page = viewer_client.get(sent["Location"])
+    refreshed = viewer_client.get(sent["Location"], headers=HTMX)  # after a change, the results re-read
+    nothing = viewer_client.post(url, {"q": "no such person"}, headers=HTMX)
 
     assert html(fragment).strip().startswith('<div id="member-search-results"')
     assert someone.email in html(fragment) and "as of" in html(fragment)
+    # What was typed is remembered under a token: the address is in no URL.
+    assert sent.status_code == 302 and re.fullmatch(rf"{url}\?search=[A-Za-z0-9_-]+", sent["Location"])
     person = reverse("groups:person", args=[PersonKey.objects.get(email=someone.email).key])
     assert "<html" in html(page) and f'href="{person}"' in html(page)  # by key, never by address
+    assert f'value="{someone.email}"' in html(page)  # the box shows what was searched
+    assert someone.email in html(refreshed) and f'hx-get="{sent["Location"]}"' in html(refreshed)
     assert "No member's email or name contains “no such person”" in html(nothing)
+
+
+def test_a_member_search_no_longer_remembered_says_so(viewer_client, demo_workspace):
+    url = reverse("groups:members-search", args=[demo_workspace["All Employees"].id])
+
+    page = html(viewer_client.get(url, {"search": "forgotten-token"}))
+
+    assert "That search is no longer remembered" in page
 
 
 def test_the_detail_page_offers_member_search(viewer_client, demo_workspace):
@@ -481,4 +496,4 @@ def test_the_detail_page_offers_member_search(viewer_client, demo_workspace):
 
     page = html(viewer_client.get(detail_url(group)))
 
-    assert f'hx-get="/groups/{group.id}/members/search/"' in page
+    assert f'hx-post="/groups/{group.id}/members/search/"' in page

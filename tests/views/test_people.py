@@ -430,7 +430,10 @@ def test_no_people_page_puts_an_address_in_a_url_link_or_redirect(client, office
         client.post(person_url("alice@example.com", "remove"), {"groups": [office["data"].id]}),
         client.post(person_url("alice@example.com", "add"), {"add_q": "own", "find": "1"}),
     ]
-    members = client.get(reverse("groups:members-search", args=[office["data"].id]), {"q": "example"})
+    searched = client.post(
+        reverse("groups:members-search", args=[office["data"].id]), {"q": "alice@example.com"}
+    )
+    members = client.get(searched["Location"])
 
     assert responses[1].status_code == 302
     assert all(response.status_code in (200, 302) for response in responses), [
@@ -440,7 +443,8 @@ def test_no_people_page_puts_an_address_in_a_url_link_or_redirect(client, office
         assert_no_address_in(urls_in(response))
     person_links = [url for url in urls_in(responses[2]) if url.startswith("/people/") and url != PEOPLE]
     assert person_links and all(re.fullmatch(r"/people/[A-Za-z0-9_-]{22}/", url) for url in person_links)
-    # Member search on a group's page links to each person by key.
+    # Member search on a group's page is remembered under a token, and links to each person by key.
+    assert_no_address_in([searched["Location"]])
     assert_no_address_in([url for url in urls_in(members) if url.startswith("/people/")])
     assert alice in urls_in(members)
 
