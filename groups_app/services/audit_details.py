@@ -85,7 +85,11 @@ SCHEMAS: dict[str, dict[str, tuple[str, str] | None]] = {
     Action.REQUEST_DENY: {"email": ("For", "text"), "reason": ("Reason", "text")},
     Action.REQUEST_CANCEL: {"email": ("For", "text")},
     Action.REQUEST_CLOSE: {"email": ("For", "text"), "reason": ("Reason", "text")},
-    Action.REQUEST_EXPIRE: {"email": ("For", "text"), "removed": ("Membership removed", "text")},
+    Action.REQUEST_EXPIRE: {
+        "email": ("For", "text"),
+        "removed": ("Membership removed", "text"),
+        "superseded_by": ("The addition that replaced it", "text"),
+    },
     Action.REVIEW_START: {
         "expected_count": ("Members Segment reported", "text"),
         "snapshot_count": ("Members read", "text"),

@@ -242,3 +242,41 @@ def test_an_owner_cannot_renew_access_to_a_privileged_group(db):
     )
 
     assert result.done == () and "privileged group" in result.refused[0][1]
+
+
+def test_someone_removed_elsewhere_and_added_again_for_good_is_not_removed_on_the_old_date(workspace, hana):
+    [earlier] = add_until(hana, 3)
+    Membership.objects.filter(group_id=READERS, user__email="bob@example.com").delete()  # in Segment's app
+
+    members_add_or_file(actor=hana, group_id=READERS, emails=["bob@example.com"])  # no end date now
+    access_requests_expire(today=today() + timedelta(days=4))
+
+    assert "bob@example.com" in emails_of(READERS)
+    earlier.refresh_from_db()
+    assert earlier.status == AccessRequest.Status.EXPIRED
+    ended = AuditEntry.objects.get(action=AuditEntry.Action.REQUEST_EXPIRE, access_request=earlier)
+    addition = AuditEntry.objects.filter(action=AuditEntry.Action.MEMBERS_ADD).latest("id")
+    assert ended.actor_username == "hana" and ended.details["superseded_by"] == addition.pk
+    assert "the earlier end date" in ended.summary and not expiring_access(viewer=hana).exists()
+
+
+def test_adding_again_with_a_new_end_date_replaces_the_old_one(workspace, hana):
+    [earlier] = add_until(hana, 3)
+    Membership.objects.filter(group_id=READERS, user__email="bob@example.com").delete()
+
+    add_until(hana, 20)
+    access_requests_expire(today=today() + timedelta(days=4))
+
+    assert "bob@example.com" in emails_of(READERS)
+    assert [r.needed_until for r in expiring_access(viewer=hana)] == [today() + timedelta(days=20)]
+    earlier.refresh_from_db()
+    assert earlier.status == AccessRequest.Status.EXPIRED
+
+
+def test_a_member_added_again_keeps_their_end_date(workspace, hana):
+    [access] = add_until(hana, 3)
+
+    members_add_or_file(actor=hana, group_id=READERS, emails=["bob@example.com"])  # already a member
+
+    access.refresh_from_db()
+    assert access.status == AccessRequest.Status.PROVISIONED

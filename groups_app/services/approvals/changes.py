@@ -14,7 +14,7 @@ from typing import Any
 from groups_app.models import ChangeProposal
 from groups_app.segment import Permission, SegmentClient
 from groups_app.services.approvals.access_requests import access_request_file
-from groups_app.services.approvals.expiry import access_ends_record, checked_end_date
+from groups_app.services.approvals.expiry import access_ends_record, checked_end_date, time_bound_superseded
 from groups_app.services.approvals.proposals import proposal_file
 from groups_app.services.audit import actor_name
 from groups_app.services.changes import Changed, SecondPersonNeeded
@@ -73,8 +73,13 @@ def members_add_or_file(
         awaiting = tuple(r.email for r in (*filed.filed, *filed.duplicates))
         result = AddResult(change.group, (), (), already, awaiting_approval=awaiting)
         return Changed(result, exc.entry)
+    added = changed.result
+    # Those the addition made members were not in the group: an end date still running for them
+    # is left over from a membership that ended otherwise, and must not remove them again.
+    time_bound_superseded(
+        actor=actor, group_id=added.group.id, emails=[*added.added_users, *added.invited], entry=changed.entry
+    )
     if ends_on is not None:
-        added = changed.result
         access_ends_record(
             actor=actor,
             group_id=added.group.id,

@@ -91,6 +91,41 @@ def access_ends_record(
     return recorded
 
 
+def time_bound_superseded(
+    *, actor: Any, group_id: str, emails: Iterable[str], entry: AuditEntry | None
+) -> list[AccessRequest]:
+    """End the running end dates of people an addition has just made members again (each audited).
+
+    Such an end date belonged to an earlier membership that ended without the expiry (removed
+    in Segment or by another change). Left in place, it would remove the person again on its
+    day although the later addition was for good, or until an end date of its own.
+    """
+    emails = {email.strip().lower() for email in emails}
+    stale = AccessRequest.objects.filter(
+        group_id=group_id, status=Status.PROVISIONED, needed_until__isnull=False, email__in=emails
+    )
+    if entry is not None:
+        stale = stale.filter(decided_at__lt=entry.created_at)
+    ended = []
+    for access_request in stale.order_by("id"):
+        with audited_request(
+            access_request,
+            actor=actor,
+            action=Action.REQUEST_EXPIRE,
+            summary=(
+                f"{actor_name(actor)} added {access_request.email} to {access_request.group_name} again: "
+                f"the earlier end date ({access_request.needed_until:%Y-%m-%d}) no longer applies"
+            ),
+            removed=False,
+            **({"superseded_by": entry.pk} if entry is not None else {}),
+        ):
+            transition(
+                access_request, from_=(Status.PROVISIONED,), to=Status.EXPIRED, expired_at=timezone.now()
+            )
+        ended.append(access_request)
+    return ended
+
+
 def checked_end_date(
     ends_on: date | None, *, field: str = "ends_on", today: date | None = None
 ) -> date | None:
