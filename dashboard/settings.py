@@ -25,6 +25,7 @@ if not SECRET_KEY:
             "(only a DEBUG=true development server may run without one)."
         )
     SECRET_KEY = "development-only-key-never-used-with-debug-off"  # noqa: S105 (DEBUG only)
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

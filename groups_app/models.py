@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 from django.db import models
 
 from groups_app import roles
+from groups_app.fields import SealedTextField
 from groups_app.rules.identity import InvalidIdentity, canonical_identity
 
 
@@ -847,8 +848,9 @@ class ExternalSession(models.Model):
     token) and when the provider last confirmed the person's roles."""
 
     identity = models.ForeignKey(ExternalIdentity, on_delete=models.CASCADE, related_name="sessions")
-    access_token = models.TextField(blank=True)
-    refresh_token = models.TextField(blank=True)
+    # Encrypted at rest: a copy of the database alone cannot act as the person at the provider.
+    access_token = SealedTextField(blank=True, purpose="single sign-on access token")
+    refresh_token = SealedTextField(blank=True, purpose="single sign-on refresh token")
     checked_at = models.DateTimeField(db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -4,6 +4,7 @@ sessions, and the refusals an attacker's provider subject meets."""
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.urls import reverse
 
 from groups_app.models import AuditEntry, ExternalIdentity, SignInFailure
@@ -396,3 +397,17 @@ def test_sign_out_works_while_the_provider_is_unreachable(client, idp, settings)
 
     assert response.status_code == 302 and response["Location"].startswith(idp + "/oauth2/end_session")
     assert not SignInFailure.objects.exists()
+
+
+def test_the_providers_tokens_are_stored_encrypted(client, idp):
+    person(idp, "vault-sub", email="vault@acme.example", groups=["staff"])
+    sign_in_with_client(client, "vault-sub")
+    stored = ExternalIdentity.objects.get(subject="vault-sub").sessions.get()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT access_token, refresh_token FROM groups_app_externalsession WHERE id = %s", [stored.pk]
+        )
+        raw_access, raw_refresh = cursor.fetchone()
+
+    assert stored.access_token and stored.refresh_token  # read back as the provider gave them
+    assert stored.access_token not in raw_access and stored.refresh_token not in raw_refresh
