@@ -122,18 +122,24 @@ def signature_problem(header: str, body: bytes, *, secret: str, now: float | Non
 # -- events -----------------------------------------------------------------------------------
 
 
-def webhook_emit(event: str, data: dict[str, Any], *, text: str, link: str = "") -> list[WebhookDelivery]:
+def webhook_emit(
+    event: str, data: dict[str, Any], *, text: str, link: str = "", event_id: str = ""
+) -> list[WebhookDelivery]:
     """Record the event for every receiver and deliver it once the caller's transaction commits.
 
-    `text` (and `link`) make its Slack message. Never raises: events cost freshness, not changes.
+    `text` (and `link`) make its Slack message. An `event_id` names an event that happens once
+    (a review's due date): emitting it again, as a retried reminder does, records nothing. Never
+    raises: events cost freshness, not changes.
     """
     if event not in EVENTS:
         raise ValueError(f"Unknown webhook event {event!r}")
     targets = receivers()
     if not targets:
         return []
+    if event_id and WebhookDelivery.objects.filter(event_id=event_id).exists():
+        return []
     payload = {
-        "id": str(uuid.uuid4()),
+        "id": event_id or str(uuid.uuid4()),
         "type": event,
         "created_at": timezone.now().isoformat(),
         "data": data,
@@ -280,6 +286,8 @@ def review_due(review: Any, *, decided: int, total: int, site: str = "") -> None
         data,
         text=f"The review of {review.group_name} is due on {review.due_date:%Y-%m-%d}: {decided} of {total} decided",
         link=url,
+        # Once per review and due date, however often the reminder mail is retried.
+        event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"group-admin:review.due:{review.pk}:{review.due_date}")),
     )
 
 

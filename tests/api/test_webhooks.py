@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from groups_app import tasks
 from groups_app.models import Review, WebhookDelivery
-from groups_app.services import webhooks
+from groups_app.services import notifications, webhooks
+from groups_app.services.notifications import notify_review_due
 from groups_app.services.schedule import jobs
 from tests.api.conftest import bearer
 from tests.test_worker import DATABASE_QUEUE, ROOT, database_url
@@ -334,3 +335,29 @@ def review_due_soon(transactional_db):
         snapshot_count=3,
         due_date=timezone.localdate(),
     )
+
+
+def test_a_reminder_retried_after_its_mail_failed_emits_review_due_once(receiver, monkeypatch):
+    def mail_down(*args, **kwargs):
+        raise ConnectionRefusedError("the mail server is down")
+
+    review = Review.objects.create(
+        group_id="g1",
+        group_name="Ops",
+        started_by_username="ada",
+        expected_count=0,
+        snapshot_count=0,
+        due_date=timezone.localdate() + timedelta(days=1),
+    )
+
+    with monkeypatch.context() as patched:
+        patched.setattr(notifications, "send_mail", mail_down)
+        assert not notify_review_due(review, "bea@example.com", decided=0, total=2)  # the mail failed
+    assert notify_review_due(review, "bea@example.com", decided=1, total=2)  # the retry
+    review.due_date += timedelta(days=7)
+    notify_review_due(review, "bea@example.com", decided=1, total=2)  # a new due date is news
+
+    events = WebhookDelivery.objects.filter(event="review.due").order_by("id")
+    assert events.count() == 2
+    assert events[0].event_id != events[1].event_id
+    assert events[0].payload["id"] == events[0].event_id
