@@ -2,8 +2,9 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.urls import reverse
 
-from groups_app.models import AuditEntry, ExternalIdentity, SyncRun
+from groups_app.models import AuditEntry, ExternalIdentity, Job, JobItem, SyncRun
 from groups_app.services.accounts import identity_link_audited, identity_unlink_audited
 
 ADMIN_SOURCE = "the Django admin"
@@ -131,3 +132,56 @@ class SyncRunAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class JobItemInline(admin.TabularInline):
+    """Each item's outcome, with its audit entry (what an item sends stays on the job's page)."""
+
+    model = JobItem
+    fields = ("position", "target_name", "target_id", "status", "message", "audit_entry", "finished_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    """Read-only: long work the worker runs (a person's groups, large Replace all, exports),
+    to find a stuck one: its status, heartbeat and runs. Cancel it on its own page."""
+
+    list_display = (
+        "id",
+        "title",
+        "kind",
+        "status",
+        "created_by_username",
+        "created_at",
+        "done_count",
+        "total",
+        "runs",
+        "heartbeat_at",
+    )
+    list_filter = ("kind", "status")
+    search_fields = ("title", "created_by_username")
+    date_hierarchy = "created_at"
+    exclude = ("parameters", "key", "submission_key")
+    inlines = [JobItemInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def view_on_site(self, obj):
+        return reverse("groups:job", args=[obj.pk])

@@ -5,7 +5,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
-from groups_app.models import AuditEntry
+from groups_app.models import AuditEntry, Job, JobItem
 from groups_app.roles import VIEWER
 from groups_app.services.audit import RequestOrigin, origin_var
 from tests.factories import UserFactory, viewer
@@ -129,3 +129,24 @@ def test_an_audited_account_change_reads_on_its_audit_page(admin_client):
     page = admin_client.get(reverse("groups:audit-entry", args=[entry.pk])).content.decode()
 
     assert "staff: no" in page and "staff: yes" in page and "Change a dashboard account" in page
+
+
+def test_jobs_are_listed_read_only_in_the_admin_with_their_items(admin_client):
+    job = Job.objects.create(
+        kind=Job.Kind.PERSON_REMOVE,
+        title="Remove ada@example.com from 1 group",
+        key="k" * 16,
+        created_by_username="hana",
+        total=1,
+    )
+    JobItem.objects.create(
+        job=job, position=1, target_id="g1", target_name="Data", message="Removed from Data."
+    )
+
+    listing = admin_client.get(reverse("admin:groups_app_job_changelist"))
+    page = admin_client.get(reverse("admin:groups_app_job_change", args=[job.pk]))
+    deleted = admin_client.post(reverse("admin:groups_app_job_delete", args=[job.pk]), {"post": "yes"})
+
+    assert "Remove ada@example.com from 1 group" in listing.content.decode()
+    assert "Removed from Data." in page.content.decode() and 'name="_save"' not in page.content.decode()
+    assert deleted.status_code == 403 and Job.objects.filter(pk=job.pk).exists()
