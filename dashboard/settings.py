@@ -176,6 +176,9 @@ LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=refused"
 # the provider is gone from live sessions too. A provider that refuses or cannot be reached ends
 # the session.
 OIDC_ROLE_REFRESH_SECONDS = env.int("OIDC_ROLE_REFRESH_SECONDS", default=900)
+# The API and the MCP server also take the provider's access tokens issued for this audience
+# (JWTs signed with the provider's keys); empty: only personal API tokens.
+OIDC_API_AUDIENCE = env.str("OIDC_API_AUDIENCE", default="")
 
 
 def oidc_role_map() -> dict[str, str]:

@@ -757,6 +757,12 @@ class ApiToken(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
+    @property
+    def caller_key(self) -> str:
+        """Stands for the caller in rate limits and idempotency keys: the token's id, or for a
+        provider's access token (never stored) the digest of its identity."""
+        return str(self.pk) if self.pk is not None else self.digest
+
 
 class TokenAccount(User):
     """An account acting through an API token: what its role allows, within the token's scope.

@@ -1,5 +1,6 @@
 """Bearer tokens for the API and the MCP server: never a session cookie, so no CSRF to forge.
 
+A personal API token, or an access token of the identity provider (`services.provider_tokens`).
 A valid token makes its account the actor (within the token's scope), labels everything the
 request writes to the audit log "via API token <name>", and counts one call against the
 token's allowance for the minute.
@@ -16,6 +17,7 @@ from groups_app.api.problems import Problem
 from groups_app.models import TokenAccount
 from groups_app.services.api_tokens import token_account, token_origin, token_rate_limit
 from groups_app.services.audit import RequestOrigin, origin_var
+from groups_app.services.provider_tokens import provider_token_account
 
 
 def bearer_account(request: HttpRequest) -> TokenAccount | None:
@@ -27,7 +29,7 @@ def bearer_account(request: HttpRequest) -> TokenAccount | None:
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return None
-    account = token_account(secret.strip())
+    account = token_account(secret.strip()) or provider_token_account(secret.strip())
     if account is None:
         return None
     origin = origin_var.get() or RequestOrigin()

@@ -114,7 +114,7 @@ def submission_key(account: TokenAccount, idempotency_key: str) -> str | None:
             kind="invalid-input",
             errors={"Idempotency-Key": ["At most 200 printable characters."]},
         )
-    return hashlib.sha256(f"api:{account.api_token.pk}:{idempotency_key}".encode()).hexdigest()
+    return hashlib.sha256(f"api:{account.api_token.caller_key}:{idempotency_key}".encode()).hexdigest()
 
 
 # -- answers ----------------------------------------------------------------------------------

@@ -172,7 +172,7 @@ def token_rate_limit(account: TokenAccount) -> None:
     """
     now = timezone.now()
     window = now.replace(second=0, microsecond=0)
-    key = _RATE.format(token=account.api_token.pk, window=f"{window:%Y%m%d%H%M}")
+    key = _RATE.format(token=account.api_token.caller_key, window=f"{window:%Y%m%d%H%M}")
     cache.add(key, 0, timeout=120)
     try:
         count = cache.incr(key)

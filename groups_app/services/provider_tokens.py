@@ -1,0 +1,120 @@
+"""Access tokens of the identity provider, accepted by the API and the MCP server beside personal
+API tokens (`OIDC_API_AUDIENCE`).
+
+A script or an assistant that already holds an access token from the company's provider uses
+it as it is: a JWT signed with one of the provider's keys (`OIDC_OP_JWKS_ENDPOINT`, algorithm
+`OIDC_RP_SIGN_ALGO`), issued by `OIDC_OP_ISSUER` for the audience `OIDC_API_AUDIENCE`, not
+expired, naming a subject already linked to an account (a single sign-on identity). Its
+`scope` claim must grant one of PROVIDER_SCOPES; the highest granted is the token's scope, and
+as with a personal token the account's role still bounds it. Such a token is never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import jwt
+import requests
+from django.conf import settings
+from django.core.cache import cache
+
+from groups_app.models import ApiToken, ExternalIdentity, TokenAccount
+
+logger = logging.getLogger(__name__)
+
+Scope = ApiToken.Scope
+# The `scope` claim values that grant each scope, lowest first.
+PROVIDER_SCOPES = {
+    "group-admin:read": Scope.READ,
+    "group-admin:request": Scope.REQUEST,
+    "group-admin:change": Scope.CHANGE,
+}
+# Longest bearer value read as a JWT (a provider's access tokens are a few KiB at most).
+MAX_JWT_LENGTH = 8192
+_KEYS = "oidc:api:jwks"
+KEYS_KEPT_SECONDS = 300
+
+
+def provider_token_account(bearer: str) -> TokenAccount | None:
+    """The account a provider's access token acts for, within its scope; None when the API
+    does not take such tokens, or this one is not valid for it (the reason is logged, never the
+    token)."""
+    if not (settings.OIDC_API_AUDIENCE and settings.OIDC_OP_JWKS_ENDPOINT and settings.OIDC_OP_ISSUER):
+        return None
+    if not bearer or len(bearer) > MAX_JWT_LENGTH or bearer.count(".") != 2:
+        return None
+    try:
+        claims = _verified_claims(bearer)
+    except (jwt.PyJWTError, requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        logger.warning("A provider access token was refused: %s", type(exc).__name__)
+        return None
+    scope = granted_scope(claims.get("scope"))
+    if scope is None:
+        logger.warning("A provider access token grants none of the Group Admin scopes.")
+        return None
+    identity = (
+        ExternalIdentity.objects.select_related("user")
+        .filter(issuer=settings.OIDC_OP_ISSUER, subject=str(claims["sub"]))
+        .first()
+    )
+    if identity is None or not identity.user.is_active:
+        return None
+    account = TokenAccount.objects.get(pk=identity.user_id)
+    account.api_token = ApiToken(
+        user=identity.user,
+        name=f"from {settings.OIDC_PROVIDER_NAME}",
+        scope=scope,
+        prefix="",
+        digest=hashlib.sha256(f"oidc:{identity.issuer}:{identity.subject}".encode()).hexdigest(),
+    )
+    return account
+
+
+def granted_scope(claim) -> str | None:
+    """The highest Group Admin scope a `scope` claim (space-separated, or a list) grants."""
+    values = claim.split() if isinstance(claim, str) else claim if isinstance(claim, list) else []
+    granted = [PROVIDER_SCOPES[v] for v in values if isinstance(v, str) and v in PROVIDER_SCOPES]
+    order = list(PROVIDER_SCOPES.values())
+    return max(granted, key=order.index) if granted else None
+
+
+def _verified_claims(bearer: str) -> dict:
+    """The token's claims, once its signature, issuer, audience and times are checked.
+
+    Raises:
+        jwt.PyJWTError, requests.RequestException, ValueError, KeyError: not valid, or the
+            provider's keys could not be read.
+    """
+    algorithm = settings.OIDC_RP_SIGN_ALGO
+    header = jwt.get_unverified_header(bearer)
+    if header.get("alg") != algorithm:
+        raise jwt.InvalidAlgorithmError(f"not signed with {algorithm}")
+    key = _signing_key(str(header.get("kid", "")))
+    return jwt.decode(
+        bearer,
+        key,
+        algorithms=[algorithm],
+        audience=settings.OIDC_API_AUDIENCE,
+        issuer=settings.OIDC_OP_ISSUER,
+        options={"require": ["exp", "iss", "aud", "sub"]},
+        leeway=30,
+    )
+
+
+def _signing_key(kid: str):
+    """The provider's public key `kid` for OIDC_RP_SIGN_ALGO: from the keys read in the last
+    KEYS_KEPT_SECONDS, else read again (the provider may have rotated its keys since)."""
+    keys = cache.get(_KEYS)
+    for cached in (keys is not None, False):
+        if not cached:
+            response = requests.get(settings.OIDC_OP_JWKS_ENDPOINT, timeout=settings.OIDC_TIMEOUT)
+            response.raise_for_status()
+            keys = response.json()
+            cache.set(_KEYS, keys, KEYS_KEPT_SECONDS)
+        for key in jwt.PyJWKSet.from_dict(keys).keys:
+            if key.key_id == kid and key.algorithm_name == settings.OIDC_RP_SIGN_ALGO:
+                return key.key
+        if not cached:
+            break
+    raise KeyError("no key of the provider has this id")
