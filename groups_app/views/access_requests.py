@@ -33,6 +33,7 @@ from groups_app.services.approvals.access_requests import (
     access_request_retry,
     approval_refusal,
     is_stuck,
+    may_decide,
     may_handle,
 )
 from groups_app.services.catalogue import catalogue_entry
@@ -121,12 +122,20 @@ def request_list_view(request: HttpRequest) -> HttpResponse:
             filters = {k: v for k, v in form.cleaned_data.items() if v is not None}
         access_requests = access_request_queue(**filters)
     page = Paginator(access_requests, 50).get_page(request.GET.get("page"))
+    can_bulk = is_approver and not mine
     context = {
         "form": form,
         "page": page,
         "mine": mine,
         "is_approver": is_approver,
-        "can_bulk": is_approver and not mine,
+        "can_bulk": can_bulk,
+        # Only what the rule book lets this person decide is offered (a privileged group's
+        # request is an Administrator's); the others say who decides.
+        "decidable": {
+            r.pk for r in page.object_list if r.status == Status.PENDING and may_decide(r, request.user)
+        }
+        if can_bulk
+        else set(),
         "nav_section": "requests",
     }
     return render(request, "groups_app/request_list.html", context)

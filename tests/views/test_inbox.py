@@ -5,11 +5,13 @@ from django.core import mail
 from django.urls import reverse
 from django.utils.html import escape
 
-from groups_app.models import AuditEntry, ChangeProposal
+from groups_app.models import AccessRequest, AuditEntry, ChangeProposal
 from groups_app.segment import Permission, Resource
 from groups_app.services.approvals.changes import members_add_or_file, permissions_add_or_propose
+from groups_app.services.approvals.inbox import inbox_for
 from groups_app.services.audit import AuditRecord, complete, write_pending
 from groups_app.services.errors import AwaitingApproval
+from groups_app.services.mirror.sync import sync_workspace
 from sandbox.models import GroupPermission, Role, UserGroup
 from tests.factories import administrator, help_desk, viewer
 
@@ -127,3 +129,27 @@ def test_the_navigation_counts_what_is_waiting(client, ada, bea):
     assert '1<span class="visually-hidden"> waiting</span>' in page
     client.force_login(viewer(username="vera", email="vera@example.com"))
     assert 'visually-hidden"> waiting' not in client.get(reverse("groups:inbox")).content.decode()
+
+
+def test_help_desk_is_not_told_a_privileged_groups_request_waits_for_them(client, workspace, ada):
+    sync_workspace(trigger="test")  # the mirror knows Owners is privileged
+    hugo = help_desk(username="hugo", email="hugo@example.com")
+    filed = [
+        AccessRequest.objects.create(
+            group_id=group_id,
+            group_name=name,
+            email="x@example.com",
+            requester_username="x",
+            justification="j",
+        )
+        for group_id, name in ((OWNERS, "Owners"), (READERS, "Readers"))
+    ]
+
+    client.force_login(hugo)
+    queue = client.get(reverse("groups:requests")).content.decode()
+
+    assert inbox_for(hugo).access_requests == [filed[1]]  # only the one Help desk may decide
+    assert 'title="Requests you can act on">1<' in queue
+    assert f'value="{filed[0].pk}"' not in queue and f'value="{filed[1].pk}"' in queue
+    assert "Not yours to decide" in queue
+    assert inbox_for(ada).access_requests == filed

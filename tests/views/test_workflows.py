@@ -89,7 +89,11 @@ def test_help_desk_files_for_others_and_sees_the_queue_with_a_badge(client, team
     assert "Requested access" in page and f"{member} is already a member" in page
     queue = html(client.get(reverse("groups:requests")))
     assert "one@partner.example" in queue and "oldest first" in queue
-    assert 'title="Pending requests">1<' in queue
+    # She filed it: someone else decides it, so it is not counted for her nor ticked.
+    assert 'title="Requests you can act on"' not in queue and "Not yours to decide" in queue
+    as_user(client, help_desk(username="hugo", email="hugo@example.com"))
+    queue = html(client.get(reverse("groups:requests")))
+    assert 'title="Requests you can act on">1<' in queue and 'name="ids"' in queue
 
 
 def test_viewer_sees_only_their_own_requests_and_cannot_open_others(client, vera, team):

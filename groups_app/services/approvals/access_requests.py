@@ -36,6 +36,7 @@ from groups_app.services.audit_details import details_for
 from groups_app.services.errors import ChangeOutcomeUnknown, InvalidInput, NotAllowed, ServiceError
 from groups_app.services.groups import group_membership
 from groups_app.services.membership import checked_emails, group_members_add, group_members_remove
+from groups_app.services.mirror.selectors import mirrored_group_or_none
 from groups_app.services.reconcile import abandoned_before, reconcile_entry, settle_access_request
 from groups_app.services.segment_client import get_client
 from groups_app.services.transitions import transition
@@ -229,14 +230,14 @@ def approval_for(access_request: AccessRequest, approver: Any) -> Approval:
     )
 
 
-def may_decide(access_request: AccessRequest, actor: Any) -> bool:
-    """Whether `actor` is someone else than the requester and the person it is for."""
-    return book.may_approve(
-        actor,
-        requested_by_id=access_request.requester_id,
-        requested_by_email=access_request.requester.email if access_request.requester else "",
-        for_email=access_request.email,
-    )
+def may_decide(access_request: AccessRequest, actor: Any, group: UserGroup | None = None) -> bool:
+    """Whether the rule book lets `actor` decide this request, asked on the mirror's copy of its
+    group unless `group` is given: someone else than the requester and the person it is for, and
+    for a privileged group an Administrator (or an owner, as one of two). The pages and the inbox
+    offer only these; deciding asks the book again on the group as read then."""
+    if group is None:
+        group = mirrored_group_or_none(access_request.group_id)
+    return not approval_refusal(access_request, actor, group)
 
 
 def _provision(
@@ -613,8 +614,3 @@ def access_request_queue(
             created_at__lte=timezone.now() - timedelta(days=older_than_days)
         )
     return access_requests.order_by("created_at", "id")
-
-
-def needs_person_count() -> int:
-    """How many requests wait for a person (the queue badge)."""
-    return AccessRequest.objects.needs_person(stuck_before=abandoned_before()).count()
