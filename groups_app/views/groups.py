@@ -342,6 +342,7 @@ def group_member_search_view(request: HttpRequest, group_id: str) -> HttpRespons
     search = (
         group_members_search(group_id=group_id, query=form.cleaned_data["q"]) if form.is_valid() else None
     )
+    group = mirrored_group_or_none(group_id)
     context = {
         "search": search,
         "form": form,
@@ -350,8 +351,9 @@ def group_member_search_view(request: HttpRequest, group_id: str) -> HttpRespons
         # People's pages are addressed by an opaque key, never by the address.
         "person_keys": person_keys(member.email for member in search.rows) if search else {},
         "group_id": group_id,
+        "group": group,
         "nav_section": "groups",
-        **_abilities(request.user, mirrored_group_or_none(group_id), group_id=group_id),
+        **_abilities(request.user, group, group_id=group_id),
     }
     template = "groups_app/member_search.html"
     if request.htmx:

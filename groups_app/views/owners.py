@@ -15,6 +15,7 @@ from groups_app.rules import book
 from groups_app.services.approvals.access_requests import may_decide
 from groups_app.services.errors import InvalidInput, NotAllowed
 from groups_app.services.groups import group_get
+from groups_app.services.mirror.selectors import mirrored_group_or_none, mirrored_roles
 from groups_app.services.owners import (
     group_owner_add,
     group_owner_remove,
@@ -23,6 +24,7 @@ from groups_app.services.owners import (
     is_owner,
     requests_for_owned_groups,
 )
+from groups_app.services.workspace import group_is_privileged
 from groups_app.views.submit import show_errors
 
 OWNERS_PANEL = "groups_app/group_owners.html#owners-panel"
@@ -32,10 +34,17 @@ def _panel_context(request: HttpRequest, group_id: str, form: OwnerForm | None =
     return {
         "group_id": group_id,
         "owners": group_owners(group_id),
+        # Who decides a request when nobody owns the group: a privileged group's, Administrators.
+        "is_privileged": _is_privileged(group_id),
         "can_set_owners": book.may_act(request.user, MANAGE_GROUPS),
         "can_describe": book.may_describe(request.user, group_id=group_id),
         "owner_form": form or OwnerForm(),
     }
+
+
+def _is_privileged(group_id: str) -> bool:
+    group = mirrored_group_or_none(group_id)
+    return group is not None and group_is_privileged(group, mirrored_roles())
 
 
 def _may_see(request: HttpRequest, group_id: str) -> bool:

@@ -8,14 +8,15 @@ access is asked for by POST.
 
 from __future__ import annotations
 
+from functools import wraps
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import replace_url
 
@@ -111,6 +112,25 @@ def _people_page(
     return render(request, template, context, status=status)
 
 
+def post_else_to_person_section(section: str):
+    """A person's form answers POSTs; its address opened as a page (a reload after the form's
+    answer, a new tab, the address bar) goes to that form on the person's page instead of an
+    empty 405. Nothing is sent or recorded for it."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(request: HttpRequest, key: str) -> HttpResponse:
+            if request.method in ("GET", "HEAD"):
+                return redirect(reverse("groups:person", args=[key]) + f"#{section}")
+            if request.method != "POST":
+                return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
+            return view(request, key)
+
+        return wrapped
+
+    return decorate
+
+
 @require_GET
 @permission_required(VIEW, raise_exception=True)
 @vary_on_headers("HX-Request", "HX-Target")
@@ -123,7 +143,7 @@ def person_view(request: HttpRequest, key: str) -> HttpResponse:
     return _person_page(request, email)
 
 
-@require_POST
+@post_else_to_person_section("person-copy")
 @permission_required(CHANGE_MEMBERSHIP, raise_exception=True)
 def person_copy_view(request: HttpRequest, key: str) -> HttpResponse:
     """The groups another person (typed, so POSTed) is in and this one is not: a preview to tick
@@ -143,14 +163,14 @@ def person_copy_view(request: HttpRequest, key: str) -> HttpResponse:
     return _person_page(request, email, copy_form=copy_form, preview=preview, status=status)
 
 
-@require_POST
+@post_else_to_person_section("person-groups")
 @change_permission_required(CHANGE_MEMBERSHIP, Action.MEMBERS_REMOVE)
 def person_remove_view(request: HttpRequest, key: str) -> HttpResponse:
     """Remove the person from the chosen groups: a job in the worker, one audited change per group."""
     return _person_change(request, key, action=Action.MEMBERS_REMOVE)
 
 
-@require_POST
+@post_else_to_person_section("person-add")
 @change_permission_required(CHANGE_MEMBERSHIP, Action.MEMBERS_ADD)
 @vary_on_headers("HX-Request", "HX-Target")
 def person_add_view(request: HttpRequest, key: str) -> HttpResponse:

@@ -78,11 +78,15 @@ function placeFocus(region, remembered) {
 }
 
 // A page loaded after a form was sent (a redirect with a message, or the form again with its
-// errors): focus what the person needs to read or fix, as after an htmx swap.
-document.addEventListener("DOMContentLoaded", () => {
+// errors): focus what the person needs to read or fix, as after an htmx swap. Again once the page
+// has loaded: going to the address's #fragment takes focus away, and the person has not moved
+// it yet if it is still on the body.
+function focusWhatToRead() {
   if (document.activeElement && document.activeElement !== document.body) return;
   focusFirst(document.querySelector("#banner [data-autofocus], main [aria-invalid='true'], main [data-autofocus]"));
-});
+}
+document.addEventListener("DOMContentLoaded", focusWhatToRead);
+window.addEventListener("load", () => setTimeout(focusWhatToRead, 0));
 
 // -- The remove dialog: modal, focus inside, Escape closes it, focus returns to where it was --------
 // The opener is remembered by id too: a table refreshed meanwhile holds a new copy of it.

@@ -204,3 +204,27 @@ def test_removing_from_no_group_says_so_with_focus_on_the_message(
     message = page.get_by_role("alert").filter(has_text="Choose at least one group.")
     expect(message).to_be_focused()
     assert not Job.objects.exists()
+
+
+def test_copying_someones_access_opens_on_the_difference_and_reopens_as_the_persons_page(
+    page, live_server, workspace, help_desk_account
+):
+    source, (first, _) = a_person_in_two_plain_groups(workspace)
+    target = next(
+        user
+        for user in WorkspaceUser.objects.order_by("email")
+        if user != source and not Membership.objects.filter(user=user, group=first).exists()
+    )
+    sign_in(page, live_server, "hana")
+    page.goto(f"{live_server.url}/people/{person_keys([target.email])[target.email]}/")
+
+    page.get_by_label("Copy the groups of").fill(source.email)
+    page.get_by_role("button", name="Show the difference").click()
+
+    preview = page.locator("#copy-preview")
+    expect(preview).to_be_focused()  # a full page load: the difference is where reading starts
+    expect(preview).to_contain_text(f"+ {first.name}")
+    assert source.email not in page.url
+    page.goto(page.url)  # the form's address, opened again as a page: the person's page, at the form
+    expect(page.get_by_role("heading", level=1)).to_contain_text(target.name)
+    assert page.url.endswith("/#person-copy")

@@ -478,6 +478,7 @@ def test_search_within_a_groups_members_from_the_mirror(viewer_client, demo_work
     assert sent.status_code == 302 and re.fullmatch(rf"{url}\?search=[A-Za-z0-9_-]+", sent["Location"])
     person = reverse("groups:person", args=[PersonKey.objects.get(email=someone.email).key])
     assert "<html" in html(page) and f'href="{person}"' in html(page)  # by key, never by address
+    assert f"<h1>Find a member of {group.name}</h1>" in html(page)
     assert f'value="{someone.email}"' in html(page)  # the box shows what was searched
     assert someone.email in html(refreshed) and f'hx-get="{sent["Location"]}"' in html(refreshed)
     assert "No member's email or name contains “no such person”" in html(nothing)

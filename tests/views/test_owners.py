@@ -6,8 +6,9 @@ from django.urls import reverse
 
 from groups_app.models import AccessRequest, AuditEntry, GroupOwner
 from groups_app.services.approvals.access_requests import access_request_file
+from groups_app.services.mirror.sync import sync_workspace
 from groups_app.services.reviews import review_start
-from sandbox.models import Membership, UserGroup, WorkspaceUser
+from sandbox.models import GroupPermission, Membership, Role, UserGroup, WorkspaceUser
 from tests.factories import administrator, viewer
 
 pytestmark = pytest.mark.django_db
@@ -155,3 +156,16 @@ def test_an_owner_decides_the_review_of_their_group_but_not_of_another(client, g
     assert decided.status_code in (200, 302) and item.decision == "keep"
     assert refused.status_code == 403
     assert AuditEntry.objects.filter(action=AuditEntry.Action.REVIEW_COMPLETE, status="refused").exists()
+
+
+def test_without_owners_a_privileged_groups_requests_are_said_to_go_to_administrators(client, groups):
+    role = Role.objects.create(id="roleOwner00000000000000000001", name="Workspace Owner")
+    GroupPermission.objects.create(group=groups[1], role=role, resources=[{"id": "ws1", "type": "WORKSPACE"}])
+    sync_workspace(trigger="test")
+    client.force_login(administrator(username="ada", email="ada@example.com"))
+
+    plain = html(client.get(reverse("groups:owners", args=[READERS])))
+    privileged = html(client.get(reverse("groups:owners", args=[OTHERS])))
+
+    assert "requests for this group go to Help desk and Administrators." in plain
+    assert "requests for this group go to Administrators (it is privileged)." in privileged

@@ -558,3 +558,18 @@ def test_a_key_kept_for_something_that_is_not_an_address_says_so(client, office)
 
     assert response.status_code == 404
     assert "is not an email address" in html(response)
+
+
+@pytest.mark.parametrize(
+    ("action", "section"), [("copy", "person-copy"), ("add", "person-add"), ("remove", "person-groups")]
+)
+def test_a_forms_address_opened_as_a_page_goes_to_that_form_on_the_persons_page(
+    client, office, action, section
+):
+    client.force_login(viewer(username="vera"))
+
+    response = client.get(person_url("alice@example.com", action))
+
+    assert response.status_code == 302
+    assert response["Location"] == person_url("alice@example.com") + f"#{section}"
+    assert not AuditEntry.objects.exists()
