@@ -7,6 +7,7 @@ with its own audit entry and the privileged-group rules.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,6 +42,10 @@ class PersonNotFound(ServiceError):
     """A People key that stands for nobody."""
 
 
+# What a People key looks like (16 random bytes, URL-safe): anything else stands for nobody.
+KEY_SHAPE = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
 def person_keys(emails: Iterable[str]) -> dict[str, str]:
     """The opaque key that stands for each address in People's URLs, by lower-cased address
     (issued the first time it is asked for; an address never appears in a URL)."""
@@ -62,7 +67,11 @@ def person_email(key: str) -> str:
     Raises:
         PersonNotFound: no such key.
     """
-    email = PersonKey.objects.filter(key=key).values_list("email", flat=True).first()
+    email = (
+        PersonKey.objects.filter(key=key).values_list("email", flat=True).first()
+        if isinstance(key, str) and KEY_SHAPE.fullmatch(key)
+        else None
+    )
     if email is None:
         raise PersonNotFound("No such person: the link may be mistyped.")
     return email

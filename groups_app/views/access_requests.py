@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -45,6 +47,7 @@ from groups_app.services.mirror.selectors import (
     known_workspace_users,
     mirrored_group_or_none,
 )
+from groups_app.services.people import PersonNotFound, person_email
 from groups_app.views.submit import show_errors
 
 Status = AccessRequest.Status
@@ -68,11 +71,14 @@ def request_new_view(request: HttpRequest) -> HttpResponse:
     wanted = request.POST.get("group") or request.GET.get("group", "")
     if wanted and wanted not in dict(groups):
         groups = _with_unmirrored_group(groups, wanted)
+    initial = {"group": request.GET.get("group", "")}
+    if can_file_for_others and request.GET.get("person"):
+        # From a person's page: the request is for them (named by their People key, never by
+        # their address in the URL).
+        with contextlib.suppress(PersonNotFound):
+            initial["emails"] = person_email(request.GET["person"])
     form = AccessRequestForm(
-        request.POST or None,
-        groups=groups,
-        can_file_for_others=can_file_for_others,
-        initial={"group": request.GET.get("group", "")},
+        request.POST or None, groups=groups, can_file_for_others=can_file_for_others, initial=initial
     )
     result = None
     if form.is_valid():

@@ -47,6 +47,7 @@ from groups_app.services.people import (
     person_detail,
     person_email,
     person_groups,
+    person_keys,
 )
 from groups_app.views.jobs import to_started_job
 from groups_app.views.searches import SEARCH_FORGOTTEN, recalled_search, remember_search
@@ -214,6 +215,8 @@ def _add_picker(actor, email: str, data=None) -> dict:
             (group_id, name, offers.get(group_id)) for group_id, name in found if group_id not in selected_ids
         ],
         "candidates_capped": len(found) >= ADD_CANDIDATES_SHOWN,
+        # The fragment alone has no `person`: a refused group's request link names them by key.
+        "person_key": person_keys([email])[email],
     }
 
 

@@ -573,3 +573,23 @@ def test_a_forms_address_opened_as_a_page_goes_to_that_form_on_the_persons_page(
     assert response.status_code == 302
     assert response["Location"] == person_url("alice@example.com") + f"#{section}"
     assert not AuditEntry.objects.exists()
+
+
+def test_request_access_instead_files_for_the_person_without_their_address_in_the_url(client, office):
+    client.force_login(help_desk(username="hana"))
+    found = html(
+        client.post(
+            person_url("alice@example.com", "add"),
+            {"add_q": "own"},
+            headers={"HX-Request": "true", "HX-Target": "add-candidates"},
+        )
+    )
+    link = re.search(r'href="(/requests/new/\?[^"]+)"', found).group(1).replace("&amp;", "&")
+
+    form = html(client.get(link))
+    mistyped = html(client.get(reverse("groups:request-new"), {"person": "not a key\x00"}))
+
+    assert "alice@example.com" not in link
+    assert re.search(r"<textarea[^>]*>\s*alice@example.com</textarea>", form)
+    assert f'<option value="{office["owners"].id}" selected>' in form
+    assert 'name="emails"' in mistyped and "alice@example.com" not in mistyped
