@@ -34,6 +34,8 @@ PROVIDER_SCOPES = {
 MAX_JWT_LENGTH = 8192
 _KEYS = "oidc:api:jwks"
 KEYS_KEPT_SECONDS = 300
+_REREAD = "oidc:api:jwks:reread"
+KEYS_REREAD_SECONDS = 30
 
 
 def provider_token_account(bearer: str) -> TokenAccount | None:
@@ -104,17 +106,28 @@ def _verified_claims(bearer: str) -> dict:
 
 def _signing_key(kid: str):
     """The provider's public key `kid` for OIDC_RP_SIGN_ALGO: from the keys read in the last
-    KEYS_KEPT_SECONDS, else read again (the provider may have rotated its keys since)."""
+    KEYS_KEPT_SECONDS, else read again (the provider may have rotated its keys since). An
+    unknown key id has the keys read again at most once every KEYS_REREAD_SECONDS, so tokens
+    made up with random key ids cannot make Group Admin call the provider on every request."""
     keys = cache.get(_KEYS)
-    for cached in (keys is not None, False):
-        if not cached:
-            response = requests.get(settings.OIDC_OP_JWKS_ENDPOINT, timeout=settings.OIDC_TIMEOUT)
-            response.raise_for_status()
-            keys = response.json()
-            cache.set(_KEYS, keys, KEYS_KEPT_SECONDS)
-        for key in jwt.PyJWKSet.from_dict(keys).keys:
-            if key.key_id == kid and key.algorithm_name == settings.OIDC_RP_SIGN_ALGO:
-                return key.key
-        if not cached:
-            break
-    raise KeyError("no key of the provider has this id")
+    if keys is not None:
+        found = _key_among(keys, kid)
+        if found is not None or not cache.add(_REREAD, True, KEYS_REREAD_SECONDS):
+            if found is None:
+                raise KeyError("no key of the provider has this id")
+            return found
+    response = requests.get(settings.OIDC_OP_JWKS_ENDPOINT, timeout=settings.OIDC_TIMEOUT)
+    response.raise_for_status()
+    keys = response.json()
+    cache.set(_KEYS, keys, KEYS_KEPT_SECONDS)
+    found = _key_among(keys, kid)
+    if found is None:
+        raise KeyError("no key of the provider has this id")
+    return found
+
+
+def _key_among(keys: dict, kid: str):
+    for key in jwt.PyJWKSet.from_dict(keys).keys:
+        if key.key_id == kid and key.algorithm_name == settings.OIDC_RP_SIGN_ALGO:
+            return key.key
+    return None

@@ -157,3 +157,14 @@ def test_without_an_audience_provider_tokens_are_not_taken(client, provider, lin
 
     assert client.get("/api/v1/groups", **bearer(token())).status_code == 401
     assert len(provider.calls) == 0
+
+
+def test_made_up_key_ids_do_not_make_every_request_call_the_provider(client, provider, linked):
+    client.get("/api/v1/groups", **bearer(token()))  # the keys are read
+
+    answers = [
+        client.get("/api/v1/groups", **bearer(token(kid=f"made-up-{n}"))).status_code for n in range(5)
+    ]
+
+    assert answers == [401] * 5
+    assert len(provider.calls) == 2  # one read again for an unknown key id, then no more for a while
