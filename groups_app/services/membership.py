@@ -39,6 +39,8 @@ class AddResult:
     invited: tuple[str, ...]
     already_members: tuple[str, ...]
     is_split_known: bool = True
+    # Who was new came from a live read of the group, not from the mirror.
+    is_split_live: bool = False
     # Emails filed as access requests for a second Administrator (a privileged group).
     awaiting_approval: tuple[str, ...] = ()
 
@@ -175,7 +177,9 @@ def group_members_add(
             except SegmentError:
                 # The change is made; only the users/invites split could not be read back.
                 attempt.record.details["split_unknown"] = True
-                return AddResult(updated, tuple(new), (), already, is_split_known=False)
+                return AddResult(
+                    updated, tuple(new), (), already, is_split_known=False, is_split_live=not from_mirror
+                )
             invited = tuple(e for e in new if e in invites_after)
             added = tuple(e for e in new if e not in invites_after)
             return _added(updated, added, invited, already)
@@ -183,7 +187,7 @@ def group_members_add(
         def _added(updated: UserGroup, added: tuple, invited: tuple, already: tuple) -> AddResult:
             attempt.record.details.update(added_users=list(added), invited=list(invited))
             record_invites(group_id, invited)
-            return AddResult(updated, added, invited, already)
+            return AddResult(updated, added, invited, already, is_split_live=not from_mirror)
 
         def reported(result: AddResult) -> str:
             """What was sent and what became of it, for the completed entry."""

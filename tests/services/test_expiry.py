@@ -8,7 +8,7 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
-from groups_app.models import AccessRequest, AuditEntry, GroupOwner
+from groups_app.models import AccessRequest, AuditEntry, GroupOwner, MirrorMember
 from groups_app.services.approvals.access_requests import access_request_approve, access_requests_expire
 from groups_app.services.approvals.changes import members_add_or_file
 from groups_app.services.approvals.expiry import (
@@ -280,3 +280,27 @@ def test_a_member_added_again_keeps_their_end_date(workspace, hana):
 
     access.refresh_from_db()
     assert access.status == AccessRequest.Status.PROVISIONED
+
+
+def test_a_mirror_that_missed_a_member_never_ends_their_end_date(workspace, hana):
+    [access] = add_until(hana, 3)
+    sync_workspace(trigger="test")
+    MirrorMember.objects.filter(group_id=READERS, email="bob@example.com").delete()  # a copy that missed him
+
+    members_add_or_file(actor=hana, group_id=READERS, emails=["bob@example.com"])
+
+    access.refresh_from_db()
+    assert access.status == AccessRequest.Status.PROVISIONED
+
+
+def test_a_removal_observed_by_a_sync_lets_the_next_addition_end_the_old_date(workspace, hana):
+    [access] = add_until(hana, 3)
+    sync_workspace(trigger="test")
+    Membership.objects.filter(group_id=READERS, user__email="bob@example.com").delete()  # in Segment's app
+    sync_workspace(trigger="test")  # observed, and the mirror no longer lists him
+
+    members_add_or_file(actor=hana, group_id=READERS, emails=["bob@example.com"])
+
+    access.refresh_from_db()
+    assert access.status == AccessRequest.Status.EXPIRED
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.OBSERVED, group_id=READERS).exists()

@@ -75,9 +75,14 @@ def members_add_or_file(
         return Changed(result, exc.entry)
     added = changed.result
     # Those the addition made members were not in the group: an end date still running for them
-    # is left over from a membership that ended otherwise, and must not remove them again.
+    # is left over from a membership that ended otherwise, and must not remove them again
+    # (when that is known, see `time_bound_superseded`).
     time_bound_superseded(
-        actor=actor, group_id=added.group.id, emails=[*added.added_users, *added.invited], entry=changed.entry
+        actor=actor,
+        group_id=added.group.id,
+        emails=[*added.added_users, *added.invited],
+        entry=changed.entry,
+        read_live=added.is_split_live,
     )
     if ends_on is not None:
         access_ends_record(

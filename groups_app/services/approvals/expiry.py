@@ -92,13 +92,16 @@ def access_ends_record(
 
 
 def time_bound_superseded(
-    *, actor: Any, group_id: str, emails: Iterable[str], entry: AuditEntry | None
+    *, actor: Any, group_id: str, emails: Iterable[str], entry: AuditEntry | None, read_live: bool
 ) -> list[AccessRequest]:
     """End the running end dates of people an addition has just made members again (each audited).
 
     Such an end date belonged to an earlier membership that ended without the expiry (removed
     in Segment or by another change). Left in place, it would remove the person again on its
-    day although the later addition was for good, or until an end date of its own.
+    day although the later addition was for good, or until an end date of its own. Only an end
+    date whose membership is known to have ended is ended: the addition read the group live
+    (`read_live`) and did not find them, or the audit log shows them removed since it was set.
+    The mirror's word alone never is: a copy that missed a member would end their end date.
     """
     emails = {email.strip().lower() for email in emails}
     stale = AccessRequest.objects.filter(
@@ -108,6 +111,8 @@ def time_bound_superseded(
         stale = stale.filter(decided_at__lt=entry.created_at)
     ended = []
     for access_request in stale.order_by("id"):
+        if not read_live and not _removed_since(access_request):
+            continue
         with audited_request(
             access_request,
             actor=actor,
@@ -124,6 +129,31 @@ def time_bound_superseded(
             )
         ended.append(access_request)
     return ended
+
+
+# Where each kind of entry lists the addresses it took out of a group.
+_REMOVED_IN = {
+    Action.MEMBERS_REMOVE: "emails",
+    Action.MEMBERS_REPLACE: "to_remove",
+    Action.OBSERVED: "removed",
+}
+
+
+def _removed_since(access_request: AccessRequest) -> bool:
+    """Whether the audit log shows the request's email taken out of its group since it was granted:
+    a removal or a Replace all that went through, or a removal observed outside Group Admin."""
+    since = access_request.decided_at or access_request.created_at
+    found = AuditEntry.objects.filter(
+        group_id=access_request.group_id, created_at__gt=since, action__in=list(_REMOVED_IN)
+    ).filter(
+        Q(status=AuditEntry.Status.SUCCEEDED)
+        | Q(status=AuditEntry.Status.UNKNOWN, resolution=AuditEntry.Resolution.APPLIED)
+    )
+    email = access_request.email.lower()
+    for action, details in found.values_list("action", "details"):
+        if email in {str(e).lower() for e in (details or {}).get(_REMOVED_IN[action]) or []}:
+            return True
+    return False
 
 
 def checked_end_date(
