@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.cache import cache
 
 from groups_app.models import AuditEntry, ExternalIdentity
+from groups_app.services import provider_tokens
 from sandbox.models import Membership
 from tests.api.conftest import bearer
 
@@ -37,7 +38,8 @@ def jwk_of(private_key, kid):
 def token(sub="ada-sub", *, key=KEY, kid="k1", scope="group-admin:change", **claims):
     now = int(time.time())
     payload = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 300, "scope": scope}
-    return jwt.encode({**payload, **claims}, key, algorithm="RS256", headers={"kid": kid})
+    payload = {name: value for name, value in {**payload, **claims}.items() if value is not None}
+    return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})
 
 
 @pytest.fixture
@@ -146,6 +148,7 @@ def test_the_accounts_role_still_bounds_a_change_scope(client, provider, linked,
 def test_keys_rotated_at_the_provider_are_read_again(client, provider, linked):
     client.get("/api/v1/groups", **bearer(token()))
     provider.replace(responses.GET, JWKS, json={"keys": [jwk_of(KEY, "k1"), jwk_of(OTHER_KEY, "k2")]})
+    cache.delete(provider_tokens._REREAD)  # KEYS_REREAD_SECONDS later
 
     response = client.get("/api/v1/groups", **bearer(token(key=OTHER_KEY, kid="k2")))
 
@@ -167,4 +170,34 @@ def test_made_up_key_ids_do_not_make_every_request_call_the_provider(client, pro
     ]
 
     assert answers == [401] * 5
-    assert len(provider.calls) == 2  # one read again for an unknown key id, then no more for a while
+    assert len(provider.calls) == 1  # read at most once every KEYS_REREAD_SECONDS
+
+
+def test_a_provider_that_is_down_or_answers_nonsense_is_a_401_and_asked_once_a_while(
+    client, provider, linked
+):
+    provider.replace(responses.GET, JWKS, json=[])  # not a key set
+
+    answers = [client.get("/api/v1/groups", **bearer(token())).status_code for _ in range(3)]
+
+    assert answers == [401] * 3 and len(provider.calls) == 1
+
+
+def test_scopes_in_an_scp_claim_count_too(client, provider, linked):
+    response = client.get("/api/v1/groups", **bearer(token(scope=None, scp=["group-admin:read"])))
+
+    assert response.status_code == 200
+
+
+def test_a_groups_claim_in_the_token_sets_the_roles_first(client, provider, linked, team, ada, settings):
+    settings.OIDC_ROLE_MAP = {"groupadmin-admins": "Administrator", "staff": "Viewer"}
+
+    demoted = client.post(
+        f"/api/v1/groups/{team.id}/members",
+        {"emails": ["someone-new@example.com"]},
+        content_type="application/json",
+        **bearer(token(groups=["staff"])),  # no longer an Administrator at the provider
+    )
+
+    assert demoted.status_code == 403
+    assert set(ada.groups.values_list("name", flat=True)) == {"Viewer"}
