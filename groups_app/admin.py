@@ -150,6 +150,9 @@ class JobItemInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("audit_entry")
+
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):

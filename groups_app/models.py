@@ -799,7 +799,9 @@ class WebhookDelivery(models.Model):
         FAILED = "failed", "Gave up"
 
     event = models.CharField(max_length=40, db_index=True)
-    event_id = models.CharField(max_length=36, help_text="The same for every receiver of one event.")
+    event_id = models.CharField(
+        max_length=36, db_index=True, help_text="The same for every receiver of one event."
+    )
     # The URL itself may hold a secret (Slack's do): only its digest is kept, to find it again
     # among the configured ones, and a readable part of it (scheme, host, path) to show.
     receiver = models.CharField(max_length=200, help_text="Where it goes, without any query or secret.")
@@ -818,6 +820,13 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "webhook deliveries"
+        constraints = [
+            # An event reaches each receiver once: an event that happens once (review.due) and is
+            # emitted twice at the same moment is recorded once.
+            models.UniqueConstraint(
+                fields=["event_id", "url_digest"], name="one_delivery_per_event_and_receiver"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.event} → {self.receiver}"

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -159,6 +159,11 @@ def webhook_emit(
                         payload=slack if target.is_slack else payload,
                     )
                 )
+    except IntegrityError:
+        if event_id:  # emitted at the same moment elsewhere: recorded there
+            return []
+        logger.exception("Could not record the webhook event %s", event)
+        return []
     except Exception:
         logger.exception("Could not record the webhook event %s", event)
         return []

@@ -38,7 +38,7 @@ from groups_app.services.groups import (
 from groups_app.services.mirror.selectors import mirror_freshness, mirrored_group_or_none
 from groups_app.services.mirror.sync import request_sync
 from groups_app.services.people import person_keys
-from groups_app.views.searches import SEARCH_FORGOTTEN, recalled_search, remember_search
+from groups_app.views.searches import MEMBER_SEARCHES, SEARCH_FORGOTTEN, recalled_search, remember_search
 
 STALE_CURSOR_NOTE = "That page link is no longer valid (the list changed); showing the first page."
 
@@ -329,12 +329,12 @@ def group_member_search_view(request: HttpRequest, group_id: str) -> HttpRespons
         form = MemberSearchQuery(request.POST)
         if form.is_valid():
             query = form.cleaned_data["q"]
-            token = remember_search(request, query) if query else ""
+            token = remember_search(request, query, store=MEMBER_SEARCHES) if query else ""
             if not request.htmx:
                 return redirect(url + (f"?{urlencode({'search': token})}" if token else ""))
     else:
         token = request.GET.get("search", "")
-        query = recalled_search(request, token) if token else ""
+        query = recalled_search(request, token, store=MEMBER_SEARCHES) if token else ""
         if query is None:
             notes.append(SEARCH_FORGOTTEN)
             query, token = "", ""

@@ -12,26 +12,28 @@ import secrets
 
 from django.http import HttpRequest
 
-# One store for every search box (People, a group's members): the most recent SEARCHES_KEPT.
+# A store per search box, the most recent SEARCHES_KEPT each: a group's member search, which
+# searches as you type, never pushes People's searches out.
 SEARCHES = "people_searches"
+MEMBER_SEARCHES = "member_searches"
 SEARCHES_KEPT = 20
 SEARCH_FORGOTTEN = (
     "That search is no longer remembered (searches last as long as your session); search again."
 )
 
 
-def remember_search(request: HttpRequest, query: str) -> str:
+def remember_search(request: HttpRequest, query: str, *, store: str = SEARCHES) -> str:
     """Keep `query` in the session; returns its token (the same token for the same text)."""
-    searches = dict(request.session.get(SEARCHES) or {})
+    searches = dict(request.session.get(store) or {})
     token = next((t for t, text in searches.items() if text == query), "") or secrets.token_urlsafe(12)
     searches.pop(token, None)
     searches[token] = query
-    request.session[SEARCHES] = dict(list(searches.items())[-SEARCHES_KEPT:])
+    request.session[store] = dict(list(searches.items())[-SEARCHES_KEPT:])
     return token
 
 
-def recalled_search(request: HttpRequest, token: str) -> str | None:
+def recalled_search(request: HttpRequest, token: str, *, store: str = SEARCHES) -> str | None:
     """The text remembered for `token`, or None when the session no longer has it."""
-    searches = request.session.get(SEARCHES) or {}
+    searches = request.session.get(store) or {}
     query = searches.get(token) if isinstance(searches, dict) else None
     return query if isinstance(query, str) else None

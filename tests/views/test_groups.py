@@ -498,3 +498,14 @@ def test_the_detail_page_offers_member_search(viewer_client, demo_workspace):
     page = html(viewer_client.get(detail_url(group)))
 
     assert f'hx-post="/groups/{group.id}/members/search/"' in page
+
+
+def test_searching_members_as_you_type_never_pushes_out_peoples_searches(viewer_client, demo_workspace):
+    people = viewer_client.post(reverse("groups:people"), {"q": "ada"})
+    url = reverse("groups:members-search", args=[demo_workspace["All Employees"].id])
+    for length in range(1, 26):  # one search per keystroke
+        viewer_client.post(url, {"q": "abcdefghijklmnopqrstuvwxyz"[:length]}, headers=HTMX)
+
+    page = html(viewer_client.get(people["Location"]))
+
+    assert "That search is no longer remembered" not in page

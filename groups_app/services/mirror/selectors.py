@@ -118,6 +118,13 @@ def mirrored_group_or_none(group_id: str) -> UserGroup | None:
     return mirrored_group(stored) if stored is not None else None
 
 
+def mirrored_groups(group_ids: Iterable[str]) -> dict[str, UserGroup]:
+    """The mirror's copies of these groups, by id, in one query (those it does not hold are left out)."""
+    return {
+        row.group_id: mirrored_group(row) for row in MirrorGroup.objects.filter(group_id__in=set(group_ids))
+    }
+
+
 def group_seen_missing(group_id: str, *, since: datetime) -> bool:
     """Whether a full sync that started after `since` found no such group (deleted outside)."""
     if MirrorGroup.objects.filter(group_id=group_id).exists():
