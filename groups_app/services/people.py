@@ -26,7 +26,13 @@ from groups_app.services.approvals.changes import members_add_or_file
 from groups_app.services.errors import InvalidInput, ServiceError
 from groups_app.services.groups import Listing, group_is_privileged, page_bounds, role_name
 from groups_app.services.membership import group_members_remove
-from groups_app.services.mirror.selectors import Freshness, mirror_freshness, mirrored_group, mirrored_roles
+from groups_app.services.mirror.selectors import (
+    Freshness,
+    mirror_freshness,
+    mirrored_group,
+    mirrored_groups,
+    mirrored_roles,
+)
 from groups_app.services.segment_client import get_client
 
 OPEN_REQUEST_STATES = (
@@ -293,13 +299,12 @@ def group_offers(*, actor: Any, group_ids: Iterable[str]) -> dict[str, GroupOffe
     address is typed: the pages show up front a group the actor may not change (a privileged
     group for Help desk) instead of offering it and refusing it later. The change itself is still
     decided by the pipeline, on what is sent."""
-    roles = mirrored_roles()
     offers = {}
-    for row in MirrorGroup.objects.filter(group_id__in=set(group_ids)):
-        group = mirrored_group(row)
-        decision = book.decide(book.ProposedChange(actor=actor, permission=CHANGE_MEMBERSHIP, group=group))
-        offers[group.id] = GroupOffer(
-            is_privileged=group_is_privileged(group, roles),
+    for group_id, group in mirrored_groups(group_ids).items():
+        change = book.ProposedChange(actor=actor, permission=CHANGE_MEMBERSHIP, group=group)
+        decision = book.decide(change)
+        offers[group_id] = GroupOffer(
+            is_privileged=change.is_privileged_group,
             refusal="" if decision.verdict != book.Verdict.REFUSED else decision.reason,
         )
     return offers

@@ -34,8 +34,8 @@ from groups_app.services.approvals.access_requests import (
     access_request_reconcile,
     access_request_retry,
     approval_refusal,
+    decidable_by,
     is_stuck,
-    may_decide,
     may_handle,
 )
 from groups_app.services.catalogue import catalogue_entry
@@ -46,7 +46,6 @@ from groups_app.services.mirror.selectors import (
     group_seen_missing,
     known_workspace_users,
     mirrored_group_or_none,
-    mirrored_groups,
 )
 from groups_app.services.people import PersonNotFound, person_email
 from groups_app.views.submit import show_errors
@@ -138,17 +137,12 @@ def request_list_view(request: HttpRequest) -> HttpResponse:
         "can_bulk": can_bulk,
         # Only what the rule book lets this person decide is offered (a privileged group's
         # request is an Administrator's); the others say who decides.
-        "decidable": _decidable(page.object_list, request.user) if can_bulk else set(),
+        "decidable": decidable_by(request.user, [r for r in page.object_list if r.status == Status.PENDING])
+        if can_bulk
+        else set(),
         "nav_section": "requests",
     }
     return render(request, "groups_app/request_list.html", context)
-
-
-def _decidable(access_requests, user) -> set[int]:
-    """The pending requests among these that the rule book lets `user` decide (groups read once)."""
-    pending = [r for r in access_requests if r.status == Status.PENDING]
-    groups = mirrored_groups(r.group_id for r in pending)
-    return {r.pk for r in pending if may_decide(r, user, group=groups.get(r.group_id))}
 
 
 # Each decision may read and change the group in Segment: a batch stays well within the deadline.

@@ -12,10 +12,10 @@ from django.views.decorators.vary import vary_on_headers
 from groups_app.forms import OwnerForm
 from groups_app.roles import MANAGE_GROUPS, VIEW
 from groups_app.rules import book
-from groups_app.services.approvals.access_requests import may_decide
+from groups_app.services.approvals.access_requests import decidable_by
 from groups_app.services.errors import InvalidInput, NotAllowed
 from groups_app.services.groups import group_get
-from groups_app.services.mirror.selectors import mirrored_group_or_none, mirrored_groups, mirrored_roles
+from groups_app.services.mirror.selectors import mirrored_group_or_none, mirrored_roles
 from groups_app.services.owners import (
     group_owner_add,
     group_owner_remove,
@@ -112,7 +112,7 @@ def owned_groups_view(request: HttpRequest) -> HttpResponse:
     """Groups I own, and the requests for them that wait for a person."""
     owned = list(groups_owned_by(request.user))
     waiting = list(requests_for_owned_groups(request.user))
-    groups = mirrored_groups(r.group_id for r in waiting)
-    access_requests = [(r, may_decide(r, request.user, group=groups.get(r.group_id))) for r in waiting]
+    allowed = decidable_by(request.user, waiting)
+    access_requests = [(r, r.pk in allowed) for r in waiting]
     context = {"owned": owned, "access_requests": access_requests, "nav_section": "owned"}
     return render(request, "groups_app/owned_groups.html", context)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -36,7 +37,7 @@ from groups_app.services.audit_details import details_for
 from groups_app.services.errors import ChangeOutcomeUnknown, InvalidInput, NotAllowed, ServiceError
 from groups_app.services.groups import group_membership
 from groups_app.services.membership import checked_emails, group_members_add, group_members_remove
-from groups_app.services.mirror.selectors import mirrored_group_or_none
+from groups_app.services.mirror.selectors import mirrored_group_or_none, mirrored_groups
 from groups_app.services.reconcile import abandoned_before, reconcile_entry, settle_access_request
 from groups_app.services.segment_client import get_client
 from groups_app.services.transitions import transition
@@ -238,6 +239,14 @@ def may_decide(access_request: AccessRequest, actor: Any, group: UserGroup | Non
     if group is None:
         group = mirrored_group_or_none(access_request.group_id)
     return not approval_refusal(access_request, actor, group)
+
+
+def decidable_by(actor: Any, access_requests: Iterable[AccessRequest]) -> set[int]:
+    """The ids of those requests the rule book lets `actor` decide (`may_decide`), with the
+    mirror's copies of their groups read in one query: the inbox, the queue and Groups I own."""
+    access_requests = list(access_requests)
+    groups = mirrored_groups(r.group_id for r in access_requests)
+    return {r.pk for r in access_requests if may_decide(r, actor, group=groups.get(r.group_id))}
 
 
 def _provision(

@@ -15,7 +15,6 @@ from django.utils import timezone
 from groups_app.models import AccessRequest, AuditEntry, ChangeProposal, Review
 from groups_app.roles import HANDLE_ACCESS_REQUESTS, RUN_REVIEWS, is_administrator
 from groups_app.services.approvals import access_requests, proposals
-from groups_app.services.mirror.selectors import mirrored_groups
 from groups_app.services.reconcile import abandoned_before
 
 # A queue of hundreds shows its oldest items; the count says how many there are.
@@ -69,10 +68,8 @@ def inbox_for(user: Any) -> Inbox:
         found["proposals"] = [p for p in waiting[:COUNTED] if proposals.may_decide(p, user)][:SHOWN]
     if user.has_perm(HANDLE_ACCESS_REQUESTS):
         candidates = list(_decidable_requests(user)[:COUNTED])
-        groups = mirrored_groups(r.group_id for r in candidates)
-        decidable = [
-            r for r in candidates if access_requests.may_decide(r, user, group=groups.get(r.group_id))
-        ]
+        allowed = access_requests.decidable_by(user, candidates)
+        decidable = [r for r in candidates if r.pk in allowed]
         found["access_requests"] = decidable[:SHOWN]
         found["access_request_count"] = len(decidable)
     if user.has_perm(RUN_REVIEWS) or Review.objects.filter(reviewer=user, status=Review.Status.OPEN).exists():
