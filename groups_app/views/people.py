@@ -292,7 +292,6 @@ def _person_page(
         "remove_form": remove_form
         or PersonGroupsForm(group_choices=[(g.group.id, g.group.name) for g in person.groups]),
         "add_form": add_form or PersonGroupsForm(),
-        **(picker or _add_picker(request.user, person.email, picker_data)),
         "copy_form": copy_form or CopyAccessForm(),
         "copy_apply_form": PersonGroupsForm(
             group_choices=[(g.group.id, g.group.name) for g in preview.to_add] if preview else []
@@ -309,4 +308,6 @@ def _person_page(
         shown = [*person.groups, *(preview.to_add if preview else ())]
         context["addition_refusal"] = addition_refusal(actor=request.user, email=person.email)
         context["offers"] = group_offers(actor=request.user, group_ids=[g.group.id for g in shown])
+        # The Add to groups picker is shown only to those who may change membership.
+        context.update(picker or _add_picker(request.user, person.email, picker_data))
     return render(request, "groups_app/person_detail.html", context, status=status)
